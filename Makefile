@@ -1,0 +1,26 @@
+# The two commands of the README: `make test` and `make run`.
+.PHONY: deps services test run stop build clean
+
+deps:
+	scripts/bootstrap
+
+services: deps
+	scripts/services up
+
+build: deps
+	swift build
+
+# Installs what is missing, starts the local broker and Mongo-wire server, runs every test.
+test: services
+	swift test
+
+# Starts the servers and the archiver sidecar in the foreground (Ctrl-C stops it).
+run: services
+	swift build -c release --product archiver
+	.build/release/archiver run
+
+stop:
+	scripts/services down
+
+clean: stop
+	rm -rf .build .run

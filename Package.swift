@@ -1,0 +1,61 @@
+// swift-tools-version:6.1
+import Foundation
+import PackageDescription
+
+// librdkafka: Debian ships 2.0.2, which cannot talk to the local broker (Tansu), so
+// scripts/bootstrap links .deps/lib/librdkafka.so to the 2.16 build inside PyPI's
+// confluent-kafka wheel. It is linked by path (a -L would lose to the system folder that
+// libmongoc's pkg-config adds) with an rpath, so `swift build`/`swift test` need no
+// environment. Where .deps/lib is absent (the Docker image), the system library is used.
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
+let rdkafkaLibDir = ProcessInfo.processInfo.environment["RDKAFKA_LIB_DIR"] ?? "\(packageRoot)/.deps/lib"
+let rdkafkaLinker: [LinkerSetting] = FileManager.default.fileExists(atPath: "\(rdkafkaLibDir)/librdkafka.so")
+    ? [.unsafeFlags(["-Xlinker", "\(rdkafkaLibDir)/librdkafka.so", "-Xlinker", "-rpath", "-Xlinker", rdkafkaLibDir])]
+    : [.linkedLibrary("rdkafka")]
+
+let log: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let metrics: Target.Dependency = .product(name: "Metrics", package: "swift-metrics")
+let lifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+
+let package = Package(
+    name: "commerce-archiver",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "archiver", targets: ["ArchiverCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
+    ],
+    targets: [
+        // C bindings: nothing above Kafka/Mongo sees a C type.
+        .systemLibrary(name: "CRdKafka", path: "Sources/CRdKafka"),
+        .systemLibrary(name: "CMongoc", path: "Sources/CMongoc", pkgConfig: "libmongoc-1.0",
+                       providers: [.apt(["libmongoc-dev", "libbson-dev"])]),
+
+        .target(name: "Kafka", dependencies: ["CRdKafka", log], linkerSettings: rdkafkaLinker),
+        .target(name: "Mongo", dependencies: ["CMongoc"]),
+        .target(name: "Events"),
+        .target(name: "Archiver", dependencies: ["Kafka", "Mongo", "Events", log, metrics, lifecycle]),
+        .target(name: "AdminServer", dependencies: [
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            metrics, lifecycle, log,
+        ]),
+        .executableTarget(name: "ArchiverCLI", dependencies: [
+            "Archiver", "AdminServer", "Kafka", "Mongo", "Events", argumentParser, log, metrics, lifecycle,
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
+
+        .testTarget(name: "EventsTests", dependencies: ["Events"]),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
+        .testTarget(name: "MongoTests", dependencies: ["Mongo"]),
+        .testTarget(name: "ArchiverTests", dependencies: ["Archiver", "Kafka", "Mongo", "Events", log]),
+    ],
+    swiftLanguageModes: [.v6]
+)

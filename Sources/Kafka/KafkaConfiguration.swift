@@ -1,0 +1,67 @@
+import Foundation
+
+/// librdkafka settings as plain values. Named fields cover what this project tunes;
+/// `extra` is the escape hatch for any other librdkafka key (TLS, SASL, ...), and wins.
+public struct KafkaConfiguration: Sendable {
+    public var brokers: String
+    public var extra: [String: String]
+
+    public init(brokers: String = "127.0.0.1:9092", extra: [String: String] = [:]) {
+        self.brokers = brokers
+        self.extra = extra
+    }
+
+    /// Reads librdkafka `key=value` lines; `#` starts a comment. A malformed line is an error
+    /// naming the file and line, never silently skipped.
+    public mutating func load(file path: String) throws {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw KafkaError.configuration("cannot read KAFKA_CONFIG_FILE \(path)")
+        }
+        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            guard let eq = line.firstIndex(of: "="), eq != line.startIndex else {
+                throw KafkaError.configuration("\(path):\(number + 1): expected key=value, got '\(line)'")
+            }
+            extra[line[..<eq].trimmingCharacters(in: .whitespaces)] = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+        }
+    }
+
+    func settings(_ defaults: [String: String]) -> [String: String] {
+        var all = defaults
+        all["bootstrap.servers"] = brokers
+        all.merge(extra) { _, new in new }
+        return all
+    }
+}
+
+/// Consumer-group settings on top of the connection.
+public struct KafkaConsumerConfiguration: Sendable {
+    public var connection: KafkaConfiguration
+    public var groupID: String
+    public var topics: [String]
+    public var sessionTimeoutMs = 10_000
+    public var maxPollIntervalMs = 300_000
+    /// Caps librdkafka's prefetch buffer: its default (64 MiB) alone would blow a small memory budget.
+    public var queuedMaxKBytes = 8_192
+
+    public init(connection: KafkaConfiguration, groupID: String, topics: [String]) {
+        self.connection = connection
+        self.groupID = groupID
+        self.topics = topics
+    }
+
+    var settings: [String: String] {
+        connection.settings([
+            "group.id": groupID,
+            // At-least-once: nothing is stored or committed behind the application's back.
+            "enable.auto.commit": "false",
+            "enable.auto.offset.store": "false",
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": String(sessionTimeoutMs),
+            "max.poll.interval.ms": String(maxPollIntervalMs),
+            "queued.max.messages.kbytes": String(queuedMaxKBytes),
+            "enable.partition.eof": "false",
+        ])
+    }
+}

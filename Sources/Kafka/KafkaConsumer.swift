@@ -1,0 +1,219 @@
+import CRdKafka
+import Foundation
+import Logging
+import Synchronization
+
+/// A partition assignment change, as seen during one `poll`.
+public enum RebalanceEvent: Sendable, Equatable {
+    case assigned([TopicPartition])
+    case revoked([TopicPartition])
+}
+
+/// What one `poll` returned: messages in partition order, and any rebalance that happened
+/// while polling. Rebalances are only served inside `poll`, so a caller that commits
+/// everything it polled before polling again never has uncommitted work revoked.
+public struct PollResult: Sendable {
+    public var messages: [KafkaMessage]
+    public var rebalances: [RebalanceEvent]
+}
+
+/// A consumer in a group, with manual commits of exact offsets. Every librdkafka call runs
+/// on one dedicated serial queue: blocking C calls never run on Swift's cooperative pool.
+public final class KafkaConsumer: Sendable {
+    private let client: RDKafkaClient
+    private let queue: DispatchQueue
+    private let brokers: String
+    private let state = Locked(State())
+    private let logger: Logger
+
+    private struct State {
+        var assignment: Set<TopicPartition> = []
+        var pendingRebalances: [RebalanceEvent] = []
+        var closed = false
+    }
+
+    public init(configuration: KafkaConsumerConfiguration, logger: Logger = Logger(label: "kafka.consumer")) throws {
+        self.logger = logger
+        brokers = configuration.connection.brokers
+        queue = DispatchQueue(label: "kafka-consumer-\(configuration.groupID)")
+        client = try RDKafkaClient(kind: .consumer, settings: configuration.settings, logger: logger) { conf in
+            rd_kafka_conf_set_rebalance_cb(conf) { rk, err, partitions, opaque in
+                guard let rk, let partitions, let opaque else { return }
+                let context = Unmanaged<RDKafkaClient.CallbackContext>.fromOpaque(opaque).takeUnretainedValue()
+                context.onRebalance?(rk, err, partitions)
+            }
+        }
+        client.context.onRebalance = { [state, logger] rk, err, partitions in
+            let list = partitions.elements.map(\.0)
+            let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+            if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+                if cooperative { rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, partitions)) } else { rd_kafka_assign(rk, partitions) }
+                state.withLock {
+                    $0.assignment.formUnion(list)
+                    $0.pendingRebalances.append(.assigned(list))
+                }
+            } else {
+                if cooperative { rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, partitions)) } else { rd_kafka_assign(rk, nil) }
+                state.withLock {
+                    $0.assignment.subtract(list)
+                    $0.pendingRebalances.append(.revoked(list))
+                }
+            }
+            logger.info("rebalance", metadata: ["event": "\(err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned" : "revoked")", "partitions": "\(list)"])
+        }
+        rd_kafka_poll_set_consumer(client.handle)
+        let topics = configuration.topics.map { ($0, Int64(RD_KAFKA_OFFSET_INVALID)) }
+        let err = topics.map { (TopicPartition(topic: $0.0, partition: RD_KAFKA_PARTITION_UA), $0.1) }
+            .withPartitionList { rd_kafka_subscribe(client.handle, $0) }
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: err, operation: "subscribe") }
+    }
+
+    deinit {
+        let closed = state.withLock { $0.closed }
+        if !closed { rd_kafka_consumer_close(client.handle) }
+    }
+
+    /// Fails fast, within `timeoutMs`, when no broker answers.
+    public func checkConnection(timeoutMs: Int32 = 5_000) async throws {
+        try await run { [client, brokers] in try client.checkConnection(brokers: brokers, timeoutMs: timeoutMs) }
+    }
+
+    public var assignment: Set<TopicPartition> { state.withLock { $0.assignment } }
+
+    /// Waits up to `timeout` for a first message, then takes whatever else is already
+    /// fetched, up to `maxMessages`: big batches under load, no added latency when idle.
+    public func poll(maxMessages: Int, timeout: Duration) async throws -> PollResult {
+        let timeoutMs = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        return try await run { [self] in try pollBlocking(maxMessages: maxMessages, timeoutMs: timeoutMs) }
+    }
+
+    private func pollBlocking(maxMessages: Int, timeoutMs: Int32) throws -> PollResult {
+        var messages: [KafkaMessage] = []
+        messages.reserveCapacity(min(maxMessages, 1024))
+        var topicNames: [OpaquePointer: String] = [:]
+        var wait = timeoutMs
+        while messages.count < maxMessages {
+            guard let raw = rd_kafka_consumer_poll(client.handle, wait) else { break }
+            defer { rd_kafka_message_destroy(raw) }
+            wait = 0
+            let m = raw.pointee
+            if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                try handlePollError(m.err, raw)
+                continue
+            }
+            let topic: String
+            if let cached = topicNames[m.rkt] { topic = cached } else {
+                topic = String(cString: rd_kafka_topic_name(m.rkt))
+                topicNames[m.rkt] = topic
+            }
+            messages.append(KafkaMessage(
+                topic: topic, partition: m.partition, offset: m.offset,
+                key: m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) },
+                value: m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? [],
+                headers: Self.headers(of: raw), timestampMs: Self.timestamp(of: raw)))
+        }
+        let rebalances = state.withLock { s in
+            defer { s.pendingRebalances.removeAll() }
+            return s.pendingRebalances
+        }
+        return PollResult(messages: messages, rebalances: rebalances)
+    }
+
+    private func handlePollError(_ err: rd_kafka_resp_err_t, _ raw: UnsafeMutablePointer<rd_kafka_message_t>) throws {
+        if err == RD_KAFKA_RESP_ERR__FATAL {
+            var text = [CChar](repeating: 0, count: 512)
+            let code = rd_kafka_fatal_error(client.handle, &text, text.count)
+            throw KafkaError(code: code, operation: "poll", message: String(cBuffer: text), isRetriable: false, isFatal: true)
+        }
+        // Transport and partition errors are retried inside librdkafka; they are news, not failures.
+        let text = raw.pointee.payload.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? String(cString: rd_kafka_err2str(err))
+        logger.debug("consumer error", metadata: ["code": "\(err.rawValue)", "message": "\(text)"])
+    }
+
+    private static func headers(of raw: UnsafeMutablePointer<rd_kafka_message_t>) -> [KafkaHeader] {
+        var hdrs: OpaquePointer?
+        guard rd_kafka_message_headers(raw, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return [] }
+        var result: [KafkaHeader] = []
+        var index = 0
+        var name: UnsafePointer<CChar>?
+        var value: UnsafeRawPointer?
+        var size = 0
+        while rd_kafka_header_get_all(hdrs, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+            result.append(KafkaHeader(String(cString: name!), value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []))
+            index += 1
+        }
+        return result
+    }
+
+    private static func timestamp(of raw: UnsafeMutablePointer<rd_kafka_message_t>) -> Int64? {
+        var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let ts = rd_kafka_message_timestamp(raw, &type)
+        return type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : ts
+    }
+
+    /// Commits exactly these offsets (the next offset to read, per partition), synchronously.
+    public func commit(_ offsets: [TopicPartition: Int64]) async throws {
+        guard !offsets.isEmpty else { return }
+        try await run { [client] in
+            let err = offsets.map { ($0.key, $0.value) }.withPartitionList { list -> rd_kafka_resp_err_t in
+                let err = rd_kafka_commit(client.handle, list, 0)
+                if err != RD_KAFKA_RESP_ERR_NO_ERROR { return err }
+                return list.elements.first { $0.2 != RD_KAFKA_RESP_ERR_NO_ERROR }?.2 ?? RD_KAFKA_RESP_ERR_NO_ERROR
+            }
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: err, operation: "commit") }
+        }
+    }
+
+    /// The group's committed offsets for these partitions (nil where none was committed).
+    public func committed(_ partitions: [TopicPartition], timeoutMs: Int32 = 10_000) async throws -> [TopicPartition: Int64?] {
+        try await run { [client] in
+            try partitions.map { ($0, Int64(RD_KAFKA_OFFSET_INVALID)) }.withPartitionList { list in
+                let err = rd_kafka_committed(client.handle, list, timeoutMs)
+                guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: err, operation: "committed") }
+                var result: [TopicPartition: Int64?] = [:]
+                for (tp, offset, _) in list.elements { result[tp] = offset >= 0 ? offset : nil }
+                return result
+            }
+        }
+    }
+
+    /// Stops fetching these partitions (their position is kept) until `resume`.
+    public func pause(_ partitions: [TopicPartition]) async throws {
+        try await setPaused(partitions, paused: true)
+    }
+
+    public func resume(_ partitions: [TopicPartition]) async throws {
+        try await setPaused(partitions, paused: false)
+    }
+
+    private func setPaused(_ partitions: [TopicPartition], paused: Bool) async throws {
+        guard !partitions.isEmpty else { return }
+        try await run { [client] in
+            let err = partitions.map { ($0, Int64(RD_KAFKA_OFFSET_INVALID)) }.withPartitionList {
+                paused ? rd_kafka_pause_partitions(client.handle, $0) : rd_kafka_resume_partitions(client.handle, $0)
+            }
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: err, operation: paused ? "pause" : "resume") }
+        }
+    }
+
+    /// The high watermark librdkafka last saw in a fetch response for this partition.
+    public func highWatermark(_ partition: TopicPartition) -> Int64? {
+        client.cachedHighWatermark(topic: partition.topic, partition: partition.partition)
+    }
+
+    /// Leaves the group (revoking partitions) and stops fetching. Idempotent.
+    public func close() async {
+        let first = state.withLock { s in
+            defer { s.closed = true }
+            return !s.closed
+        }
+        guard first else { return }
+        try? await run { [client] in _ = rd_kafka_consumer_close(client.handle) }
+    }
+
+    private func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+}

@@ -1,0 +1,179 @@
+import CRdKafka
+import Foundation
+import Logging
+import Synchronization
+
+/// Idempotent producer (acks=all). `send` returns only once the broker acknowledged every
+/// record, so a record that did not reach the broker is a thrown error, never a silent loss.
+public final class KafkaProducer: Sendable {
+    private let client: RDKafkaClient
+    private let brokers: String
+    private let closed = Locked(false)
+    private let pollerDone = DispatchSemaphore(value: 0)
+
+    public init(configuration: KafkaConfiguration, logger: Logger = Logger(label: "kafka.producer"),
+                deliveryTimeoutMs: Int = 60_000) throws {
+        brokers = configuration.brokers
+        client = try RDKafkaClient(kind: .producer, settings: configuration.settings([
+            "enable.idempotence": "true",
+            "acks": "all",
+            "linger.ms": "5",
+            "message.timeout.ms": String(deliveryTimeoutMs),
+        ]), logger: logger) { conf in
+            rd_kafka_conf_set_dr_msg_cb(conf) { _, message, _ in
+                guard let message, let opaque = message.pointee._private else { return }
+                let slot = Unmanaged<DeliverySlot>.fromOpaque(opaque).takeRetainedValue()
+                let m = message.pointee
+                if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                    slot.batch.complete(slot.index, .success(DeliveryReport(
+                        topic: String(cString: rd_kafka_topic_name(m.rkt)), partition: m.partition, offset: m.offset)))
+                } else {
+                    slot.batch.complete(slot.index, .failure(KafkaError(code: m.err, operation: "produce")))
+                }
+            }
+        }
+        // Delivery reports are served by this thread, never by Swift's cooperative pool.
+        let thread = Thread { [client, closed, pollerDone] in
+            while !closed.withLock({ $0 }) { rd_kafka_poll(client.handle, 50) }
+            pollerDone.signal()
+        }
+        thread.name = "kafka-producer-poll"
+        thread.start()
+    }
+
+    deinit { closeBlocking(timeoutMs: 0) }
+
+    /// Fails fast, within `timeoutMs`, when no broker answers.
+    public func checkConnection(timeoutMs: Int32 = 5_000) async throws {
+        try await offload { [client, brokers] in try client.checkConnection(brokers: brokers, timeoutMs: timeoutMs) }
+    }
+
+    public func send(_ record: KafkaRecord) async throws -> DeliveryReport {
+        try await send([record])[0]
+    }
+
+    /// Enqueues every record, then waits for all acknowledgements. The first failure is thrown
+    /// after all reports are in, so the caller knows the batch's fate as a whole.
+    public func send(_ records: [KafkaRecord]) async throws -> [DeliveryReport] {
+        guard !records.isEmpty else { return [] }
+        let results: [Result<DeliveryReport, KafkaError>] = try await withCheckedThrowingContinuation { continuation in
+            let batch = DeliveryBatch(count: records.count, continuation: continuation)
+            for (index, record) in records.enumerated() {
+                do {
+                    try enqueue(record, slot: DeliverySlot(batch: batch, index: index))
+                } catch let error as KafkaError {
+                    batch.complete(index, .failure(error))
+                } catch {
+                    batch.complete(index, .failure(KafkaError(code: RD_KAFKA_RESP_ERR__FAIL, operation: "produce", message: "\(error)")))
+                }
+            }
+        }
+        return try results.map { try $0.get() }
+    }
+
+    private func enqueue(_ record: KafkaRecord, slot: DeliverySlot) throws {
+        let opaque = Unmanaged.passRetained(slot).toOpaque()
+        var attempt = 0
+        while true {
+            let err = produce(record, opaque: opaque)
+            if err == RD_KAFKA_RESP_ERR_NO_ERROR { return }
+            // A full local queue drains as the poll thread serves delivery reports.
+            if err == RD_KAFKA_RESP_ERR__QUEUE_FULL && attempt < 30_000 {
+                attempt += 1
+                usleep(1_000)
+                continue
+            }
+            Unmanaged<DeliverySlot>.fromOpaque(opaque).release()
+            throw KafkaError(code: err, operation: "produce")
+        }
+    }
+
+    private func produce(_ record: KafkaRecord, opaque: UnsafeMutableRawPointer) -> rd_kafka_resp_err_t {
+        let headers = rd_kafka_headers_new(record.headers.count)!
+        for header in record.headers {
+            header.value.withUnsafeBytes { _ = rd_kafka_header_add(headers, header.name, -1, $0.baseAddress, $0.count) }
+        }
+        let err: rd_kafka_resp_err_t = record.topic.withCString { topic in
+            record.value.withUnsafeBytes { value in
+                withKey(record.key) { keyPtr, keyLen in
+                    var vus = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 6)
+                    vus[0].vtype = RD_KAFKA_VTYPE_TOPIC; vus[0].u.cstr = topic
+                    vus[1].vtype = RD_KAFKA_VTYPE_VALUE
+                    vus[1].u.mem = .init(ptr: UnsafeMutableRawPointer(mutating: value.baseAddress), size: value.count)
+                    vus[2].vtype = RD_KAFKA_VTYPE_KEY; vus[2].u.mem = .init(ptr: keyPtr, size: keyLen)
+                    vus[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS; vus[3].u.i = RD_KAFKA_MSG_F_COPY
+                    vus[4].vtype = RD_KAFKA_VTYPE_OPAQUE; vus[4].u.ptr = opaque
+                    vus[5].vtype = RD_KAFKA_VTYPE_HEADERS; vus[5].u.headers = headers
+                    guard let error = rd_kafka_produceva(client.handle, &vus, vus.count) else { return RD_KAFKA_RESP_ERR_NO_ERROR }
+                    let code = rd_kafka_error_code(error)
+                    rd_kafka_error_destroy(error)
+                    return code
+                }
+            }
+        }
+        // On success librdkafka owns the headers; on failure they are still ours.
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { rd_kafka_headers_destroy(headers) }
+        return err
+    }
+
+    private func withKey<R>(_ key: [UInt8]?, _ body: (UnsafeMutableRawPointer?, Int) -> R) -> R {
+        guard let key else { return body(nil, 0) }
+        return key.withUnsafeBytes { body(UnsafeMutableRawPointer(mutating: $0.baseAddress), $0.count) }
+    }
+
+    /// Waits up to `timeoutMs` for everything queued to be delivered.
+    public func flush(timeoutMs: Int32 = 10_000) async -> Bool {
+        (try? await offload { [self] in flushBlocking(timeoutMs: timeoutMs) }) ?? false
+    }
+
+    private func flushBlocking(timeoutMs: Int32) -> Bool {
+        rd_kafka_flush(client.handle, timeoutMs) == RD_KAFKA_RESP_ERR_NO_ERROR
+    }
+
+    /// Flushes, then stops the poll thread. Idempotent.
+    public func close(timeoutMs: Int32 = 10_000) async {
+        _ = try? await offload { [self] in closeBlocking(timeoutMs: timeoutMs) }
+    }
+
+    private func closeBlocking(timeoutMs: Int32) {
+        guard !closed.withLock({ $0 }) else { return }
+        _ = flushBlocking(timeoutMs: timeoutMs)
+        let wasClosed = closed.withLock { c in
+            defer { c = true }
+            return c
+        }
+        if !wasClosed { pollerDone.wait() }
+    }
+}
+
+/// Collects the delivery reports of one `send` call and resumes its caller once all are in.
+private final class DeliveryBatch: @unchecked Sendable {
+    private let lock = NSLock()
+    private var results: [Result<DeliveryReport, KafkaError>?]
+    private var remaining: Int
+    private let continuation: CheckedContinuation<[Result<DeliveryReport, KafkaError>], Error>
+
+    init(count: Int, continuation: CheckedContinuation<[Result<DeliveryReport, KafkaError>], Error>) {
+        results = Array(repeating: nil, count: count)
+        remaining = count
+        self.continuation = continuation
+    }
+
+    func complete(_ index: Int, _ result: Result<DeliveryReport, KafkaError>) {
+        lock.lock()
+        results[index] = result
+        remaining -= 1
+        let done = remaining == 0
+        lock.unlock()
+        if done { continuation.resume(returning: results.map { $0! }) }
+    }
+}
+
+private final class DeliverySlot {
+    let batch: DeliveryBatch
+    let index: Int
+    init(batch: DeliveryBatch, index: Int) {
+        self.batch = batch
+        self.index = index
+    }
+}
