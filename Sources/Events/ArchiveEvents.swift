@@ -1,0 +1,102 @@
+/// `commerce.balance.charged` / `commerce.balance.deducted` (contract §4).
+public struct BalanceChange: Sendable, Equatable {
+    public enum Kind: String, Sendable { case charge = "CHARGE", deduct = "DEDUCT" }
+    public var eventId: String
+    public var kind: Kind
+    public var userId: Int64
+    public var amount: Int64
+    public var balanceBefore: Int64
+    public var balanceAfter: Int64
+    public var orderId: Int64?
+    public var paymentId: Int64?
+    public var sagaId: String
+    public var occurredAtMs: Int64
+}
+
+/// `commerce.payment.completed` (contract §4).
+public struct PaymentCompletion: Sendable, Equatable {
+    public var eventId: String
+    public var paymentId: Int64
+    public var orderId: Int64
+    public var userId: Int64
+    public var amount: Int64
+    public var status: String
+    public var sagaId: String
+    public var occurredAtMs: Int64
+}
+
+/// `commerce.order.status-change-failed` / `commerce.payment.failed`: the saga must be compensated.
+public struct SagaFailure: Sendable, Equatable {
+    public var eventId: String
+    public var type: String
+    public var sagaId: String
+    public var reason: String
+}
+
+/// What the archiver does with an event.
+public enum ArchiveEvent: Sendable, Equatable {
+    case balance(BalanceChange)
+    case payment(PaymentCompletion)
+    case sagaFailed(SagaFailure)
+
+    public var sagaId: String {
+        switch self {
+        case .balance(let b): b.sagaId
+        case .payment(let p): p.sagaId
+        case .sagaFailed(let f): f.sagaId
+        }
+    }
+
+    public var eventId: String {
+        switch self {
+        case .balance(let b): b.eventId
+        case .payment(let p): p.eventId
+        case .sagaFailed(let f): f.eventId
+        }
+    }
+}
+
+extension CloudEvent {
+    /// The archiver's reading of this event: nil when its type is none of the archiver's
+    /// business, a schema error when it is but a required field is missing or mistyped.
+    /// - Parameter fallbackTimeMs: the Kafka timestamp, used when the event has no `time`.
+    public func archiveEvent(fallbackTimeMs: Int64?) throws(EventDecodingError) -> ArchiveEvent? {
+        switch type {
+        case EventType.balanceCharged, EventType.balanceDeducted:
+            return .balance(BalanceChange(
+                eventId: id, kind: type == EventType.balanceCharged ? .charge : .deduct,
+                userId: try data.require(data.userId, "userId"), amount: try data.require(data.amount, "amount"),
+                balanceBefore: try data.require(data.balanceBefore, "balanceBefore"),
+                balanceAfter: try data.require(data.balanceAfter, "balanceAfter"),
+                orderId: try optional(data.orderId, "orderId"), paymentId: try optional(data.paymentId, "paymentId"),
+                sagaId: try requiredSaga(), occurredAtMs: try occurredAt(fallbackTimeMs)))
+        case EventType.paymentCompleted:
+            return .payment(PaymentCompletion(
+                eventId: id, paymentId: try data.require(data.paymentId, "paymentId"),
+                orderId: try data.require(data.orderId, "orderId"), userId: try data.require(data.userId, "userId"),
+                amount: try data.require(data.amount, "amount"), status: try data.require(data.status, "status"),
+                sagaId: try requiredSaga(), occurredAtMs: try occurredAt(fallbackTimeMs)))
+        case EventType.orderStatusChangeFailed, EventType.paymentFailed:
+            return .sagaFailed(SagaFailure(eventId: id, type: type, sagaId: try requiredSaga(),
+                                           reason: try data.require(data.reason, "reason")))
+        default:
+            return nil
+        }
+    }
+
+    private func requiredSaga() throws(EventDecodingError) -> String {
+        guard let sagaId, !sagaId.isEmpty else { throw .schema("sagaid is missing or empty") }
+        return sagaId
+    }
+
+    private func occurredAt(_ fallback: Int64?) throws(EventDecodingError) -> Int64 {
+        guard let ms = timeMs ?? fallback else { throw .schema("time is missing and the message has no timestamp") }
+        return ms
+    }
+
+    /// An optional field may be absent, but not present with the wrong type.
+    private func optional(_ value: Int64?, _ name: String) throws(EventDecodingError) -> Int64? {
+        if value == nil, let problem = data.wrongTypes[name] { throw .schema("data.\(name) \(problem)") }
+        return value
+    }
+}
