@@ -47,6 +47,15 @@ public enum ArchiveEvent: Sendable, Equatable {
         }
     }
 
+    /// The CloudEvent `type` this came from.
+    public var type: String {
+        switch self {
+        case .balance(let b): b.kind == .charge ? EventType.balanceCharged : EventType.balanceDeducted
+        case .payment: EventType.paymentCompleted
+        case .sagaFailed(let f): f.type
+        }
+    }
+
     public var eventId: String {
         switch self {
         case .balance(let b): b.eventId

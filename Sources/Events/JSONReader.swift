@@ -241,7 +241,7 @@ struct JSONReader {
 
     mutating func literal(_ word: StaticString) throws(Failure) {
         let n = word.utf8CodeUnitCount
-        guard i + n <= b.count, memcmp(b.baseAddress! + i, word.utf8Start, n) == 0 else { throw unexpected("'\(word)'") }
+        guard i + n <= b.count, memcmp(b.baseAddress! + i, word.utf8Start, n) == 0 else { throw unexpected("a JSON value") }
         i += n
     }
 

@@ -34,10 +34,12 @@ final class RDKafkaClient: @unchecked Sendable {
         rd_kafka_conf_set_log_cb(conf) { rk, level, facility, message in
             guard let rk, let opaque = rd_kafka_opaque(rk) else { return }
             let context = Unmanaged<CallbackContext>.fromOpaque(opaque).takeUnretainedValue()
-            let text = "\(String(cString: facility!)): \(String(cString: message!))"
-            // librdkafka logs connection trouble at 3 (error) and keeps retrying by itself:
-            // callers see the failures as errors, so the log stays at debug/warning.
-            context.logger.log(level: level <= 3 ? .warning : .debug, "\(text)", metadata: ["source": "librdkafka"])
+            let facility = String(cString: facility!)
+            // Connection failures (FAIL) are retried by librdkafka and reach callers as KafkaError
+            // when they matter: logging each one would bury the one-line error a CLI owes its user.
+            let important = level <= 3 && facility != "FAIL"
+            context.logger.log(level: important ? .warning : .debug, "\(String(cString: message!))",
+                               metadata: ["source": "librdkafka", "facility": "\(facility)"])
         }
         // Errors reach callers as KafkaError; the error callback only replaces librdkafka's stderr print.
         rd_kafka_conf_set_error_cb(conf) { rk, code, reason, _ in

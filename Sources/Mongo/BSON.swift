@@ -66,3 +66,10 @@ public struct Document: Sendable, Equatable, Hashable, ExpressibleByDictionaryLi
 
     public var description: String { "{" + fields.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + "}" }
 }
+
+extension BSON: ExpressibleByIntegerLiteral, ExpressibleByStringLiteral, ExpressibleByBooleanLiteral {
+    /// Literals as in a shell query: `["userId": 1]`, `["status": "COMPLETED"]`.
+    public init(integerLiteral value: Int32) { self = .int32(value) }
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+}

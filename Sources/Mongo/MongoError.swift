@@ -41,7 +41,7 @@ public enum MongoError: Error, CustomStringConvertible, Sendable {
     }
 
     /// Network, shutdown, stepdown and timeout codes from MongoDB's error_codes.yml.
-    static let transientCodes: Set<Int32> = [6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 64, 50]
+    public static let transientCodes: Set<Int32> = [6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 64, 50]
 
     init(_ error: bson_error_t, reply: Document? = nil) {
         let message = withUnsafeBytes(of: error.message) { raw in

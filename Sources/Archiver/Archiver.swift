@@ -1,0 +1,176 @@
+import Events
+import Foundation
+import Kafka
+import Logging
+import Mongo
+import ServiceLifecycle
+
+/// `archiver run`: consume, archive, compensate, dead-letter, commit; batch after batch.
+///
+/// One event, from poll to commit: `poll` → `Inbound.decode` → `BatchPlanner.plan` →
+/// `BatchExecutor.execute` (upserts, compensations, suppressions, dead letters) → `commit`.
+/// The next poll happens only after the commit, and rebalances are served only inside polls,
+/// so partitions are never revoked with work done but not committed.
+public final class Archiver: Service, Sendable {
+    public let status = ArchiverStatus()
+    private let config: ArchiverConfiguration
+    private let consumer: KafkaConsumer
+    private let producer: KafkaProducer
+    private let store: HistoryStore
+    private let logger: Logger
+    private let metrics = ArchiverMetrics()
+    private let loop = Locked(LoopState())
+
+    private struct LoopState {
+        var stopRequestedAt: ContinuousClock.Instant?
+        /// Messages that arrived while waiting out an outage: they go first into the next batch.
+        var carryOver: [KafkaMessage] = []
+        var paused: Set<TopicPartition> = []
+        /// Next offset to read, per partition, for the lag gauge.
+        var positions: [TopicPartition: Int64] = [:]
+        var totals = BatchOutcome()
+    }
+
+    /// Connects to both servers (failing fast with a named error when one is unreachable) and migrates.
+    public init(configuration: ArchiverConfiguration, logger: Logger) async throws {
+        config = configuration
+        self.logger = logger
+        let mongo = try MongoClient(uri: configuration.mongoURI)
+        store = HistoryStore(database: mongo.database(configuration.database))
+        do { try await mongo.ping() } catch { throw ArchiverError.unreachable("MongoDB at \(mongo.redactedURI): \(error)") }
+        try await store.migrate()
+        producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
+        try await producer.checkConnection()
+        var consumerConfig = KafkaConsumerConfiguration(connection: configuration.kafka, groupID: configuration.groupID, topics: configuration.topics)
+        consumerConfig.sessionTimeoutMs = configuration.sessionTimeoutMs
+        consumerConfig.maxPollIntervalMs = configuration.maxPollIntervalMs
+        consumer = try KafkaConsumer(configuration: consumerConfig, logger: logger)
+        status.setReachable(mongo: true, kafka: true)
+    }
+
+    /// What all batches so far did.
+    public var totals: BatchOutcome { loop.withLock { $0.totals } }
+
+    public func run() async throws {
+        logger.info("archiver started", metadata: ["group": "\(config.groupID)", "topics": "\(config.topics)", "batch": "\(config.batchSize)"])
+        do {
+            try await withGracefulShutdownHandler {
+                while !stopRequested { try await runOneBatch() }
+            } onGracefulShutdown: { [loop] in
+                loop.withLock { $0.stopRequestedAt = .now }
+            }
+        } catch is Retrier.Abandoned {
+            logger.warning("stopped with a batch uncommitted: a server was unreachable; it will be redelivered")
+        }
+        await consumer.close()
+        await producer.close()
+        logger.info("archiver stopped", metadata: ["totals": "\(totals)"])
+    }
+
+    /// Asks the loop to finish its batch, commit and stop (what SIGTERM does through ServiceLifecycle).
+    public func stop() { loop.withLock { $0.stopRequestedAt = .now } }
+
+    private var stopRequested: Bool { loop.withLock { $0.stopRequestedAt != nil } }
+
+    private func runOneBatch() async throws {
+        let carried = loop.withLock { s in
+            defer { s.carryOver = [] }
+            return s.carryOver
+        }
+        let result = try await consumer.poll(maxMessages: max(1, config.batchSize - carried.count), timeout: .milliseconds(carried.isEmpty ? config.pollTimeoutMs : 0))
+        handle(result.rebalances)
+        let assignment = consumer.assignment
+        let messages = carried.filter { assignment.contains($0.topicPartition) } + result.messages
+        guard !messages.isEmpty else { return updateLag() }
+
+        let batch = messages.map(Inbound.decode)
+        for inbound in batch {
+            if case .archive(let e) = inbound.outcome { metrics.consumed(e.type) } else if case .ignore(let t) = inbound.outcome { metrics.consumed(t) } else { metrics.consumed(nil) }
+        }
+        metrics.batch(size: batch.count)
+        let outcome = try await executor.execute(batch)
+        try await commit(messages)
+        let paused = loop.withLock { s in
+            defer { s.paused = [] }
+            s.totals += outcome
+            return s.paused
+        }
+        try await consumer.resume(Array(paused))
+        logger.info("batch", metadata: ["events": "\(batch.count)", "archived": "\(outcome.archived)", "compensated": "\(outcome.compensated)",
+                                        "suppressed": "\(outcome.suppressed)", "deadLettered": "\(outcome.deadLettered)", "ignored": "\(outcome.ignored)"])
+        updateLag()
+    }
+
+    private var executor: BatchExecutor {
+        BatchExecutor(store: store, producer: producer, retrier: retrier, metrics: metrics, logger: logger,
+                      deadLetterTopic: config.deadLetterTopic, compensationTopic: config.compensationTopic)
+    }
+
+    var retrier: Retrier {
+        let grace = Duration.milliseconds(config.shutdownGraceMs)
+        return Retrier(initialMs: config.retryInitialMs, maxMs: config.retryMaxMs, logger: logger, metrics: metrics, status: status,
+                       shouldGiveUp: { [loop] in loop.withLock { $0.stopRequestedAt.map { .now - $0 > grace } ?? false } },
+                       waiter: { [self] in await waitPaused($0) })
+    }
+
+    /// Commits the next offset of every partition in the batch that is still ours.
+    private func commit(_ messages: [KafkaMessage]) async throws {
+        var next: [TopicPartition: Int64] = [:]
+        for m in messages { next[m.topicPartition] = max(next[m.topicPartition] ?? 0, m.offset + 1) }
+        let owned = consumer.assignment
+        next = next.filter { owned.contains($0.key) }
+        do {
+            try await retrier.run("kafka commit") { try await consumer.commit(next) }
+            loop.withLock { s in s.positions.merge(next) { max($0, $1) } }
+        } catch let error as KafkaError where error.isRebalance {
+            // The partitions moved on; their new owner starts from the last commit and redoes the (idempotent) work.
+            logger.info("commit skipped after a rebalance", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Waits out an outage with the partitions paused, still polling so the group keeps this member.
+    private func waitPaused(_ delay: Duration) async {
+        let deadline = ContinuousClock.now + delay
+        do {
+            let toPause = consumer.assignment.subtracting(loop.withLock { $0.paused })
+            try await consumer.pause(Array(toPause))
+            loop.withLock { $0.paused.formUnion(toPause) }
+            while ContinuousClock.now < deadline {
+                let result = try await consumer.poll(maxMessages: config.batchSize, timeout: .milliseconds(100))
+                handle(result.rebalances)
+                if !result.messages.isEmpty { loop.withLock { $0.carryOver += result.messages } }
+            }
+        } catch {
+            try? await Task.sleep(until: deadline)
+        }
+    }
+
+    private func handle(_ rebalances: [RebalanceEvent]) {
+        guard !rebalances.isEmpty else { return }
+        let owned = consumer.assignment
+        status.setAssigned(owned.count)
+        loop.withLock { s in
+            s.carryOver.removeAll { !owned.contains($0.topicPartition) }
+            s.paused.formIntersection(owned)
+            s.positions = s.positions.filter { owned.contains($0.key) }
+        }
+    }
+
+    private func updateLag() {
+        let positions = loop.withLock { $0.positions }
+        for (tp, position) in positions {
+            if let high = consumer.highWatermark(tp) { metrics.lag(topic: tp.topic, partition: tp.partition, max(0, high - position)) }
+        }
+        status.setAssigned(consumer.assignment.count)
+    }
+}
+
+public enum ArchiverError: Error, CustomStringConvertible {
+    case unreachable(String)
+
+    public var description: String {
+        switch self {
+        case .unreachable(let what): "cannot reach \(what)"
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import Events
+import Kafka
+import Mongo
+
+/// One consumed message and what decoding made of it.
+struct Inbound: Sendable {
+    enum Outcome: Sendable {
+        case archive(ArchiveEvent)
+        case ignore(type: String)
+        case deadLetter(kind: String, message: String)
+    }
+    var message: KafkaMessage
+    var outcome: Outcome
+
+    static func decode(_ message: KafkaMessage) -> Inbound {
+        do {
+            let event = try CloudEvent.decode(message.value)
+            guard let archive = try event.archiveEvent(fallbackTimeMs: message.timestampMs) else {
+                return Inbound(message: message, outcome: .ignore(type: event.type))
+            }
+            return Inbound(message: message, outcome: .archive(archive))
+        } catch {
+            return Inbound(message: message, outcome: .deadLetter(kind: error.kind.rawValue, message: error.message))
+        }
+    }
+
+    var source: SourcePosition { SourcePosition(topic: message.topic, partition: message.partition, offset: message.offset) }
+}
+
+/// A history write and the message it came from (by index in the batch), so a per-item
+/// rejection can be traced back and dead-lettered.
+struct HistoryWrite: Sendable {
+    var eventId: String
+    var sagaId: String
+    var inboundIndex: Int
+    var document: Document
+}
+
+/// A saga failure seen for the first time.
+struct NewCompensation: Sendable, Equatable {
+    var failure: SagaFailure
+    /// History events of the saga that came earlier in this batch: never written, listed as deleted.
+    var priorBalance: [String]
+    var priorPayment: [String]
+}
+
+/// What one batch must do, worked out before any write so that applying it in bulk gives
+/// the same result as applying each partition's events one by one, in order.
+struct BatchPlan: Sendable {
+    var balanceWrites: [HistoryWrite] = []
+    var paymentWrites: [HistoryWrite] = []
+    var newCompensations: [NewCompensation] = []
+    /// A failure event redelivered after its compensation was recorded: redo the deletes and
+    /// the event (both idempotent) in case the first attempt died half-way.
+    var repeatedCompensations: [CompensationRecord] = []
+    /// A second, different failure event for an already compensated saga: no effect.
+    var duplicateFailures: [SagaFailure] = []
+    var suppressions: [(sagaId: String, eventId: String)] = []
+    var ignored: [String] = []
+    var deadLetters: [(inboundIndex: Int, kind: String, message: String)] = []
+
+    var sagasWritten: Set<String> { Set(balanceWrites.map(\.sagaId)).union(paymentWrites.map(\.sagaId)) }
+}
+
+enum BatchPlanner {
+    /// Sagas this batch needs compensation records for.
+    static func sagas(in batch: [Inbound]) -> Set<String> {
+        var sagas = Set<String>()
+        for inbound in batch { if case .archive(let e) = inbound.outcome { sagas.insert(e.sagaId) } }
+        return sagas
+    }
+
+    /// - Parameter known: compensation records already in MongoDB for the batch's sagas.
+    static func plan(_ batch: [Inbound], known: [String: CompensationRecord], archivedAtMs: Int64) -> BatchPlan {
+        var plan = BatchPlan()
+        var compensatedHere = Set<String>()
+        var pendingBalance: [String: [Int]] = [:]  // saga -> indexes into plan.balanceWrites
+        var pendingPayment: [String: [Int]] = [:]
+        var repeated = Set<String>()
+
+        for (index, inbound) in batch.enumerated() {
+            switch inbound.outcome {
+            case .ignore(let type):
+                plan.ignored.append(type)
+            case .deadLetter(let kind, let message):
+                plan.deadLetters.append((index, kind, message))
+            case .archive(let event):
+                let saga = event.sagaId
+                let compensated = known[saga] != nil || compensatedHere.contains(saga)
+                switch event {
+                case .balance(let b):
+                    if compensated { plan.suppressions.append((saga, b.eventId)); continue }
+                    pendingBalance[saga, default: []].append(plan.balanceWrites.count)
+                    plan.balanceWrites.append(HistoryWrite(
+                        eventId: b.eventId, sagaId: saga, inboundIndex: index,
+                        document: HistoryDocument.balance(b, source: inbound.source, archivedAtMs: archivedAtMs)))
+                case .payment(let p):
+                    if compensated { plan.suppressions.append((saga, p.eventId)); continue }
+                    pendingPayment[saga, default: []].append(plan.paymentWrites.count)
+                    plan.paymentWrites.append(HistoryWrite(
+                        eventId: p.eventId, sagaId: saga, inboundIndex: index,
+                        document: HistoryDocument.payment(p, source: inbound.source, archivedAtMs: archivedAtMs)))
+                case .sagaFailed(let failure):
+                    if let record = known[saga] {
+                        if record.failedEvent == failure.eventId {
+                            if repeated.insert(saga).inserted { plan.repeatedCompensations.append(record) }
+                        } else {
+                            plan.duplicateFailures.append(failure)
+                        }
+                    } else if compensatedHere.contains(saga) {
+                        plan.duplicateFailures.append(failure)
+                    } else {
+                        compensatedHere.insert(saga)
+                        plan.newCompensations.append(NewCompensation(
+                            failure: failure,
+                            priorBalance: pendingBalance[saga, default: []].map { plan.balanceWrites[$0].eventId },
+                            priorPayment: pendingPayment[saga, default: []].map { plan.paymentWrites[$0].eventId }))
+                    }
+                }
+            }
+        }
+        // Earlier history of a saga compensated in this same batch is never written.
+        if !compensatedHere.isEmpty {
+            plan.balanceWrites.removeAll { compensatedHere.contains($0.sagaId) }
+            plan.paymentWrites.removeAll { compensatedHere.contains($0.sagaId) }
+        }
+        return plan
+    }
+}

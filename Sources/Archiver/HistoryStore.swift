@@ -1,0 +1,114 @@
+import Events
+import Mongo
+
+/// The archiver's MongoDB side: the three collections of contract §5 and their indexes.
+public struct HistoryStore: Sendable {
+    public static let balanceCollection = "balance_history"
+    public static let paymentCollection = "payment_history"
+    public static let compensationCollection = "compensations"
+
+    public let database: MongoDatabase
+    public var balance: MongoCollection { database.collection(Self.balanceCollection) }
+    public var payment: MongoCollection { database.collection(Self.paymentCollection) }
+    public var compensations: MongoCollection { database.collection(Self.compensationCollection) }
+
+    public init(database: MongoDatabase) { self.database = database }
+
+    /// Creates the collections and the contract's indexes; safe to repeat.
+    public func migrate() async throws {
+        for name in [Self.balanceCollection, Self.paymentCollection, Self.compensationCollection] {
+            try await database.createCollection(name)
+        }
+        try await balance.createIndexes([
+            IndexModel(keys: ["userId": .int32(1), "occurredAt": .int32(-1)], name: "userId_1_occurredAt_-1"),
+            IndexModel(keys: ["sagaId": .int32(1)], name: "sagaId_1"),
+        ])
+        try await payment.createIndexes([
+            IndexModel(keys: ["orderId": .int32(1)], name: "orderId_1"),
+            IndexModel(keys: ["userId": .int32(1), "occurredAt": .int32(-1)], name: "userId_1_occurredAt_-1"),
+            IndexModel(keys: ["sagaId": .int32(1)], name: "sagaId_1"),
+        ])
+    }
+
+    /// The compensation records of these sagas, by saga id.
+    func compensationRecords(for sagas: Set<String>) async throws -> [String: CompensationRecord] {
+        guard !sagas.isEmpty else { return [:] }
+        let docs = try await compensations.find(["_id": .document(["$in": .array(sagas.sorted().map { .string($0) })])],
+                                                options: FindOptions(projection: ["reason": 1, "failedEvent": 1, "deleted": 1]))
+        var result: [String: CompensationRecord] = [:]
+        for doc in docs {
+            guard let record = CompensationRecord(doc) else { continue }
+            result[record.sagaId] = record
+        }
+        return result
+    }
+
+    /// Ids of a saga's documents in one history collection.
+    func historyIDs(of saga: String, in collection: MongoCollection) async throws -> [String] {
+        try await collection.find(["sagaId": .string(saga)], options: FindOptions(projection: ["_id": 1])).compactMap { $0["_id"]?.stringValue }
+    }
+}
+
+/// What a `compensations` document says, as far as the archiver needs to act on it again.
+struct CompensationRecord: Sendable, Equatable {
+    var sagaId: String
+    var failedEvent: String
+    var reason: String
+    var deletedBalance: [String]
+    var deletedPayment: [String]
+
+    init(sagaId: String, failedEvent: String, reason: String, deletedBalance: [String], deletedPayment: [String]) {
+        self.sagaId = sagaId
+        self.failedEvent = failedEvent
+        self.reason = reason
+        self.deletedBalance = deletedBalance
+        self.deletedPayment = deletedPayment
+    }
+
+    init?(_ doc: Document) {
+        guard let id = doc["_id"]?.stringValue else { return nil }
+        let deleted = doc["deleted"]?.documentValue
+        self.init(sagaId: id, failedEvent: doc["failedEvent"]?.stringValue ?? "", reason: doc["reason"]?.stringValue ?? "",
+                  deletedBalance: deleted?[HistoryStore.balanceCollection]?.arrayValue?.compactMap(\.stringValue) ?? [],
+                  deletedPayment: deleted?[HistoryStore.paymentCollection]?.arrayValue?.compactMap(\.stringValue) ?? [])
+    }
+}
+
+/// Where a consumed event came from, stored in each history document.
+struct SourcePosition: Sendable, Equatable {
+    var topic: String
+    var partition: Int32
+    var offset: Int64
+
+    var document: BSON { .document(["topic": .string(topic), "partition": .int32(partition), "offset": .int64(offset)]) }
+}
+
+/// History documents exactly as contract §5 lays them out.
+enum HistoryDocument {
+    static func balance(_ b: BalanceChange, source: SourcePosition, archivedAtMs: Int64) -> Document {
+        var doc: Document = [
+            "userId": .int64(b.userId), "type": .string(b.kind.rawValue), "amount": .int64(b.amount),
+            "balanceBefore": .int64(b.balanceBefore), "balanceAfter": .int64(b.balanceAfter),
+        ]
+        if let orderId = b.orderId { doc.append("orderId", .int64(orderId)) }
+        if let paymentId = b.paymentId { doc.append("paymentId", .int64(paymentId)) }
+        doc.append("sagaId", .string(b.sagaId))
+        doc.append("occurredAt", .datetime(b.occurredAtMs))
+        doc.append("archivedAt", .datetime(archivedAtMs))
+        doc.append("source", source.document)
+        return doc
+    }
+
+    static func payment(_ p: PaymentCompletion, source: SourcePosition, archivedAtMs: Int64) -> Document {
+        [
+            "paymentId": .int64(p.paymentId), "orderId": .int64(p.orderId), "userId": .int64(p.userId),
+            "amount": .int64(p.amount), "status": .string(p.status), "sagaId": .string(p.sagaId),
+            "occurredAt": .datetime(p.occurredAtMs), "archivedAt": .datetime(archivedAtMs), "source": source.document,
+        ]
+    }
+
+    /// Insert-once: a redelivered event finds its document and changes nothing.
+    static func upsert(id: String, _ doc: Document) -> WriteModel {
+        .updateOne(filter: ["_id": .string(id)], update: ["$setOnInsert": .document(doc)], upsert: true)
+    }
+}

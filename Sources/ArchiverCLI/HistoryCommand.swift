@@ -1,0 +1,5 @@
+import ArgumentParser
+
+struct HistoryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "history", abstract: "Query archived history.")
+}

@@ -1,0 +1,5 @@
+import ArgumentParser
+
+struct ReplayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "replay", abstract: "Re-archive dead letters.")
+}

@@ -1,0 +1,72 @@
+import AdminServer
+import ArgumentParser
+import Archiver
+import Logging
+import ServiceLifecycle
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "The sidecar: consume, archive, compensate, dead-letter; admin HTTP on the admin port.")
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "Consumer group (env ARCHIVER_GROUP, default history-archiver).")
+    var group: String?
+
+    @Option(help: "Admin HTTP port for /healthz, /readyz, /metrics (env ARCHIVER_ADMIN_PORT, default 9464).")
+    var adminPort: Int?
+
+    @Option(help: "Admin HTTP bind address.")
+    var adminHost = "0.0.0.0"
+
+    @Option(help: "Events per batch (one bulk write per collection per batch).")
+    var batchSize = 1_000
+
+    @Option(help: "Kafka session timeout in ms (lower it for fast failover in tests).")
+    var sessionTimeoutMs = 10_000
+
+    @Option(help: "Kafka max.poll.interval.ms.")
+    var maxPollIntervalMs = 300_000
+
+    func validate() throws {
+        guard (1...100_000).contains(batchSize) else { throw ValidationError("--batch-size must be 1-100000, got \(batchSize)") }
+    }
+
+    func run() async throws {
+        CLILogging.bootstrap(default: .info)
+        let logger = Logger(label: "archiver")
+        let port = try ConnectionOptions.port(adminPort, "ARCHIVER_ADMIN_PORT", 9464)
+        var config = ArchiverConfiguration(kafka: try connection.kafka, mongoURI: connection.resolvedMongoURI,
+                                           database: try connection.resolvedDatabase,
+                                           groupID: ConnectionOptions.value(group, "ARCHIVER_GROUP", "history-archiver"))
+        config.batchSize = batchSize
+        config.sessionTimeoutMs = sessionTimeoutMs
+        config.maxPollIntervalMs = maxPollIntervalMs
+        let registry = AdminServer.bootstrapMetrics()
+        let archiver = try await Archiver(configuration: config, logger: logger)
+        let admin = AdminServer.application(host: adminHost, port: port, registry: registry, readiness: {
+            let s = archiver.status.snapshot
+            return AdminServer.Readiness(ready: s.ready, detail: "mongo=\(s.mongoReachable ? "up" : "down") kafka=\(s.kafkaReachable ? "up" : "down") partitions=\(s.assignedPartitions)" + (s.ready ? "" : s.lastError.map { " last_error=\($0)" } ?? ""))
+        }, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [
+                .init(service: archiver, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+                .init(service: admin),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+struct MigrateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "migrate", abstract: "Create the history collections and their indexes.")
+
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() async throws {
+        CLILogging.bootstrap(default: .warning)
+        let store = try await HistoryConnection.open(connection)
+        try await store.migrate()
+        print("migrated database '\(store.database.name)': balance_history, payment_history, compensations and their indexes")
+    }
+}
