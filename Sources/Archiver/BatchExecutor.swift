@@ -118,17 +118,20 @@ struct BatchExecutor: Sendable {
         return try await balance + payment
     }
 
-    private func upsert(_ writes: [HistoryWrite], into collection: MongoCollection) async throws -> [(inboundIndex: Int, kind: String, message: String)] {
+    private func upsert(_ writes: [HistoryWrite], into collection: MongoCollection, isRetry: Bool = false) async throws -> [(inboundIndex: Int, kind: String, message: String)] {
         do {
             _ = try await collection.bulkWrite(writes.map { HistoryDocument.upsert(id: $0.eventId, $0.document) })
             return []
         } catch MongoError.bulkWrite(let failure) {
-            // 11000: a concurrent upsert of the same event won the race, the document is there.
-            let refused = failure.errors.filter { $0.code != 11000 }
-            if refused.contains(where: { MongoError.transientCodes.contains($0.code) }) {
-                throw TransientBulkFailure(description: "bulk write to \(collection.name): \(refused.count) transient item failure(s)")
+            if failure.errors.contains(where: { MongoError.transientCodes.contains($0.code) }) {
+                throw TransientBulkFailure(description: "bulk write to \(collection.name): transient item failure(s): \(failure.errors.count)")
             }
-            return refused.map { (writes[$0.index].inboundIndex, "rejected", "MongoDB refused the document: \($0.code) \($0.message)") }
+            // A duplicate key is either a concurrent upsert of the same event (gone on a retry, which
+            // finds the document) or another unique index refusing it (still there on the retry).
+            let duplicates = failure.errors.filter { $0.code == 11000 }.map { writes[$0.index] }
+            let refused = failure.errors.filter { $0.code != 11000 || isRetry }
+            let stillRefused = duplicates.isEmpty || isRetry ? [] : try await upsert(duplicates, into: collection, isRetry: true)
+            return refused.map { (writes[$0.index].inboundIndex, "rejected", "MongoDB refused the document: \($0.code) \($0.message)") } + stillRefused
         }
     }
 

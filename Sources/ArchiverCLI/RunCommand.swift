@@ -1,3 +1,4 @@
+import Foundation
 import AdminServer
 import ArgumentParser
 import Archiver
@@ -28,6 +29,18 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Kafka max.poll.interval.ms.")
     var maxPollIntervalMs = 300_000
 
+    @Option(help: "Longest wait between retries while a server is unreachable, in ms.")
+    var retryMaxMs = 5_000
+
+    @Option(help: "Topics to archive from, comma-separated (default: the contract's).")
+    var topics = "commerce.balance,commerce.payment,commerce.order"
+
+    @Option(help: "Dead-letter topic.")
+    var deadLetterTopic = "archive.dlq"
+
+    @Option(help: "Topic for archive.history.deleted events.")
+    var compensationTopic = "archive.compensation"
+
     func validate() throws {
         guard (1...100_000).contains(batchSize) else { throw ValidationError("--batch-size must be 1-100000, got \(batchSize)") }
     }
@@ -42,6 +55,10 @@ struct RunCommand: AsyncParsableCommand {
         config.batchSize = batchSize
         config.sessionTimeoutMs = sessionTimeoutMs
         config.maxPollIntervalMs = maxPollIntervalMs
+        config.retryMaxMs = retryMaxMs
+        config.topics = topics.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }
+        config.deadLetterTopic = deadLetterTopic
+        config.compensationTopic = compensationTopic
         let registry = AdminServer.bootstrapMetrics()
         let archiver = try await Archiver(configuration: config, logger: logger)
         let admin = AdminServer.application(host: adminHost, port: port, registry: registry, readiness: {

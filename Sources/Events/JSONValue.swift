@@ -128,3 +128,8 @@ public struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
         l.members.count == r.members.count && zip(l.members, r.members).allSatisfy { $0.key == $1.key && $0.value == $1.value }
     }
 }
+
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral {
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int64) { self = .int(value) }
+}

@@ -1,0 +1,88 @@
+import Events
+import Foundation
+import Kafka
+import Mongo
+import Testing
+@testable import Archiver
+
+@Suite("archiver run: archiving (contract §5)")
+struct ArchivingTests {
+    @Test func balanceAndPaymentEventsBecomeTheContractsDocuments() async throws {
+        let s = try await Scenario()
+        let deductId = Make.id(), chargeId = Make.id(), paymentId = Make.id()
+        try await s.send([Make.charged(s, saga: "charge-1", id: chargeId), Make.deducted(s, saga: "pay-3", id: deductId),
+                          Make.paymentCompleted(s, saga: "pay-3", id: paymentId),
+                          Make.event(s.orderTopic, key: "1001", type: EventType.orderPlaced, saga: "order-1001", ["orderId": .int(1001)])])
+        let (archiver, task) = try await s.start()
+        #expect(try await eventually { try await s.count(s.store.balance) == 2 })
+        #expect(try await eventually { try await s.count(s.store.payment) == 1 })
+        #expect(try await eventually { archiver.totals.ignored == 1 })
+        archiver.stop()
+        try await task.value
+
+        let deduct = try #require(try await s.store.balance.findOne(["_id": .string(deductId)]))
+        #expect(deduct.keys == ["_id", "userId", "type", "amount", "balanceBefore", "balanceAfter", "orderId", "paymentId",
+                                "sagaId", "occurredAt", "archivedAt", "source"])
+        #expect(deduct["type"] == "DEDUCT" && deduct["userId"]?.int64Value == 42 && deduct["amount"]?.int64Value == 15_000)
+        #expect(deduct["balanceBefore"]?.int64Value == 50_000 && deduct["balanceAfter"]?.int64Value == 35_000)
+        #expect(deduct["sagaId"] == "pay-3" && deduct["occurredAt"] == .datetime(1_764_000_000_000))
+        #expect(deduct["source"]?.documentValue?["topic"]?.stringValue == s.balanceTopic)
+        #expect(deduct["source"]?.documentValue?["offset"]?.int64Value != nil)
+        let charge = try #require(try await s.store.balance.findOne(["_id": .string(chargeId)]))
+        #expect(charge["type"] == "CHARGE" && charge["orderId"] == nil && charge["paymentId"] == nil)
+        let payment = try #require(try await s.store.payment.findOne(["_id": .string(paymentId)]))
+        #expect(payment.keys == ["_id", "paymentId", "orderId", "userId", "amount", "status", "sagaId", "occurredAt", "archivedAt", "source"])
+        #expect(payment["status"] == "COMPLETED" && payment["orderId"]?.int64Value == 1001)
+        await s.drop()
+    }
+
+    @Test func theIndexesOfTheContractExist() async throws {
+        let s = try await Scenario()
+        try await s.store.migrate()
+        try await s.store.migrate()  // twice is fine
+        let balance = try await s.store.balance.listIndexes().compactMap { $0["key"]?.documentValue?.keys }
+        let payment = try await s.store.payment.listIndexes().compactMap { $0["key"]?.documentValue?.keys }
+        #expect(balance.contains(["userId", "occurredAt"]) && balance.contains(["sagaId"]))
+        #expect(payment.contains(["orderId"]) && payment.contains(["userId", "occurredAt"]) && payment.contains(["sagaId"]))
+        await s.drop()
+    }
+
+    @Test func aRedeliveredEventLeavesOneUnchangedDocument() async throws {
+        let s = try await Scenario()
+        let id = Make.id()
+        try await s.send([Make.deducted(s, saga: "pay-1", id: id), Make.deducted(s, saga: "pay-1", id: id)])
+        var (archiver, task) = try await s.start()
+        #expect(try await eventually { archiver.totals.archived == 2 })
+        archiver.stop()
+        try await task.value
+        let first = try await s.store.balance.findOne(["_id": .string(id)])
+
+        // A new group reads everything again: the redelivery changes nothing.
+        (archiver, task) = try await s.start(group: "second-\(s.group)")
+        #expect(try await eventually { archiver.totals.archived == 2 })
+        archiver.stop()
+        try await task.value
+        #expect(try await s.count(s.store.balance) == 1)
+        #expect(try await s.store.balance.findOne(["_id": .string(id)]) == first)
+        await s.drop()
+    }
+
+    @Test func offsetsAreCommittedOnlyAfterTheWrite() async throws {
+        let s = try await Scenario()
+        try await s.send((0..<20).map { _ in Make.deducted(s, saga: "pay-x") })
+        let (archiver, task) = try await s.start(batchSize: 7)
+        #expect(try await eventually { try await s.count(s.store.balance) == 20 })
+        archiver.stop()
+        try await task.value
+        // Everything written was committed: a consumer in the same group finds nothing left.
+        var config = KafkaConsumerConfiguration(connection: KafkaConfiguration(brokers: brokers), groupID: s.group, topics: [s.balanceTopic])
+        config.sessionTimeoutMs = 6_000
+        config.maxPollIntervalMs = 10_000
+        let consumer = try KafkaConsumer(configuration: config)
+        let committed = try await consumer.committed((0..<4).map { TopicPartition(topic: s.balanceTopic, partition: $0) })
+        #expect(committed.values.compactMap { $0 }.reduce(0, +) == 20)
+        await consumer.close()
+        await s.drop()
+    }
+}
+

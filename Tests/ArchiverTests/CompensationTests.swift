@@ -1,0 +1,107 @@
+import Events
+import Foundation
+import Kafka
+import Mongo
+import Testing
+@testable import Archiver
+
+@Suite("archiver run: compensation (contract §5 rules)")
+struct CompensationTests {
+    @Test func aFailureAfterTheHistoryDeletesItRecordsItAndEmitsOneEvent() async throws {
+        let s = try await Scenario()
+        let deduct = Make.id(), payment = Make.id(), other = Make.id(), failure = Make.id()
+        try await s.send([Make.deducted(s, saga: "pay-7", id: deduct), Make.paymentCompleted(s, saga: "pay-7", id: payment),
+                          Make.deducted(s, saga: "pay-8", id: other)])
+        let (archiver, task) = try await s.start()
+        #expect(try await eventually { archiver.totals.archived == 3 })
+        try await s.send([Make.statusChangeFailed(s, saga: "pay-7", id: failure)])
+        #expect(try await eventually { archiver.totals.compensated == 1 })
+        // A second failure of the same saga (the payment failing too) has no second effect.
+        try await s.send([Make.paymentFailed(s, saga: "pay-7")])
+        #expect(try await eventually { archiver.totals.duplicateFailures == 1 })
+        archiver.stop()
+        try await task.value
+
+        #expect(try await s.store.balance.find().compactMap { $0["_id"]?.stringValue } == [other])
+        #expect(try await s.count(s.store.payment) == 0)
+        let record = try #require(try await s.store.compensations.findOne(["_id": "pay-7"]))
+        #expect(record.keys == ["_id", "reason", "failedEvent", "failedType", "deleted", "suppressed", "compensatedAt"])
+        #expect(record["reason"] == "order cancelled" && record["failedEvent"] == .string(failure))
+        #expect(record["failedType"] == .string(EventType.orderStatusChangeFailed))
+        #expect(record["deleted"]?.documentValue?["balance_history"] == .array([.string(deduct)]))
+        #expect(record["deleted"]?.documentValue?["payment_history"] == .array([.string(payment)]))
+        #expect(record["suppressed"] == .array([]))
+
+        let emitted = try await s.read(s.compensationTopic, count: 1)
+        #expect(emitted.count == 1)
+        let event = try JSONValue.parse(emitted[0].value)
+        #expect(event["type"] == .string(EventType.historyDeleted) && event["sagaid"] == "pay-7")
+        #expect(emitted[0].keyString == "pay-7")
+        #expect(event["data"]?["sagaId"] == "pay-7" && event["data"]?["reason"] == "order cancelled")
+        #expect(event["data"]?["deleted"]?["balance_history"] == .array([.string(deduct)]))
+        await s.drop()
+    }
+
+    @Test func historyArrivingAfterTheFailureIsSuppressed() async throws {
+        let s = try await Scenario()
+        try await s.send([Make.paymentFailed(s, saga: "pay-9")])
+        let (archiver, task) = try await s.start()
+        #expect(try await eventually { archiver.totals.compensated == 1 })
+        let late = Make.id(), latePayment = Make.id()
+        try await s.send([Make.deducted(s, saga: "pay-9", id: late), Make.paymentCompleted(s, saga: "pay-9", id: latePayment)])
+        #expect(try await eventually { archiver.totals.suppressed == 2 })
+        archiver.stop()
+        try await task.value
+        #expect(try await s.count(s.store.balance) == 0)
+        #expect(try await s.count(s.store.payment) == 0)
+        let record = try #require(try await s.store.compensations.findOne(["_id": "pay-9"]))
+        #expect(Set(record["suppressed"]?.arrayValue?.compactMap(\.stringValue) ?? []) == [late, latePayment])
+        #expect(record["deleted"]?.documentValue?["balance_history"] == .array([]))
+        await s.drop()
+    }
+
+    @Test func historyAndFailureOfOneSagaInOneBatchLeaveNoHistory() async throws {
+        let s = try await Scenario()
+        let before = Make.id(), payment = Make.id(), after = Make.id(), unrelated = Make.id()
+        // All in one partition of one topic, so their order is fixed, and produced before the
+        // archiver starts, so they arrive in one batch.
+        let key = "1001"
+        func onPaymentTopic(_ r: KafkaRecord) -> KafkaRecord { var r = r; r.topic = s.paymentTopic; r.key = Array(key.utf8); return r }
+        try await s.send([onPaymentTopic(Make.deducted(s, saga: "pay-5", id: before)), Make.paymentCompleted(s, saga: "pay-5", id: payment),
+                          Make.paymentFailed(s, saga: "pay-5"), onPaymentTopic(Make.deducted(s, saga: "pay-5", id: after)),
+                          onPaymentTopic(Make.deducted(s, saga: "pay-6", id: unrelated))])
+        let (archiver, task) = try await s.start()
+        #expect(try await eventually { archiver.totals.compensated == 1 && archiver.totals.archived == 1 })
+        archiver.stop()
+        try await task.value
+        #expect(try await s.store.balance.find().compactMap { $0["_id"]?.stringValue } == [unrelated])
+        #expect(try await s.count(s.store.payment) == 0)
+        let record = try #require(try await s.store.compensations.findOne(["_id": "pay-5"]))
+        #expect(record["deleted"]?.documentValue?["balance_history"] == .array([.string(before)]))
+        #expect(record["deleted"]?.documentValue?["payment_history"] == .array([.string(payment)]))
+        #expect(record["suppressed"] == .array([.string(after)]))
+        #expect(try await s.read(s.compensationTopic, count: 1).count == 1)
+        await s.drop()
+    }
+
+    @Test func aRedeliveredFailureFinishesACompensationThatDiedHalfWay() async throws {
+        let s = try await Scenario()
+        let failure = Make.id(), deduct = Make.id()
+        // As if a previous run recorded the compensation and died before deleting and emitting.
+        try await s.store.migrate()
+        try await s.store.compensations.insertOne(["_id": "pay-4", "reason": "declined", "failedEvent": .string(failure),
+                                                   "failedType": .string(EventType.paymentFailed),
+                                                   "deleted": .document(["balance_history": .array([.string(deduct)]), "payment_history": .array([])]),
+                                                   "suppressed": .array([]), "compensatedAt": .datetime(1)])
+        try await s.store.balance.insertOne(["_id": .string(deduct), "sagaId": "pay-4"])
+        try await s.send([Make.paymentFailed(s, saga: "pay-4", id: failure)])
+        let (archiver, task) = try await s.start()
+        #expect(try await eventually { try await s.count(s.store.balance) == 0 })
+        archiver.stop()
+        try await task.value
+        let emitted = try await s.read(s.compensationTopic, count: 1)
+        #expect(emitted.count == 1)
+        #expect(try JSONValue.parse(emitted[0].value)["data"]?["deleted"]?["balance_history"] == .array([.string(deduct)]))
+        await s.drop()
+    }
+}
