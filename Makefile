@@ -11,7 +11,9 @@ build: deps
 	swift build
 
 # Installs what is missing, starts the local broker and Mongo-wire server, runs every test.
+# `swift build` first: the resilience tests run the real `archiver` executable.
 test: services
+	swift build
 	swift test
 
 # Starts the servers and the archiver sidecar in the foreground (Ctrl-C stops it).
