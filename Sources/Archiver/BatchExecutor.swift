@@ -37,9 +37,7 @@ struct BatchExecutor: Sendable {
     /// How a message of the batch is described in a dead letter: its origin and attempt number.
     typealias DeadLetterInfo = @Sendable (Inbound) -> (origin: Origin, attempts: Int)
 
-    static let runDeadLetterInfo: DeadLetterInfo = { inbound in
-        (Origin(topic: inbound.message.topic, partition: inbound.message.partition, offset: inbound.message.offset), 1)
-    }
+    static let runDeadLetterInfo: DeadLetterInfo = { inbound in (inbound.origin, 1) }
 
     func execute(_ batch: [Inbound], deadLetterInfo: DeadLetterInfo = BatchExecutor.runDeadLetterInfo) async throws -> BatchOutcome {
         let known = try await retrier.run("mongo read compensations") {

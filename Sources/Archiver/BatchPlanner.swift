@@ -24,7 +24,7 @@ struct Inbound: Sendable {
         }
     }
 
-    var source: SourcePosition { SourcePosition(topic: message.topic, partition: message.partition, offset: message.offset) }
+    var origin: Origin { Origin(topic: message.topic, partition: message.partition, offset: message.offset) }
 }
 
 /// A history write and the message it came from (by index in the batch), so a per-item
@@ -93,13 +93,13 @@ enum BatchPlanner {
                     pendingBalance[saga, default: []].append(plan.balanceWrites.count)
                     plan.balanceWrites.append(HistoryWrite(
                         eventId: b.eventId, sagaId: saga, inboundIndex: index,
-                        document: HistoryDocument.balance(b, source: inbound.source, archivedAtMs: archivedAtMs)))
+                        document: HistoryDocument.balance(b, source: inbound.origin, archivedAtMs: archivedAtMs)))
                 case .payment(let p):
                     if compensated { plan.suppressions.append((saga, p.eventId)); continue }
                     pendingPayment[saga, default: []].append(plan.paymentWrites.count)
                     plan.paymentWrites.append(HistoryWrite(
                         eventId: p.eventId, sagaId: saga, inboundIndex: index,
-                        document: HistoryDocument.payment(p, source: inbound.source, archivedAtMs: archivedAtMs)))
+                        document: HistoryDocument.payment(p, source: inbound.origin, archivedAtMs: archivedAtMs)))
                 case .sagaFailed(let failure):
                     if let record = known[saga] {
                         if record.failedEvent == failure.eventId {

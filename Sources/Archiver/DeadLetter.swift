@@ -2,10 +2,11 @@ import Events
 import Kafka
 
 /// Where a dead letter's event was first consumed.
-public struct Origin: Sendable, Equatable {
+public struct Origin: Sendable, Hashable, CustomStringConvertible {
     public var topic: String
     public var partition: Int32
     public var offset: Int64
+    public var description: String { "\(topic)[\(partition)]@\(offset)" }
 }
 
 /// Dead letters as contract §6 has them: the original key and value, untouched, plus headers.

@@ -74,18 +74,14 @@ struct CompensationRecord: Sendable, Equatable {
     }
 }
 
-/// Where a consumed event came from, stored in each history document.
-struct SourcePosition: Sendable, Equatable {
-    var topic: String
-    var partition: Int32
-    var offset: Int64
-
+extension Origin {
+    /// The `source` field of a history document.
     var document: BSON { .document(["topic": .string(topic), "partition": .int32(partition), "offset": .int64(offset)]) }
 }
 
 /// History documents exactly as contract §5 lays them out.
 enum HistoryDocument {
-    static func balance(_ b: BalanceChange, source: SourcePosition, archivedAtMs: Int64) -> Document {
+    static func balance(_ b: BalanceChange, source: Origin, archivedAtMs: Int64) -> Document {
         var doc: Document = [
             "userId": .int64(b.userId), "type": .string(b.kind.rawValue), "amount": .int64(b.amount),
             "balanceBefore": .int64(b.balanceBefore), "balanceAfter": .int64(b.balanceAfter),
@@ -99,7 +95,7 @@ enum HistoryDocument {
         return doc
     }
 
-    static func payment(_ p: PaymentCompletion, source: SourcePosition, archivedAtMs: Int64) -> Document {
+    static func payment(_ p: PaymentCompletion, source: Origin, archivedAtMs: Int64) -> Document {
         [
             "paymentId": .int64(p.paymentId), "orderId": .int64(p.orderId), "userId": .int64(p.userId),
             "amount": .int64(p.amount), "status": .string(p.status), "sagaId": .string(p.sagaId),

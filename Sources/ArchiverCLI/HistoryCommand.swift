@@ -1,5 +1,140 @@
 import ArgumentParser
+import Archiver
+import Events
+import Mongo
 
 struct HistoryCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "history", abstract: "Query archived history.")
+    static let configuration = CommandConfiguration(
+        commandName: "history", abstract: "Query archived history.",
+        subcommands: [BalanceHistory.self, PaymentHistory.self, SagaHistory.self])
+}
+
+/// --limit, --before and --json, shared by the list queries.
+struct ListOptions: ParsableArguments {
+    @Option(help: "At most this many documents, newest first.")
+    var limit = 50
+
+    @Option(help: "Only documents that occurred before this ISO 8601 time: the cursor for the next page.")
+    var before: String?
+
+    @Flag(help: "One JSON document per line instead of a table.")
+    var json = false
+
+    func validate() throws {
+        guard (1...10_000).contains(limit) else { throw ValidationError("--limit must be 1-10000, got \(limit)") }
+        _ = try beforeMs
+    }
+
+    var beforeMs: Int64? { get throws { try parseTime(before, "--before") } }
+
+    /// Prints the page, and how to get the next one when the page is full.
+    func print(_ docs: [Document], table: () -> String) {
+        if json {
+            docs.forEach { Swift.print(Output.json($0)) }
+            return
+        }
+        guard !docs.isEmpty else { return Swift.print("no history found") }
+        Swift.print(table())
+        if docs.count == limit, let last = docs.last, case .datetime(let ms) = last["occurredAt"] {
+            Swift.print("(\(docs.count) shown; older: --before \(Timestamp.format(ms)))")
+        }
+    }
+}
+
+func parseTime(_ text: String?, _ flag: String) throws -> Int64? {
+    guard let text else { return nil }
+    guard let ms = Timestamp.parse(text) else { throw ValidationError("\(flag) must be an ISO 8601 time like 2026-11-24T10:00:00Z, got '\(text)'") }
+    return ms
+}
+
+struct BalanceHistory: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "balance", abstract: "A user's balance changes, newest first.")
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: "User id.") var user: Int64
+    @Option(help: "From this ISO 8601 time (inclusive).") var since: String?
+    @Option(help: "Up to this ISO 8601 time (exclusive).") var until: String?
+    @OptionGroup var list: ListOptions
+
+    func run() async throws {
+        CLILogging.bootstrap(default: .warning)
+        let store = try await HistoryConnection.open(connection)
+        let docs = try await store.balanceHistory(userId: user, sinceMs: try parseTime(since, "--since"), untilMs: try parseTime(until, "--until"),
+                                                  beforeMs: try list.beforeMs, limit: list.limit)
+        list.print(docs) {
+            Output.table(["OCCURRED AT", "TYPE", "AMOUNT", "BEFORE", "AFTER", "ORDER", "PAYMENT", "SAGA", "EVENT"],
+                         docs.map { [Output.time($0["occurredAt"]), Output.text($0["type"]), Output.amount($0["amount"]),
+                                     Output.amount($0["balanceBefore"]), Output.amount($0["balanceAfter"]), Output.text($0["orderId"]),
+                                     Output.text($0["paymentId"]), Output.text($0["sagaId"]), Output.text($0["_id"])] },
+                         rightAligned: [2, 3, 4])
+        }
+    }
+}
+
+struct PaymentHistory: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "payment", abstract: "Payments of an order or of a user, newest first.")
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: "Order id.") var order: Int64?
+    @Option(help: "User id.") var user: Int64?
+    @OptionGroup var list: ListOptions
+
+    func validate() throws {
+        guard (order == nil) != (user == nil) else { throw ValidationError("give exactly one of --order ID or --user ID") }
+    }
+
+    func run() async throws {
+        CLILogging.bootstrap(default: .warning)
+        let store = try await HistoryConnection.open(connection)
+        let docs = try await store.paymentHistory(orderId: order, userId: user, beforeMs: try list.beforeMs, limit: list.limit)
+        list.print(docs) {
+            Output.table(["OCCURRED AT", "PAYMENT", "ORDER", "USER", "AMOUNT", "STATUS", "SAGA", "EVENT"],
+                         docs.map { [Output.time($0["occurredAt"]), Output.text($0["paymentId"]), Output.text($0["orderId"]),
+                                     Output.text($0["userId"]), Output.amount($0["amount"]), Output.text($0["status"]),
+                                     Output.text($0["sagaId"]), Output.text($0["_id"])] },
+                         rightAligned: [4])
+        }
+    }
+}
+
+struct SagaHistory: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "saga", abstract: "A saga's history and its compensation record.")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "Saga id, e.g. pay-3 or order-1001.") var sagaId: String
+    @Flag(help: "One JSON document instead of text.") var json = false
+
+    func run() async throws {
+        CLILogging.bootstrap(default: .warning)
+        let store = try await HistoryConnection.open(connection)
+        let (balance, payment, compensation) = try await store.saga(sagaId)
+        if json {
+            let doc: JSONObject = ["sagaId": .string(sagaId), "balance_history": .array(balance.map { .object(Output.jsonObject($0)) }),
+                                   "payment_history": .array(payment.map { .object(Output.jsonObject($0)) }),
+                                   "compensation": compensation.map { .object(Output.jsonObject($0)) } ?? .null]
+            return print(JSONValue.object(doc).serialized)
+        }
+        guard !balance.isEmpty || !payment.isEmpty || compensation != nil else {
+            return print("saga \(sagaId): no history and no compensation archived")
+        }
+        print("saga \(sagaId)")
+        print("balance_history (\(balance.count))")
+        if !balance.isEmpty {
+            print(Output.table(["OCCURRED AT", "TYPE", "USER", "AMOUNT", "EVENT"],
+                               balance.map { [Output.time($0["occurredAt"]), Output.text($0["type"]), Output.text($0["userId"]),
+                                              Output.amount($0["amount"]), Output.text($0["_id"])] }, rightAligned: [3]))
+        }
+        print("payment_history (\(payment.count))")
+        if !payment.isEmpty {
+            print(Output.table(["OCCURRED AT", "PAYMENT", "ORDER", "AMOUNT", "STATUS", "EVENT"],
+                               payment.map { [Output.time($0["occurredAt"]), Output.text($0["paymentId"]), Output.text($0["orderId"]),
+                                              Output.amount($0["amount"]), Output.text($0["status"]), Output.text($0["_id"])] }, rightAligned: [3]))
+        }
+        if let c = compensation {
+            let deleted = c["deleted"]?.documentValue
+            print("compensated at \(Output.time(c["compensatedAt"])): \(Output.text(c["reason"])) (failed event \(Output.text(c["failedEvent"])), \(Output.text(c["failedType"])))")
+            print("  deleted balance_history: \(deleted?["balance_history"]?.arrayValue?.compactMap(\.stringValue).joined(separator: ", ") ?? "")")
+            print("  deleted payment_history: \(deleted?["payment_history"]?.arrayValue?.compactMap(\.stringValue).joined(separator: ", ") ?? "")")
+            print("  suppressed: \(c["suppressed"]?.arrayValue?.compactMap(\.stringValue).joined(separator: ", ") ?? "")")
+        } else {
+            print("not compensated")
+        }
+    }
 }
