@@ -1,5 +1,5 @@
 # The two commands of the README: `make test` and `make run`.
-.PHONY: deps services test run stop build clean
+.PHONY: deps services test run demo stop build clean
 
 deps:
 	scripts/bootstrap
@@ -26,3 +26,7 @@ stop:
 
 clean: stop
 	rm -rf .build .run
+
+# The archiver end to end: events in, history, compensation, dead letter and metrics out.
+demo:
+	scripts/demo
