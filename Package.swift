@@ -23,6 +23,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "archiver", targets: ["ArchiverCLI"]),
+        .executable(name: "archiver-bench", targets: ["Bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -51,6 +52,8 @@ let package = Package(
             "Archiver", "AdminServer", "Kafka", "Mongo", "Events", argumentParser, log, metrics, lifecycle,
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
+        // Server limits for scripts/bench: raw libmongoc bulk upserts, raw consume rate.
+        .executableTarget(name: "Bench", dependencies: ["CMongoc", "Kafka"]),
 
         .testTarget(name: "EventsTests", dependencies: ["Events"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
