@@ -84,9 +84,15 @@ public final class Archiver: Service, Sendable {
         guard !messages.isEmpty else { return updateLag() }
 
         let batch = messages.map(Inbound.decode)
+        var consumed = ArchiverMetrics.Tally()
         for inbound in batch {
-            if case .archive(let e) = inbound.outcome { metrics.consumed(e.type) } else if case .ignore(let t) = inbound.outcome { metrics.consumed(t) } else { metrics.consumed(nil) }
+            switch inbound.outcome {
+            case .archive(let e): consumed.add(e.type)
+            case .ignore(let type): consumed.add(type)
+            case .deadLetter: consumed.add(nil)
+            }
         }
+        metrics.consumed(consumed)
         metrics.batch(size: batch.count)
         let outcome = try await executor.execute(batch)
         try await commit(messages)

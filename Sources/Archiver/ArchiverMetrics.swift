@@ -1,9 +1,10 @@
 import Metrics
 
-/// The archiver's Prometheus series. Event types become labels only when the contract knows
-/// them, so a producer sending odd types cannot blow up the series count.
-struct ArchiverMetrics: Sendable {
-    private static let knownTypes: Set<String> = [
+/// The archiver's Prometheus series. Handles are made once: looking a counter up in the
+/// registry per event cost more than decoding the event. Event types become labels only when
+/// the contract knows them, so a producer sending odd types cannot blow up the series count.
+final class ArchiverMetrics: Sendable {
+    static let knownTypes = [
         "commerce.balance.charged", "commerce.balance.deducted", "commerce.payment.completed",
         "commerce.order.status-change-failed", "commerce.payment.failed",
     ]
@@ -13,16 +14,43 @@ struct ArchiverMetrics: Sendable {
         return knownTypes.contains(type) ? type : "other"
     }
 
-    func consumed(_ type: String?, _ n: Int = 1) { Counter(label: "archiver_events_consumed_total", dimensions: [("type", Self.typeLabel(type))]).increment(by: n) }
-    func archived(_ type: String, _ n: Int) { Counter(label: "archiver_events_archived_total", dimensions: [("type", Self.typeLabel(type))]).increment(by: n) }
-    func suppressed(_ n: Int) { Counter(label: "archiver_events_suppressed_total").increment(by: n) }
-    func ignored(_ n: Int) { Counter(label: "archiver_events_ignored_total").increment(by: n) }
-    func compensated(_ type: String) { Counter(label: "archiver_sagas_compensated_total", dimensions: [("type", Self.typeLabel(type))]).increment() }
-    func duplicateFailures(_ n: Int) { Counter(label: "archiver_duplicate_failures_total").increment(by: n) }
-    func deadLettered(kind: String) { Counter(label: "archiver_events_dead_lettered_total", dimensions: [("kind", kind)]).increment() }
+    private let consumedByType: [String: Counter]
+    private let archivedByType: [String: Counter]
+    private let compensatedByType: [String: Counter]
+    private let deadLetteredByKind: [String: Counter]
+    private let suppressedCounter = Counter(label: "archiver_events_suppressed_total")
+    private let ignoredCounter = Counter(label: "archiver_events_ignored_total")
+    private let duplicateFailuresCounter = Counter(label: "archiver_duplicate_failures_total")
+    private let batchSize = Recorder(label: "archiver_batch_size")
+    private let writeTimer = Metrics.Timer(label: "archiver_write_duration_seconds")
+
+    init() {
+        let labels = Self.knownTypes + ["other", "unknown"]
+        func counters(_ name: String, _ dimension: String, _ values: [String]) -> [String: Counter] {
+            Dictionary(uniqueKeysWithValues: values.map { ($0, Counter(label: name, dimensions: [(dimension, $0)])) })
+        }
+        consumedByType = counters("archiver_events_consumed_total", "type", labels)
+        archivedByType = counters("archiver_events_archived_total", "type", labels)
+        compensatedByType = counters("archiver_sagas_compensated_total", "type", labels)
+        deadLetteredByKind = counters("archiver_events_dead_lettered_total", "kind", DeadLetter.kinds)
+    }
+
+    /// Counts per label for one batch, so each series is touched once per batch.
+    struct Tally {
+        var counts: [String: Int] = [:]
+        mutating func add(_ type: String?) { counts[ArchiverMetrics.typeLabel(type), default: 0] += 1 }
+    }
+
+    func consumed(_ tally: Tally) { for (label, n) in tally.counts { consumedByType[label]?.increment(by: n) } }
+    func archived(_ tally: Tally) { for (label, n) in tally.counts { archivedByType[label]?.increment(by: n) } }
+    func compensated(_ type: String) { compensatedByType[Self.typeLabel(type)]?.increment() }
+    func deadLettered(kind: String) { deadLetteredByKind[kind]?.increment() }
+    func suppressed(_ n: Int) { suppressedCounter.increment(by: n) }
+    func ignored(_ n: Int) { ignoredCounter.increment(by: n) }
+    func duplicateFailures(_ n: Int) { duplicateFailuresCounter.increment(by: n) }
     func retried(_ what: String) { Counter(label: "archiver_retries_total", dimensions: [("operation", what)]).increment() }
-    func batch(size: Int) { Recorder(label: "archiver_batch_size").record(size) }
-    func write(seconds: Double) { Metrics.Timer(label: "archiver_write_duration_seconds").recordNanoseconds(Int64(seconds * 1e9)) }
+    func batch(size: Int) { batchSize.record(size) }
+    func write(seconds: Double) { writeTimer.recordNanoseconds(Int64(seconds * 1e9)) }
     func lag(topic: String, partition: Int32, _ value: Int64) {
         Gauge(label: "archiver_consumer_lag", dimensions: [("topic", topic), ("partition", String(partition))]).record(value)
     }

@@ -59,9 +59,11 @@ struct BatchExecutor: Sendable {
         }
         plan.suppressions += raced
         outcome.archived = writtenBalance.count + writtenPayment.count - raced.count
+        var archivedTally = ArchiverMetrics.Tally()
         for w in writtenBalance + writtenPayment {
-            if case .archive(let e) = batch[w.inboundIndex].outcome { metrics.archived(e.type, 1) }
+            if case .archive(let e) = batch[w.inboundIndex].outcome { archivedTally.add(e.type) }
         }
+        metrics.archived(archivedTally)
 
         for compensation in plan.newCompensations {
             if try await retrier.run("mongo compensate", { try await compensate(compensation) }) {

@@ -55,12 +55,13 @@ public struct Replayer: Sendable {
         consumerConfig.maxPollIntervalMs = configuration.maxPollIntervalMs
         let consumer = try KafkaConsumer(configuration: consumerConfig, logger: logger)
         if !dryRun { try await store.migrate() }
+        let metrics = ArchiverMetrics()
         let executor = BatchExecutor(
             store: store, producer: producer,
             retrier: Retrier(initialMs: configuration.retryInitialMs, maxMs: configuration.retryMaxMs, logger: logger,
-                             metrics: ArchiverMetrics(), status: ArchiverStatus(), shouldGiveUp: { false },
+                             metrics: metrics, status: ArchiverStatus(), shouldGiveUp: { false },
                              waiter: { try? await Task.sleep(for: $0) }),
-            metrics: ArchiverMetrics(), logger: logger,
+            metrics: metrics, logger: logger,
             deadLetterTopic: configuration.deadLetterTopic, compensationTopic: configuration.compensationTopic)
 
         // Letters that fail again during this replay are dead-lettered anew, after this instant:

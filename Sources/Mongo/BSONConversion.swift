@@ -99,10 +99,10 @@ extension Document {
 }
 
 // bson_iter_t is 128-byte aligned, which Swift imports as opaque: give it raw storage.
-private func newIterator() -> OpaquePointer {
+func newIterator() -> OpaquePointer {
     OpaquePointer(UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 128))
 }
 
-private func freeIterator(_ iter: OpaquePointer) {
+func freeIterator(_ iter: OpaquePointer) {
     UnsafeMutableRawPointer(iter).deallocate()
 }

@@ -1,3 +1,5 @@
+import CMongoc
+
 /// One operation of a bulk write, mapped one to one to `mongoc_bulk_operation_*_with_opts`.
 public enum WriteModel: Sendable {
     case insertOne(Document)
@@ -23,6 +25,20 @@ public struct BulkWriteResult: Sendable, Equatable {
         upserted = Int(reply["nUpserted"]?.int64Value ?? 0)
     }
     public init() {}
+
+    init(counts reply: OpaquePointer) {
+        func count(_ key: String) -> Int {
+            let it = newIterator()
+            defer { freeIterator(it) }
+            guard bson_iter_init_find(it, reply, key) else { return 0 }
+            return Int(bson_iter_as_int64(it))
+        }
+        inserted = count("nInserted")
+        matched = count("nMatched")
+        modified = count("nModified")
+        deleted = count("nRemoved")
+        upserted = count("nUpserted")
+    }
 }
 
 /// An index to create: keys in order (1 ascending, -1 descending) and an optional name.
