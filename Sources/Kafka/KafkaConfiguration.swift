@@ -43,7 +43,7 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var sessionTimeoutMs = 10_000
     public var maxPollIntervalMs = 300_000
     /// Caps librdkafka's prefetch buffer: its default (64 MiB) alone would blow a small memory budget.
-    public var queuedMaxKBytes = 8_192
+    public var queuedMaxKBytes = 2_048
 
     public init(connection: KafkaConfiguration, groupID: String, topics: [String]) {
         self.connection = connection
