@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""Fault scenarios for the archiver, each ending in a one-line verdict with counts.
+
+  scripts/faults            short sizes (about 3 minutes)
+  FAULTS_FULL=1 scripts/faults   issue sizes: 100k events and 10 kills, a 20 s outage, 1,000 malformed
+
+Needs scripts/services up and a built `archiver` (debug, or ARCHIVER_BIN).
+Exit status: 0 when every verdict is PASS.
+"""
+import json, os, random, signal, subprocess, sys, time, uuid
+import pymongo
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+sys.path.insert(0, os.path.dirname(__file__))
+import produce_events as pe
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BROKERS = os.environ.get("KAFKA_BROKERS", "127.0.0.1:9092")
+MONGO = os.environ.get("MONGO_URI", "mongodb://127.0.0.1:27017")
+FULL = os.environ.get("FAULTS_FULL") == "1"
+BIN = os.environ.get("ARCHIVER_BIN", os.path.join(ROOT, ".build/debug/archiver"))
+verdicts = []
+
+
+class Scenario:
+    def __init__(self, name, mongo=MONGO):
+        self.id = f"f{int(time.time())}{random.randint(100, 999)}"
+        self.name, self.mongo = name, mongo
+        self.topics = {t: f"{self.id}.{t}" for t in ("balance", "payment", "order", "dlq", "compensation")}
+        admin = AdminClient({"bootstrap.servers": BROKERS})
+        for f in admin.create_topics([NewTopic(t, num_partitions=4, replication_factor=1) for t in self.topics.values()]).values():
+            f.result(timeout=30)
+        self.db = pymongo.MongoClient(mongo, serverSelectionTimeoutMS=30000)[f"faults_{self.id}"]
+        self.producer = Producer({"bootstrap.servers": BROKERS, "enable.idempotence": True, "linger.ms": 10})
+        self.procs = []
+
+    def start(self, batch=200, port=None):
+        port = port or random.randint(20000, 40000)
+        args = [BIN, "run", "--brokers", BROKERS, "--mongo-uri", self.mongo, "--database", f"faults_{self.id}",
+                "--group", f"g-{self.id}", "--topics", ",".join(self.topics[t] for t in ("balance", "payment", "order")),
+                "--dead-letter-topic", self.topics["dlq"], "--compensation-topic", self.topics["compensation"],
+                "--admin-port", str(port), "--admin-host", "127.0.0.1", "--batch-size", str(batch),
+                "--session-timeout-ms", "6000", "--max-poll-interval-ms", "10000", "--retry-max-ms", "1000"]
+        log = open(os.path.join(ROOT, ".run", f"faults-{self.id}-{len(self.procs)}.log"), "w")
+        p = subprocess.Popen(args, stdout=log, stderr=log, env=dict(os.environ, LOG_LEVEL="warning"))
+        self.procs.append(p)
+        return p
+
+    def valid(self, n, start=0):
+        ids = []
+        for i in range(start, start + n):
+            eid = str(uuid.uuid4())
+            ids.append(eid)
+            if i % 3 == 2:
+                value = json.loads(pe.completed(i % 97, i, i, 1000, f"pay-{i}"))
+                value["id"] = eid
+                self.producer.produce(self.topics["payment"], key=str(i), value=json.dumps(value))
+            else:
+                value = json.loads(pe.deducted(i % 97, i, i, 1000, 10 ** 6, f"pay-{i}"))
+                value["id"] = eid
+                self.producer.produce(self.topics["balance"], key=str(i % 97), value=json.dumps(value))
+            if i % 5000 == 0:
+                self.producer.poll(0)
+        self.producer.flush(60)
+        return ids
+
+    def documents(self):
+        return self.db.balance_history.count_documents({}) + self.db.payment_history.count_documents({})
+
+    def wait_documents(self, n, seconds):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            try:
+                if self.documents() >= n:
+                    return True
+            except pymongo.errors.PyMongoError:
+                pass
+            time.sleep(0.5)
+        return False
+
+    def dead_letters(self, expect, seconds=30):
+        c = Consumer({"bootstrap.servers": BROKERS, "group.id": f"r-{uuid.uuid4()}", "auto.offset.reset": "earliest",
+                      "session.timeout.ms": 6000, "max.poll.interval.ms": 10000})
+        c.subscribe([self.topics["dlq"]])
+        got, deadline = [], time.time() + seconds
+        while time.time() < deadline and len(got) < expect:
+            got += [m for m in c.consume(500, 0.5) if not m.error()]
+        settle = time.time() + 2
+        while time.time() < settle:
+            got += [m for m in c.consume(500, 0.3) if not m.error()]
+        c.close()
+        return got
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(30)
+
+    def verdict(self, ok, text):
+        line = f"{self.name}: {'PASS' if ok else 'FAIL'} {text}"
+        print(line, flush=True)
+        verdicts.append(ok)
+
+
+def kill9():
+    n, kills = (100_000, 10) if FULL else (20_000, 10)
+    s = Scenario("kill -9")
+    s.valid(n)
+    p = s.start()
+    for _ in range(kills):
+        time.sleep(random.uniform(1.0, 3.0))
+        p.kill()
+        p.wait()
+        p = s.start()
+    ok = s.wait_documents(n, 600)
+    docs = s.documents()
+    letters = s.dead_letters(0, 3)
+    s.stop()
+    s.verdict(ok and docs == n and not letters,
+              f"events={n} kills={kills} documents={docs} lost={n - docs} duplicates={max(0, docs - n)} dead_letters={len(letters)}")
+
+
+def mongo_outage():
+    n, outage = (40_000, 20) if FULL else (6_000, 8)
+    port = random.randint(40000, 45000)
+    run = f"/tmp/faults-mongo-{port}"
+    env = dict(os.environ, MONGO_PORT=str(port), SERVICES_RUN_DIR=run)
+    services = os.path.join(ROOT, "scripts/services")
+    subprocess.run([services, "start-mongo"], env=env, check=True, stdout=subprocess.DEVNULL)
+    s = Scenario("mongo outage", mongo=f"mongodb://127.0.0.1:{port}")
+    s.start()
+    s.valid(n // 2)
+    s.wait_documents(n // 4, 120)
+    subprocess.run([services, "stop-mongo"], env=env, check=True, stdout=subprocess.DEVNULL)
+    s.valid(n - n // 2, start=n // 2)
+    time.sleep(outage)
+    subprocess.run([services, "start-mongo"], env=env, check=True, stdout=subprocess.DEVNULL)
+    ok = s.wait_documents(n, 600)
+    docs = s.documents()
+    letters = s.dead_letters(0, 3)
+    s.stop()
+    subprocess.run([services, "stop-mongo"], env=env, stdout=subprocess.DEVNULL)
+    s.verdict(ok and docs == n and not letters, f"events={n} outage={outage}s documents={docs} lost={n - docs} dead_letters={len(letters)}")
+
+
+def malformed():
+    n_bad = 1000 if FULL else 200
+    s = Scenario("malformed")
+    base = json.loads(pe.deducted(1, 1, 1, 100, 1000, "pay-x"))
+
+    def variant(kind):
+        e = json.loads(json.dumps(base))
+        e["id"] = str(uuid.uuid4())
+        if kind == "not-json": return b"hello, not json", "decode"
+        if kind == "truncated": return json.dumps(e)[:-7].encode(), "decode"
+        if kind == "bad-utf8": return b'{"specversion":"1.0","id":"\xff\xfe"}', "decode"
+        if kind == "array": return b"[1,2,3]", "schema"
+        if kind == "no-specversion": e.pop("specversion")
+        elif kind == "old-specversion": e["specversion"] = "0.3"
+        elif kind == "string-amount": e["data"]["amount"] = "100"
+        elif kind == "float-amount": e["data"]["amount"] = 100.5
+        elif kind == "missing-user": e["data"].pop("userId")
+        elif kind == "no-saga": e.pop("sagaid")
+        elif kind == "bad-time": e["time"] = "last tuesday"
+        return json.dumps(e).encode(), "schema"
+
+    kinds = ["not-json", "truncated", "bad-utf8", "array", "no-specversion", "old-specversion", "string-amount",
+             "float-amount", "missing-user", "no-saga", "bad-time"]
+    expected = {}
+    valid_ids = []
+    for i in range(n_bad):
+        value, kind = variant(kinds[i % len(kinds)])
+        marker = f"m{i}"
+        expected[marker] = kind
+        s.producer.produce(s.topics["balance"], key=str(i % 7), value=value, headers=[("x-test-marker", marker)])
+        if i % 2 == 0:
+            valid_ids += s.valid(1, start=i)
+    s.producer.flush(60)
+    s.start()
+    ok_docs = s.wait_documents(len(valid_ids), 300)
+    letters = s.dead_letters(n_bad, 120)
+    s.stop()
+    right = sum(1 for m in letters if expected.get(dict(m.headers() or []).get("x-test-marker", b"").decode())
+                == dict(m.headers()).get("x-error-kind", b"").decode())
+    docs = s.documents()
+    s.verdict(ok_docs and right == n_bad and len(letters) == n_bad and docs == len(valid_ids),
+              f"malformed={n_bad} kinds={len(kinds)} dead_lettered={len(letters)} right_kind={right} valid={len(valid_ids)} archived={docs}")
+
+
+def three_archivers():
+    n = 60_000 if FULL else 12_000
+    s = Scenario("three archivers")
+    a, b, c = s.start(batch=100), s.start(batch=100), s.start(batch=100)
+    time.sleep(8)
+    s.valid(n // 2)
+    s.wait_documents(n // 8, 120)
+    b.kill()
+    s.start(batch=100)
+    s.valid(n - n // 2, start=n // 2)
+    ok = s.wait_documents(n, 600)
+    docs = s.documents()
+    s.stop()
+    s.verdict(ok and docs == n, f"events={n} killed=1 added=1 documents={docs} lost={n - docs} duplicates={max(0, docs - n)}")
+
+
+if __name__ == "__main__":
+    os.makedirs(os.path.join(ROOT, ".run"), exist_ok=True)
+    for scenario in (malformed, mongo_outage, three_archivers, kill9):
+        scenario()
+    print(f"{sum(verdicts)} passed, {len(verdicts) - sum(verdicts)} failed")
+    sys.exit(0 if all(verdicts) else 1)
