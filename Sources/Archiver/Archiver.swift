@@ -35,9 +35,7 @@ public final class Archiver: Service, Sendable {
     public init(configuration: ArchiverConfiguration, logger: Logger) async throws {
         config = configuration
         self.logger = logger
-        let mongo = try MongoClient(uri: configuration.mongoURI)
-        store = HistoryStore(database: mongo.database(configuration.database))
-        do { try await mongo.ping() } catch { throw ArchiverError.unreachable("MongoDB at \(mongo.redactedURI): \(error)") }
+        store = try await HistoryStore.connect(uri: configuration.mongoURI, database: configuration.database)
         try await store.migrate()
         producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
         try await producer.checkConnection()

@@ -13,11 +13,15 @@ public struct Origin: Sendable, Hashable, CustomStringConvertible {
 enum DeadLetter {
     static let kinds = ["decode", "schema", "rejected"]
 
+    static let ourHeaders: Set<String> = [DeadLetterHeader.originalTopic, DeadLetterHeader.originalPartition, DeadLetterHeader.originalOffset,
+                                          DeadLetterHeader.errorKind, DeadLetterHeader.errorMessage, DeadLetterHeader.attempts, DeadLetterHeader.failedAt]
+
+    /// The event's own headers, as they were before it was dead-lettered.
+    static func withoutOurHeaders(_ headers: [KafkaHeader]) -> [KafkaHeader] { headers.filter { !ourHeaders.contains($0.name) } }
+
     static func record(topic: String, value: [UInt8], key: [UInt8]?, headers: [KafkaHeader], origin: Origin,
                        kind: String, reason: String, attempts: Int, failedAtMs: Int64) -> KafkaRecord {
-        let ours: Set<String> = [DeadLetterHeader.originalTopic, DeadLetterHeader.originalPartition, DeadLetterHeader.originalOffset,
-                                 DeadLetterHeader.errorKind, DeadLetterHeader.errorMessage, DeadLetterHeader.attempts, DeadLetterHeader.failedAt]
-        var all = headers.filter { !ours.contains($0.name) }
+        var all = withoutOurHeaders(headers)
         all += [
             KafkaHeader(DeadLetterHeader.originalTopic, origin.topic),
             KafkaHeader(DeadLetterHeader.originalPartition, String(origin.partition)),

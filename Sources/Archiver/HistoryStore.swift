@@ -14,6 +14,13 @@ public struct HistoryStore: Sendable {
 
     public init(database: MongoDatabase) { self.database = database }
 
+    /// Connects and pings, so an unreachable server is one named error at start, not a hang later.
+    public static func connect(uri: String, database: String) async throws -> HistoryStore {
+        let client = try MongoClient(uri: uri)
+        do { try await client.ping() } catch { throw ArchiverError.unreachable("MongoDB at \(client.redactedURI): \(error)") }
+        return HistoryStore(database: client.database(database))
+    }
+
     /// Creates the collections and the contract's indexes; safe to repeat.
     public func migrate() async throws {
         for name in [Self.balanceCollection, Self.paymentCollection, Self.compensationCollection] {

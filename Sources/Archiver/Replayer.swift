@@ -44,9 +44,7 @@ public struct Replayer: Sendable {
 
     /// - Parameter idleMs: the replay ends once the dead-letter topic has had nothing new for this long.
     public func run(filter: Filter, dryRun: Bool, idleMs: Int = 3_000) async throws -> Summary {
-        let mongo = try MongoClient(uri: configuration.mongoURI)
-        do { try await mongo.ping() } catch { throw ArchiverError.unreachable("MongoDB at \(mongo.redactedURI): \(error)") }
-        let store = HistoryStore(database: mongo.database(configuration.database))
+        let store = try await HistoryStore.connect(uri: configuration.mongoURI, database: configuration.database)
         let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
         try await producer.checkConnection()
         var consumerConfig = KafkaConsumerConfiguration(connection: configuration.kafka, groupID: configuration.groupID,
@@ -104,7 +102,7 @@ public struct Replayer: Sendable {
                 // Back to the message as first consumed: original position, original headers.
                 let original = KafkaMessage(topic: parsed.origin.topic, partition: parsed.origin.partition, offset: parsed.origin.offset,
                                             key: message.key, value: message.value,
-                                            headers: message.headers.filter { !$0.name.hasPrefix("x-original-") && !$0.name.hasPrefix("x-error-") && $0.name != "x-attempts" && $0.name != "x-failed-at" },
+                                            headers: DeadLetter.withoutOurHeaders(message.headers),
                                             timestampMs: message.timestampMs)
                 selected.append(Inbound.decode(original))
             }
