@@ -4,6 +4,7 @@ import Metrics
 /// registry per event cost more than decoding the event. Event types become labels only when
 /// the contract knows them, so a producer sending odd types cannot blow up the series count.
 final class ArchiverMetrics: Sendable {
+    /// History types first, then saga failures (the archived and compensated series take slices).
     static let knownTypes = [
         "commerce.balance.charged", "commerce.balance.deducted", "commerce.payment.completed",
         "commerce.order.status-change-failed", "commerce.payment.failed",
@@ -29,9 +30,10 @@ final class ArchiverMetrics: Sendable {
         func counters(_ name: String, _ dimension: String, _ values: [String]) -> [String: Counter] {
             Dictionary(uniqueKeysWithValues: values.map { ($0, Counter(label: name, dimensions: [(dimension, $0)])) })
         }
+        // Each series only with the labels it can have, so /metrics shows no impossible zeros.
         consumedByType = counters("archiver_events_consumed_total", "type", labels)
-        archivedByType = counters("archiver_events_archived_total", "type", labels)
-        compensatedByType = counters("archiver_sagas_compensated_total", "type", labels)
+        archivedByType = counters("archiver_events_archived_total", "type", Array(Self.knownTypes.prefix(3)))
+        compensatedByType = counters("archiver_sagas_compensated_total", "type", Array(Self.knownTypes.suffix(2)))
         deadLetteredByKind = counters("archiver_events_dead_lettered_total", "kind", DeadLetter.kinds)
     }
 
