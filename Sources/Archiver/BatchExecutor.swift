@@ -59,8 +59,10 @@ struct BatchExecutor: Sendable {
         }
         plan.suppressions += raced
         outcome.archived = writtenBalance.count + writtenPayment.count - raced.count
+        // Writes taken back because they raced a compensation count as suppressed, not archived.
+        let undone = Set(raced.map(\.eventId))
         var archivedTally = ArchiverMetrics.Tally()
-        for w in writtenBalance + writtenPayment {
+        for w in writtenBalance + writtenPayment where !undone.contains(w.eventId) {
             if case .archive(let e) = batch[w.inboundIndex].outcome { archivedTally.add(e.type) }
         }
         metrics.archived(archivedTally)

@@ -20,15 +20,6 @@ public struct KafkaError: Error, CustomStringConvertible, Sendable {
         self.isRetriable = isRetriable ?? KafkaError.retriableCodes.contains(code.rawValue)
     }
 
-    init(error: OpaquePointer, operation: String) {
-        self.code = rd_kafka_error_code(error).rawValue
-        self.message = String(cString: rd_kafka_error_string(error))
-        self.isRetriable = rd_kafka_error_is_retriable(error) != 0
-        self.isFatal = rd_kafka_error_is_fatal(error) != 0
-        self.operation = operation
-        rd_kafka_error_destroy(error)
-    }
-
     public static func configuration(_ message: String) -> KafkaError {
         KafkaError(code: RD_KAFKA_RESP_ERR__INVALID_ARG, operation: "configure", message: message, isRetriable: false)
     }
