@@ -2,6 +2,7 @@ import Hummingbird
 import Logging
 import Metrics
 import Prometheus
+import ServiceLifecycle
 
 /// The admin port of a long-running process: liveness, readiness and Prometheus metrics.
 public enum AdminServer {
@@ -29,7 +30,27 @@ public enum AdminServer {
 
     /// The HTTP application, a `Service` to run in the process's `ServiceGroup`.
     public static func application(host: String, port: Int, registry: PrometheusCollectorRegistry,
-                                   readiness: @escaping @Sendable () -> Readiness, logger: Logger) -> some ApplicationProtocol {
+                                   readiness: @escaping @Sendable () -> Readiness, logger: Logger) -> some Service {
+        Named(application: makeApplication(host: host, port: port, registry: registry, readiness: readiness, logger: logger),
+              address: "\(host):\(port)")
+    }
+
+    /// Puts the address into a failure to serve, so "Address already in use" says which one.
+    struct Named<App: ApplicationProtocol>: Service {
+        let application: App
+        let address: String
+        func run() async throws {
+            do { try await application.run() } catch { throw Failure(message: "admin server on \(address): \(error)") }
+        }
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        let message: String
+        var description: String { message }
+    }
+
+    static func makeApplication(host: String, port: Int, registry: PrometheusCollectorRegistry,
+                                readiness: @escaping @Sendable () -> Readiness, logger: Logger) -> some ApplicationProtocol {
         let router = Router()
         router.get("/healthz") { _, _ in "ok\n" }
         router.get("/readyz") { _, _ -> Response in

@@ -52,9 +52,15 @@ public final class Archiver: Service, Sendable {
     public func run() async throws {
         logger.info("archiver started", metadata: ["group": "\(config.groupID)", "topics": "\(config.topics)", "batch": "\(config.batchSize)"])
         do {
-            try await withGracefulShutdownHandler {
-                while !stopRequested { try await runOneBatch() }
-            } onGracefulShutdown: { [loop] in
+            // Cancellation (a sibling service failed) is treated like SIGTERM: finish the batch,
+            // commit, leave the group.
+            try await withTaskCancellationHandler {
+                try await withGracefulShutdownHandler {
+                    while !stopRequested { try await runOneBatch() }
+                } onGracefulShutdown: { [loop] in
+                    loop.withLock { $0.stopRequestedAt = .now }
+                }
+            } onCancel: { [loop] in
                 loop.withLock { $0.stopRequestedAt = .now }
             }
         } catch is Retrier.Abandoned {

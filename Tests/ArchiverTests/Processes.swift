@@ -100,5 +100,24 @@ func shell(_ command: String) async -> Int32 {
     }
 }
 
-/// A free-ish port per test: tests run in parallel and each archiver process needs its own admin port.
-func adminPort() -> Int { Int.random(in: 20_000..<40_000) }
+/// A port the kernel says is free (bind to 0, read it, close). Random picks collided with
+/// ephemeral ports of the tests' own Kafka and Mongo connections.
+func adminPort() -> Int {
+    let (fd, port) = boundSocket()
+    close(fd)
+    return port
+}
+
+/// A socket bound to a free port on 127.0.0.1; the caller closes it.
+func boundSocket() -> (fd: Int32, port: Int) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    precondition(bound, "no free port on 127.0.0.1")
+    return (fd, Int(UInt16(bigEndian: address.sin_port)))
+}

@@ -96,4 +96,18 @@ struct ResilienceTests {
         #expect(metrics.contains("archiver_events_archived_total"))
         await s.drop()
     }
+
+    @Test func anAdminPortAlreadyTakenStopsTheProcessWithThatError() async throws {
+        let s = try await Scenario()
+        let (taken, port) = boundSocket()
+        defer { close(taken) }
+        #expect(listen(taken, 1) == 0)
+        let p = try ArchiverProcess(arguments: s.runArguments(adminPort: port), adminPort: port)
+        #expect(try await eventually(30) { !p.process.isRunning }, "still running with no admin port: \(p.output)")
+        if p.process.isRunning { await p.kill9() }
+        await p.waitForExit()
+        #expect(p.process.terminationStatus != 0)
+        #expect(p.output.contains("archiver: admin server on 127.0.0.1:\(port): ") && p.output.lowercased().contains("address already in use"), "\(p.output)")
+        await s.drop()
+    }
 }
