@@ -16,6 +16,8 @@ let rdkafkaLinker: [LinkerSetting] = FileManager.default.fileExists(atPath: "\(r
 let log: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let metrics: Target.Dependency = .product(name: "Metrics", package: "swift-metrics")
 let lifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let grdb: Target.Dependency = .product(name: "GRDB", package: "GRDB.swift")
+let hummingbird: Target.Dependency = .product(name: "Hummingbird", package: "hummingbird")
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 
 let package = Package(
@@ -24,6 +26,7 @@ let package = Package(
     products: [
         .executable(name: "archiver", targets: ["ArchiverCLI"]),
         .executable(name: "archiver-bench", targets: ["Bench"]),
+        .executable(name: "commerce", targets: ["CommerceCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -32,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     ],
     targets: [
         // C bindings: nothing above Kafka/Mongo sees a C type.
@@ -48,16 +52,35 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
             metrics, lifecycle, log,
         ]),
+        .target(name: "CLISupport", dependencies: ["Kafka", argumentParser, log]),
         .executableTarget(name: "ArchiverCLI", dependencies: [
-            "Archiver", "AdminServer", "Kafka", "Mongo", "Events", argumentParser, log, metrics, lifecycle,
+            "CLISupport", "Archiver", "AdminServer", "Kafka", "Mongo", "Events", argumentParser, log, metrics, lifecycle,
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
+
+        // Commerce: four domain services on one reliable-messaging runtime (SQLite + outbox + inbox).
+        .target(name: "ServiceRuntime", dependencies: ["Kafka", "Events", grdb, log, metrics, lifecycle]),
+        .target(name: "CommerceAPI", dependencies: [hummingbird]),
+        .target(name: "UserService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
+        .target(name: "ProductService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
+        .target(name: "OrderService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
+        .target(name: "PaymentService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
+        .target(name: "Simulator", dependencies: ["Mongo", log]),
+        .executableTarget(name: "CommerceCLI", dependencies: [
+            "CLISupport", "ServiceRuntime", "CommerceAPI", "UserService", "ProductService", "OrderService", "PaymentService",
+            "Simulator", "AdminServer", "Kafka", argumentParser, log, lifecycle, hummingbird,
+        ]),
+
         // Server limits for scripts/bench: raw libmongoc bulk upserts, raw consume rate.
         .executableTarget(name: "Bench", dependencies: ["CMongoc", "Kafka"]),
 
         .testTarget(name: "EventsTests", dependencies: ["Events"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         .testTarget(name: "MongoTests", dependencies: ["Mongo"]),
+        .testTarget(name: "CommerceTests", dependencies: [
+            "ServiceRuntime", "UserService", "ProductService", "OrderService", "PaymentService", "Simulator",
+            "Archiver", "Kafka", "Mongo", "Events", grdb, log, hummingbird,
+        ]),
         .testTarget(name: "ArchiverTests", dependencies: ["Archiver", "Kafka", "Mongo", "Events", log]),
     ],
     swiftLanguageModes: [.v6]

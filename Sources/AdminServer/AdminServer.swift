@@ -31,16 +31,24 @@ public enum AdminServer {
     /// The HTTP application, a `Service` to run in the process's `ServiceGroup`.
     public static func application(host: String, port: Int, registry: PrometheusCollectorRegistry,
                                    readiness: @escaping @Sendable () -> Readiness, logger: Logger) -> some Service {
-        Named(application: makeApplication(host: host, port: port, registry: registry, readiness: readiness, logger: logger),
-              address: "\(host):\(port)")
+        Addressed(makeApplication(host: host, port: port, registry: registry, readiness: readiness, logger: logger),
+                  name: "admin server", address: "\(host):\(port)")
     }
 
-    /// Puts the address into a failure to serve, so "Address already in use" says which one.
-    struct Named<App: ApplicationProtocol>: Service {
+    /// An HTTP application whose failure to serve names it and its address, so
+    /// "Address already in use" says which one.
+    public struct Addressed<App: ApplicationProtocol>: Service {
         let application: App
+        let name: String
         let address: String
-        func run() async throws {
-            do { try await application.run() } catch { throw Failure(message: "admin server on \(address): \(error)") }
+        public init(_ application: App, name: String, address: String) {
+            self.application = application
+            self.name = name
+            self.address = address
+        }
+
+        public func run() async throws {
+            do { try await application.run() } catch { throw Failure(message: "\(name) on \(address): \(error)") }
         }
     }
 

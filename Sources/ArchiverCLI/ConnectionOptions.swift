@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import CLISupport
 import Kafka
 
 /// Connection settings shared by every subcommand: each a flag, else its environment
@@ -17,13 +18,7 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "History database (env ARCHIVER_DATABASE, default history).")
     var database: String?
 
-    static let env = ProcessInfo.processInfo.environment
-
-    static func value(_ flag: String?, _ variable: String, _ fallback: String) -> String {
-        if let flag { return flag }
-        if let v = env[variable], !v.isEmpty { return v }
-        return fallback
-    }
+    static func value(_ flag: String?, _ variable: String, _ fallback: String) -> String { Settings.value(flag, variable, fallback) }
 
     var resolvedBrokers: String { Self.value(brokers, "KAFKA_BROKERS", "127.0.0.1:9092") }
     var resolvedMongoURI: String { Self.value(mongoUri, "MONGO_URI", "mongodb://127.0.0.1:27017") }
@@ -39,28 +34,10 @@ struct ConnectionOptions: ParsableArguments {
     }
 
     var kafka: KafkaConfiguration {
-        get throws {
-            let brokers = resolvedBrokers
-            guard !brokers.isEmpty, brokers.split(separator: ",").allSatisfy({ $0.contains(":") }) else {
-                throw ValidationError("KAFKA_BROKERS / --brokers must be host:port[,host:port...], got '\(brokers)'")
-            }
-            var config = KafkaConfiguration(brokers: brokers)
-            if let file = kafkaConfigFile ?? Self.env["KAFKA_CONFIG_FILE"].flatMap({ $0.isEmpty ? nil : $0 }) {
-                try config.load(file: file)
-            }
-            return config
-        }
+        get throws { try Settings.kafka(brokers: brokers, configFile: kafkaConfigFile) }
     }
 
     static func port(_ flag: Int?, _ variable: String, _ fallback: Int) throws -> Int {
-        if let flag {
-            guard (1...65_535).contains(flag) else { throw ValidationError("--admin-port must be 1-65535, got \(flag)") }
-            return flag
-        }
-        guard let raw = env[variable], !raw.isEmpty else { return fallback }
-        guard let port = Int(raw), (1...65_535).contains(port) else {
-            throw ValidationError("\(variable) must be a port number (1-65535), got '\(raw)'")
-        }
-        return port
+        try Settings.port(flag, "--admin-port", variable, fallback)
     }
 }

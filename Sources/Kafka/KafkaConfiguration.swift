@@ -62,6 +62,9 @@ public struct KafkaConsumerConfiguration: Sendable {
             "max.poll.interval.ms": String(maxPollIntervalMs),
             "queued.max.messages.kbytes": String(queuedMaxKBytes),
             "enable.partition.eof": "false",
+            // A subscribed topic created after start is otherwise noticed only at the next
+            // 5-minute metadata refresh.
+            "topic.metadata.refresh.interval.ms": "10000",
         ])
     }
 }

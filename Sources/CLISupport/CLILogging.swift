@@ -1,9 +1,9 @@
 import Foundation
 import Logging
 
-enum CLILogging {
+public enum CLILogging {
     /// Logs go to stderr, so stdout stays clean for results; LOG_LEVEL overrides the default.
-    static func bootstrap(default level: Logger.Level) {
+    public static func bootstrap(default level: Logger.Level) {
         let chosen = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? level
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import Kafka
+
+/// Each setting is a flag, else its environment variable (contract §7), else the default.
+/// Flags win over the environment; a bad value is a one-line error naming both.
+public enum Settings {
+    public static let environment = ProcessInfo.processInfo.environment
+
+    public static func value(_ flag: String?, _ variable: String, _ fallback: String) -> String {
+        if let flag { return flag }
+        if let v = environment[variable], !v.isEmpty { return v }
+        return fallback
+    }
+
+    public static func port(_ flag: Int?, _ flagName: String, _ variable: String, _ fallback: Int) throws -> Int {
+        if let flag {
+            guard (1...65_535).contains(flag) else { throw ValidationError("\(flagName) must be 1-65535, got \(flag)") }
+            return flag
+        }
+        guard let raw = environment[variable], !raw.isEmpty else { return fallback }
+        guard let port = Int(raw), (1...65_535).contains(port) else {
+            throw ValidationError("\(variable) must be a port number (1-65535), got '\(raw)'")
+        }
+        return port
+    }
+
+    /// KAFKA_BROKERS / --brokers and KAFKA_CONFIG_FILE / --kafka-config-file.
+    public static func kafka(brokers flag: String?, configFile: String?) throws -> KafkaConfiguration {
+        let brokers = value(flag, "KAFKA_BROKERS", "127.0.0.1:9092")
+        guard !brokers.isEmpty, brokers.split(separator: ",").allSatisfy({ $0.contains(":") }) else {
+            throw ValidationError("KAFKA_BROKERS / --brokers must be host:port[,host:port...], got '\(brokers)'")
+        }
+        var config = KafkaConfiguration(brokers: brokers)
+        if let file = configFile ?? environment["KAFKA_CONFIG_FILE"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            try config.load(file: file)
+        }
+        return config
+    }
+}
+
+/// Every failure ends as one line on stderr and a non-zero exit: never a stack trace or a usage dump.
+public enum OneLineErrors {
+    public static func main<Command: ParsableCommand>(_ command: Command.Type, name: String) async {
+        do {
+            var parsed = try Command.parseAsRoot()
+            if var asyncCommand = parsed as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try parsed.run()
+            }
+        } catch let code as ExitCode {
+            Foundation.exit(code.rawValue)  // the command has already said why
+        } catch {
+            let code = Command.exitCode(for: error)
+            if code == .success { Command.exit(withError: error) }  // --help, --version
+            FileHandle.standardError.write(Data("\(name): \(Command.message(for: error).split(separator: "\n").first ?? "failed")\n".utf8))
+            Foundation.exit(code.rawValue)
+        }
+    }
+}

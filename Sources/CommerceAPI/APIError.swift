@@ -1,0 +1,54 @@
+import Foundation
+import Hummingbird
+
+/// Every API error is JSON: `{"error": {"code": "...", "message": "..."}}` with a 4xx for
+/// bad input; a 500 only for a bug or a broken disk.
+public struct APIError: HTTPResponseError, CustomStringConvertible {
+    public let status: HTTPResponse.Status
+    public let code: String
+    public let message: String
+
+    public init(_ status: HTTPResponse.Status, code: String, _ message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    public static func badRequest(_ message: String) -> APIError { APIError(.badRequest, code: "bad_request", message) }
+    public static func notFound(_ message: String) -> APIError { APIError(.notFound, code: "not_found", message) }
+    public static func conflict(_ code: String, _ message: String) -> APIError { APIError(.conflict, code: code, message) }
+
+    public var description: String { "\(status.code) \(code): \(message)" }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        try JSON.response(Body(error: .init(code: code, message: message)), status: status)
+    }
+
+    struct Body: Encodable {
+        struct Detail: Encodable {
+            let code: String
+            let message: String
+        }
+        let error: Detail
+    }
+}
+
+/// Turns whatever a route throws into the JSON error shape; unexpected errors are logged.
+public struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return try error.response(from: request, context: context)
+        } catch let error as HTTPError {
+            let code = error.status == .notFound ? "not_found" : error.status.code < 500 ? "bad_request" : "internal"
+            let message = error.body ?? (error.status == .notFound ? "no route \(request.method) \(request.uri.path)" : error.status.reasonPhrase)
+            return try APIError(error.status, code: code, message).response(from: request, context: context)
+        } catch {
+            context.logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            return try APIError(.internalServerError, code: "internal", "\(error)").response(from: request, context: context)
+        }
+    }
+}

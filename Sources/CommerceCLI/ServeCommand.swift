@@ -1,0 +1,98 @@
+import AdminServer
+import ArgumentParser
+import CLISupport
+import CommerceAPI
+import Foundation
+import Hummingbird
+import Logging
+import OrderService
+import PaymentService
+import ProductService
+import ServiceLifecycle
+import ServiceRuntime
+import UserService
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run domain services: HTTP API and Kafka consumers.")
+
+    static let services: [String: @Sendable () -> any DomainService] = [
+        "user": { UserService() }, "product": { ProductService() }, "order": { OrderService() }, "payment": { PaymentService() },
+    ]
+
+    @Argument(help: "user, product, order, payment or all.")
+    var service = "all"
+
+    @Option(help: "Kafka bootstrap servers (env KAFKA_BROKERS, default 127.0.0.1:9092).")
+    var brokers: String?
+
+    @Option(help: "librdkafka key=value file for TLS/SASL (env KAFKA_CONFIG_FILE).")
+    var kafkaConfigFile: String?
+
+    @Option(help: "HTTP port (env COMMERCE_HTTP_PORT, default 8080).")
+    var httpPort: Int?
+
+    @Option(help: "HTTP bind address (env COMMERCE_HTTP_HOST, default 127.0.0.1; 0.0.0.0 in containers).")
+    var httpHost: String?
+
+    @Option(help: "Folder of the services' SQLite files (env COMMERCE_DATA_DIR, default ./data).")
+    var dataDir: String?
+
+    @Option(help: "Injected failures, step=rate or step=sagaId, comma-separated (env COMMERCE_FAULTS). Steps: \(FaultPlan.steps.joined(separator: ", ")), *.")
+    var fault: String?
+
+    @Option(help: "Prefix for every topic and consumer group (env COMMERCE_TOPIC_PREFIX); for isolated test runs.")
+    var topicPrefix: String?
+
+    @Option(help: .hidden)
+    var crashAfterCommit: [String] = []
+
+    func validate() throws {
+        guard service == "all" || Self.services[service] != nil else {
+            throw ValidationError("service must be user, product, order, payment or all, got '\(service)'")
+        }
+    }
+
+    func run() async throws {
+        CLILogging.bootstrap(default: .info)
+        let logger = Logger(label: "commerce")
+        let port = try Settings.port(httpPort, "--http-port", "COMMERCE_HTTP_PORT", 8080)
+        let host = Settings.value(httpHost, "COMMERCE_HTTP_HOST", "127.0.0.1")
+        let directory = Settings.value(dataDir, "COMMERCE_DATA_DIR", "./data")
+        let prefix = Settings.value(topicPrefix, "COMMERCE_TOPIC_PREFIX", "")
+        let faults: FaultPlan
+        do { faults = try FaultPlan(parsing: Settings.value(fault, "COMMERCE_FAULTS", "")) } catch { throw ValidationError("\(error)") }
+        let kafka = try Settings.kafka(brokers: brokers, configFile: kafkaConfigFile)
+
+        let names = service == "all" ? ["user", "product", "order", "payment"] : [service]
+        let nodes = try names.map { name in
+            do {
+                return try ServiceNode(service: Self.services[name]!(), directory: directory, faults: faults, topicPrefix: prefix,
+                                       crashAfterCommitOf: Set(crashAfterCommit), logger: logger)
+            } catch { throw ValidationError("cannot open the \(name) database in '\(directory)': \(error)") }
+        }
+        let messaging = try ServiceHost(nodes: nodes, kafka: kafka, groupPrefix: "commerce-\(prefix)", logger: logger)
+        do { try await messaging.prepare(kafka: kafka) } catch { throw ValidationError("Kafka unreachable at \(kafka.brokers): \(error)") }
+
+        let router = Router()
+        router.middlewares.add(APIErrorMiddleware())
+        router.get("/healthz") { _, _ in "ok\n" }
+        for node in nodes {
+            switch node.name {
+            case "user": UserAPI.register(on: router, node: node)
+            case "product": ProductAPI.register(on: router, node: node)
+            case "order": OrderAPI.register(on: router, node: node)
+            default: PaymentAPI.register(on: router, node: node)
+            }
+        }
+        let http = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "commerce"), logger: logger)
+        if !faults.isEmpty { logger.warning("fault injection on", metadata: ["faults": "\(faults)"]) }
+        let group = ServiceGroup(configuration: .init(
+            services: [
+                .init(service: messaging, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+                .init(service: AdminServer.Addressed(http, name: "HTTP API", address: "\(host):\(port)"),
+                      failureTerminationBehavior: .gracefullyShutdownGroup),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}

@@ -1,0 +1,83 @@
+import CommerceAPI
+import Events
+import GRDB
+import Hummingbird
+import ServiceRuntime
+
+/// `POST /products`, `GET /products/{id}`, `POST /users/{id}/cart`, `GET /users/{id}/cart`.
+public enum ProductAPI {
+    struct NewProduct: Decodable {
+        let name: String
+        let price: Int64
+        let stock: Int64
+    }
+
+    struct Product: Codable, Sendable {
+        let id: Int64
+        let name: String
+        let price: Int64
+        let stock: Int64
+    }
+
+    struct CartLine: Codable, Sendable {
+        let productId: Int64
+        let quantity: Int64
+    }
+
+    struct Cart: Codable, Sendable {
+        let userId: Int64
+        let items: [CartLine]
+    }
+
+    public static func register(on router: Router<BasicRequestContext>, node: ServiceNode) {
+        router.post("/products") { request, _ -> Response in
+            let new = try await JSON.decode(NewProduct.self, from: request)
+            guard !new.name.trimmingCharacters(in: .whitespaces).isEmpty, new.name.count <= 200 else { throw APIError.badRequest("name must be 1-200 characters") }
+            guard new.price > 0, new.price <= 1_000_000_000 else { throw APIError.badRequest("price must be 1-1000000000, got \(new.price)") }
+            guard new.stock >= 0, new.stock <= 1_000_000_000 else { throw APIError.badRequest("stock must be 0-1000000000, got \(new.stock)") }
+            let product = try await node.transaction { db in
+                try db.execute(sql: "INSERT INTO products (name, price, stock) VALUES (?, ?, ?)", arguments: [new.name, new.price, new.stock])
+                return (Product(id: db.lastInsertedRowID, name: new.name, price: new.price, stock: new.stock), [])
+            }
+            return try JSON.response(product, status: .created)
+        }
+
+        router.get("/products/:productId") { _, context -> Response in
+            let id = try context.id("productId")
+            guard let product = try await node.read({ db in try fetchProduct(id, db) }) else { throw APIError.notFound("product \(id) does not exist") }
+            return try JSON.response(product)
+        }
+
+        router.post("/users/:userId/cart") { request, context -> Response in
+            let userId = try context.id("userId")
+            let line = try await JSON.decode(CartLine.self, from: request)
+            guard line.quantity > 0, line.quantity <= 1_000_000 else { throw APIError.badRequest("quantity must be 1-1000000, got \(line.quantity)") }
+            let cart = try await node.transaction { db in
+                guard try fetchProduct(line.productId, db) != nil else { throw APIError.notFound("product \(line.productId) does not exist") }
+                try db.execute(sql: """
+                    INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, ?)
+                    ON CONFLICT(user_id, product_id) DO UPDATE SET quantity = quantity + excluded.quantity
+                    """, arguments: [userId, line.productId, line.quantity])
+                return (try fetchCart(userId, db), [])
+            }
+            return try JSON.response(cart)
+        }
+
+        router.get("/users/:userId/cart") { _, context -> Response in
+            let userId = try context.id("userId")
+            return try JSON.response(try await node.read { db in try fetchCart(userId, db) })
+        }
+    }
+
+    static func fetchProduct(_ id: Int64, _ db: Database) throws -> Product? {
+        try Row.fetchOne(db, sql: "SELECT * FROM products WHERE id = ?", arguments: [id]).map {
+            Product(id: $0["id"], name: $0["name"], price: $0["price"], stock: $0["stock"])
+        }
+    }
+
+    static func fetchCart(_ userId: Int64, _ db: Database) throws -> Cart {
+        let lines = try Row.fetchAll(db, sql: "SELECT product_id, quantity FROM cart_items WHERE user_id = ? ORDER BY product_id", arguments: [userId])
+            .map { CartLine(productId: $0["product_id"], quantity: $0["quantity"]) }
+        return Cart(userId: userId, items: lines)
+    }
+}

@@ -1,0 +1,139 @@
+import Events
+import Foundation
+import GRDB
+import ServiceRuntime
+
+/// Stock and carts. Decreases stock for a whole order or not at all, then removes the
+/// ordered items from the cart; restores both when the order is cancelled.
+public struct ProductService: DomainService {
+    public let name = "product"
+    public let topics = [Topic.order, Topic.product]
+
+    public init() {}
+
+    public func migrate(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("product-v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE products (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, price INTEGER NOT NULL, stock INTEGER NOT NULL);
+                CREATE TABLE cart_items (user_id INTEGER NOT NULL, product_id INTEGER NOT NULL, quantity INTEGER NOT NULL,
+                                         PRIMARY KEY (user_id, product_id)) WITHOUT ROWID;
+                -- What this service did for each order, so that cancelling undoes exactly that, once.
+                CREATE TABLE reservations (order_id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, items TEXT NOT NULL,
+                                           amount INTEGER NOT NULL, stock TEXT NOT NULL, cart TEXT NOT NULL);
+                """)
+        }
+    }
+
+    public func handle(_ event: CommerceEvent, in db: Database, node: ServiceNode) throws -> [CommerceEvent] {
+        switch event.type {
+        case EventType.orderRequested: try decreaseStock(event, db, node)
+        case EventType.stockDecreased: try removeFromCart(event, db, node)
+        case EventType.orderCancelled: try undo(event, db, node)
+        default: []
+        }
+    }
+
+    private func decreaseStock(_ event: CommerceEvent, _ db: Database, _ node: ServiceNode) throws -> [CommerceEvent] {
+        let d = event.data
+        guard let orderId = d.orderId, let userId = d.userId, let items = d.items, !items.isEmpty, let saga = event.sagaid else {
+            throw DomainError("order request without orderId, userId, items and sagaid")
+        }
+        if try Bool.fetchOne(db, sql: "SELECT 1 FROM reservations WHERE order_id = ?", arguments: [orderId]) == true { return [] }
+        let needed = Dictionary(items.map { ($0.productId, $0.quantity) }, uniquingKeysWith: +)
+        var failure: String?
+        var amount: Int64 = 0
+        if node.faults.fails("stock.decrease", saga: saga) { failure = "injected fault at stock.decrease" }
+        for (productId, quantity) in needed.sorted(by: { $0.key < $1.key }) where failure == nil {
+            guard let row = try Row.fetchOne(db, sql: "SELECT price, stock FROM products WHERE id = ?", arguments: [productId]) else {
+                failure = "unknown product \(productId)"
+                break
+            }
+            let stock: Int64 = row["stock"], price: Int64 = row["price"]
+            if quantity <= 0 { failure = "quantity of product \(productId) must be positive" } else if stock < quantity {
+                failure = "insufficient stock for product \(productId): has \(stock), order needs \(quantity)"
+            }
+            amount += price * quantity
+        }
+        let subject = "order/\(orderId)"
+        if let failure {
+            try record(orderId, userId, items, amount: 0, stock: "FAILED", db)
+            return [node.event(EventType.stockDecreaseFailed, saga: saga, subject: subject, .init(userId: userId, orderId: orderId, reason: failure))]
+        }
+        for (productId, quantity) in needed {
+            try db.execute(sql: "UPDATE products SET stock = stock - ? WHERE id = ?", arguments: [quantity, productId])
+        }
+        try record(orderId, userId, items, amount: amount, stock: "DECREASED", db)
+        return [node.event(EventType.stockDecreased, saga: saga, subject: subject, .init(userId: userId, orderId: orderId, amount: amount, items: items))]
+    }
+
+    private func removeFromCart(_ event: CommerceEvent, _ db: Database, _ node: ServiceNode) throws -> [CommerceEvent] {
+        guard let orderId = event.data.orderId, let saga = event.sagaid else { throw DomainError("stock decreased without orderId and sagaid") }
+        guard let r = try Reservation.fetch(orderId, db), r.cart == "NONE", r.stock == "DECREASED" else { return [] }
+        let subject = "order/\(orderId)"
+        let needed = Dictionary(r.items.map { ($0.productId, $0.quantity) }, uniquingKeysWith: +)
+        var failure: String?
+        if node.faults.fails("cart.remove", saga: saga) { failure = "injected fault at cart.remove" }
+        for (productId, quantity) in needed.sorted(by: { $0.key < $1.key }) where failure == nil {
+            let held = try Int64.fetchOne(db, sql: "SELECT quantity FROM cart_items WHERE user_id = ? AND product_id = ?",
+                                          arguments: [r.userId, productId]) ?? 0
+            if held < quantity { failure = "cart of user \(r.userId) holds \(held) of product \(productId), order needs \(quantity)" }
+        }
+        if let failure {
+            try db.execute(sql: "UPDATE reservations SET cart = 'FAILED' WHERE order_id = ?", arguments: [orderId])
+            return [node.event(EventType.cartRemoveFailed, saga: saga, subject: subject, .init(userId: r.userId, orderId: orderId, reason: failure))]
+        }
+        for (productId, quantity) in needed {
+            try db.execute(sql: "UPDATE cart_items SET quantity = quantity - ? WHERE user_id = ? AND product_id = ?", arguments: [quantity, r.userId, productId])
+        }
+        try db.execute(sql: "DELETE FROM cart_items WHERE user_id = ? AND quantity <= 0", arguments: [r.userId])
+        try db.execute(sql: "UPDATE reservations SET cart = 'REMOVED' WHERE order_id = ?", arguments: [orderId])
+        return [node.event(EventType.cartRemoved, saga: saga, subject: subject, .init(userId: r.userId, orderId: orderId, amount: r.amount, items: r.items))]
+    }
+
+    /// The order was cancelled: put back the stock and the cart items this order took, once.
+    private func undo(_ event: CommerceEvent, _ db: Database, _ node: ServiceNode) throws -> [CommerceEvent] {
+        guard let orderId = event.data.orderId, let saga = event.sagaid else { throw DomainError("order cancelled without orderId and sagaid") }
+        guard let r = try Reservation.fetch(orderId, db) else { return [] }
+        let subject = "order/\(orderId)"
+        var out: [CommerceEvent] = []
+        if r.stock == "DECREASED" {
+            for item in r.items {
+                try db.execute(sql: "UPDATE products SET stock = stock + ? WHERE id = ?", arguments: [item.quantity, item.productId])
+            }
+            try db.execute(sql: "UPDATE reservations SET stock = 'RESTORED' WHERE order_id = ?", arguments: [orderId])
+            out.append(node.event(EventType.stockRestored, saga: saga, subject: subject,
+                                  .init(userId: r.userId, orderId: orderId, items: r.items, reason: event.data.reason)))
+        }
+        if r.cart == "REMOVED" {
+            for item in r.items {
+                try db.execute(sql: """
+                    INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, ?)
+                    ON CONFLICT(user_id, product_id) DO UPDATE SET quantity = quantity + excluded.quantity
+                    """, arguments: [r.userId, item.productId, item.quantity])
+            }
+            try db.execute(sql: "UPDATE reservations SET cart = 'RESTORED' WHERE order_id = ?", arguments: [orderId])
+            out.append(node.event(EventType.cartRestored, saga: saga, subject: subject,
+                                  .init(userId: r.userId, orderId: orderId, items: r.items, reason: event.data.reason)))
+        }
+        return out
+    }
+
+    private func record(_ orderId: Int64, _ userId: Int64, _ items: [OrderItem], amount: Int64, stock: String, _ db: Database) throws {
+        try db.execute(sql: "INSERT INTO reservations VALUES (?, ?, ?, ?, ?, 'NONE')",
+                       arguments: [orderId, userId, String(decoding: try JSONEncoder().encode(items), as: UTF8.self), amount, stock])
+    }
+}
+
+struct Reservation {
+    var userId: Int64
+    var items: [OrderItem]
+    var amount: Int64
+    var stock: String
+    var cart: String
+
+    static func fetch(_ orderId: Int64, _ db: Database) throws -> Reservation? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM reservations WHERE order_id = ?", arguments: [orderId]) else { return nil }
+        let items = try JSONDecoder().decode([OrderItem].self, from: Data((row["items"] as String).utf8))
+        return Reservation(userId: row["user_id"], items: items, amount: row["amount"], stock: row["stock"], cart: row["cart"])
+    }
+}

@@ -1,0 +1,15 @@
+import Events
+import GRDB
+
+/// One domain service: its tables, the events it reacts to, and how.
+public protocol DomainService: Sendable {
+    /// "user", "product", "order" or "payment": names its database file, consumer group and event source.
+    var name: String { get }
+    /// Topics whose events `handle` is given; events of types it does not know it ignores.
+    var topics: [String] { get }
+    /// Registers this service's schema migrations.
+    func migrate(_ migrator: inout DatabaseMigrator)
+    /// Applies one consumed event, inside the transaction that also records it in the inbox.
+    /// The events returned are written to the outbox in that same transaction.
+    func handle(_ event: CommerceEvent, in db: Database, node: ServiceNode) throws -> [CommerceEvent]
+}

@@ -1,0 +1,44 @@
+import CommerceAPI
+import Events
+import GRDB
+import Hummingbird
+import ServiceRuntime
+
+/// `POST /users/{id}/charge`, `GET /users/{id}/balance`.
+public enum UserAPI {
+    struct ChargeRequest: Decodable { let amount: Int64 }
+
+    struct Balance: Codable, Sendable {
+        let userId: Int64
+        let balance: Int64
+        var chargeId: Int64?
+    }
+
+    public static func register(on router: Router<BasicRequestContext>, node: ServiceNode) {
+        router.post("/users/:userId/charge") { request, context -> Response in
+            let userId = try context.id("userId")
+            let amount = try await JSON.decode(ChargeRequest.self, from: request).amount
+            guard amount > 0, amount <= 1_000_000_000_000 else { throw APIError.badRequest("amount must be 1-1000000000000, got \(amount)") }
+            let result = try await node.transaction { db in
+                let before = try UserService.balance(of: userId, db) ?? 0
+                guard before <= Int64.max - amount else { throw APIError.conflict("balance_overflow", "balance of user \(userId) would overflow") }
+                try db.execute(sql: "INSERT INTO users (id, balance) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET balance = excluded.balance",
+                               arguments: [userId, before + amount])
+                try db.execute(sql: "INSERT INTO charges (user_id, amount) VALUES (?, ?)", arguments: [userId, amount])
+                let chargeId = db.lastInsertedRowID
+                let event = node.event(EventType.balanceCharged, saga: "charge-\(chargeId)", subject: "user/\(userId)",
+                                       .init(userId: userId, amount: amount, balanceBefore: before, balanceAfter: before + amount))
+                return (Balance(userId: userId, balance: before + amount, chargeId: chargeId), [event])
+            }
+            return try JSON.response(result)
+        }
+
+        router.get("/users/:userId/balance") { _, context -> Response in
+            let userId = try context.id("userId")
+            guard let balance = try await node.read({ db in try UserService.balance(of: userId, db) }) else {
+                throw APIError.notFound("user \(userId) has never been charged")
+            }
+            return try JSON.response(Balance(userId: userId, balance: balance))
+        }
+    }
+}
