@@ -77,11 +77,13 @@ let package = Package(
         .testTarget(name: "EventsTests", dependencies: ["Events"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         .testTarget(name: "MongoTests", dependencies: ["Mongo"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CommerceTests", dependencies: [
+            "TestSupport",
             "ServiceRuntime", "UserService", "ProductService", "OrderService", "PaymentService", "Simulator",
             "Archiver", "Kafka", "Mongo", "Events", grdb, log, hummingbird,
         ]),
-        .testTarget(name: "ArchiverTests", dependencies: ["Archiver", "Kafka", "Mongo", "Events", log]),
+        .testTarget(name: "ArchiverTests", dependencies: ["TestSupport", "Archiver", "Kafka", "Mongo", "Events", log]),
     ],
     swiftLanguageModes: [.v6]
 )

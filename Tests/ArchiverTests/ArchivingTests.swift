@@ -2,6 +2,7 @@ import Events
 import Foundation
 import Kafka
 import Mongo
+import TestSupport
 import Testing
 @testable import Archiver
 

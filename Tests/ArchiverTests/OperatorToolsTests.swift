@@ -3,6 +3,7 @@ import Foundation
 import Kafka
 import Logging
 import Mongo
+import TestSupport
 import Testing
 @testable import Archiver
 
@@ -10,7 +11,7 @@ import Testing
 func archiverCLI(_ arguments: [String]) async -> (Int32, String) {
     let out = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID()).txt").path
     let quoted = arguments.map { "'\($0.replacingOccurrences(of: "'", with: "'\\''"))'" }.joined(separator: " ")
-    let status = await shell("'\(ArchiverProcess.binary)' \(quoted) >'\(out)' 2>&1")
+    let status = await shell("'\(binary("archiver"))' \(quoted) >'\(out)' 2>&1")
     return (status, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
 }
 

@@ -3,6 +3,7 @@ import Foundation
 import Kafka
 import Logging
 import Mongo
+import TestSupport
 import Testing
 @testable import Archiver
 
@@ -10,7 +11,6 @@ import Testing
 // scripts/services, so scenarios run side by side without seeing each other.
 let brokers = ProcessInfo.processInfo.environment["KAFKA_BROKERS"] ?? "127.0.0.1:9092"
 let mongoURI = ProcessInfo.processInfo.environment["MONGO_URI"] ?? "mongodb://127.0.0.1:27017"
-let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
 final class Scenario: Sendable {
     let id = UUID().uuidString.prefix(8).lowercased()
@@ -87,15 +87,6 @@ final class Scenario: Sendable {
 }
 
 /// Waits until `condition` holds, polling; false if it never did within `seconds`.
-func eventually(_ seconds: Double = 30, _ condition: () async throws -> Bool) async throws -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if try await condition() { return true }
-        try await Task.sleep(for: .milliseconds(100))
-    }
-    return try await condition()
-}
-
 /// Builders for the contract's events.
 enum Make {
     static func id() -> String { UUID().uuidString.lowercased() }

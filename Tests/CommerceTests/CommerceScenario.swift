@@ -1,0 +1,135 @@
+import Archiver
+import Foundation
+import Kafka
+import Logging
+import Mongo
+import TestSupport
+import Testing
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+let brokers = ProcessInfo.processInfo.environment["KAFKA_BROKERS"] ?? "127.0.0.1:9092"
+let mongoURI = ProcessInfo.processInfo.environment["MONGO_URI"] ?? "mongodb://127.0.0.1:27017"
+
+/// `commerce serve all` as a real process, plus an archiver in this process, on the real
+/// broker and Mongo-wire server. Each scenario has its own topic prefix, data folder,
+/// consumer groups and history database, so scenarios run side by side.
+final class CommerceScenario: @unchecked Sendable {
+    let id: String
+    var prefix: String { "c\(id)." }
+    var database: String { "c_\(id)" }
+    let dataDir: String
+    let port = freePort()
+    var services: ChildProcess
+    let archiver: Archiver
+    let archiverTask: Task<Void, Error>
+    let store: HistoryStore
+
+    init(faults: String? = nil, crashAfterCommit: String? = nil) async throws {
+        let id = String(UUID().uuidString.prefix(8).lowercased())
+        self.id = id
+        dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("commerce-\(id)").path
+        store = HistoryStore(database: try MongoClient(uri: mongoURI).database("c_\(id)"))
+        services = try Self.launch(id: id, dataDir: dataDir, port: port, faults: faults, crashAfterCommit: crashAfterCommit)
+        var config = ArchiverConfiguration(kafka: KafkaConfiguration(brokers: brokers), mongoURI: mongoURI, database: "c_\(id)", groupID: "c-\(id)-archiver")
+        config.topics = ["c\(id).commerce.balance", "c\(id).commerce.payment", "c\(id).commerce.order"]
+        config.deadLetterTopic = "c\(id).archive.dlq"
+        config.compensationTopic = "c\(id).archive.compensation"
+        config.sessionTimeoutMs = 6_000
+        config.retryMaxMs = 500
+        try await KafkaAdmin(configuration: KafkaConfiguration(brokers: brokers)).createTopics(
+            ["commerce.order", "commerce.product", "commerce.balance", "commerce.payment", "archive.dlq", "archive.compensation"].map { "c\(id).\($0)" },
+            partitions: 4)
+        archiver = try await Archiver(configuration: config, logger: Logger(label: "archiver"))
+        archiverTask = Task { [archiver] in try await archiver.run() }
+        #expect(try await eventually { await ChildProcess.get("http://127.0.0.1:\(self.port)/healthz")?.0 == 200 }, "\(services.output)")
+    }
+
+    static func launch(id: String, dataDir: String, port: Int, faults: String?, crashAfterCommit: String?) throws -> ChildProcess {
+        var arguments = ["serve", "all", "--data-dir", dataDir, "--http-port", "\(port)", "--topic-prefix", "c\(id).", "--brokers", brokers]
+        if let faults { arguments += ["--fault", faults] }
+        if let crashAfterCommit { arguments += ["--crash-after-commit", crashAfterCommit] }
+        return try ChildProcess(executable: binary("commerce"), arguments: arguments, logName: "commerce-\(id)")
+    }
+
+    func restartServices() async throws {
+        services.terminate()
+        await services.waitForExit()
+        services = try Self.launch(id: id, dataDir: dataDir, port: port, faults: nil, crashAfterCommit: nil)
+        #expect(try await eventually { await ChildProcess.get("http://127.0.0.1:\(self.port)/healthz")?.0 == 200 }, "\(services.output)")
+    }
+
+    func finish() async {
+        services.terminate()
+        await services.waitForExit()
+        archiver.stop()
+        _ = try? await archiverTask.value
+        try? await store.database.drop()
+        try? FileManager.default.removeItem(atPath: dataDir)
+    }
+
+    // MARK: HTTP
+
+    @discardableResult
+    func call(_ method: String, _ path: String, _ body: [String: Any]? = nil) async throws -> (status: Int, json: [String: Any]) {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        request.httpMethod = method
+        if let body {
+            request.httpBody = try JSONSerialization.data(withJSONObject: body)
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, json)
+    }
+
+    func raw(_ method: String, _ path: String, body: String) async throws -> (status: Int, json: [String: Any]) {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        request.httpMethod = method
+        request.httpBody = Data(body.utf8)
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:])
+    }
+
+    func int(_ path: String, _ key: String) async throws -> Int64? { (try await call("GET", path).json[key] as? NSNumber)?.int64Value }
+    func string(_ path: String, _ key: String) async throws -> String? { try await call("GET", path).json[key] as? String }
+
+    // MARK: Shop
+
+    /// A product with `stock`, a user charged `balance`, and `quantity` of the product in the cart.
+    func shop(price: Int64 = 1_000, stock: Int64 = 10, balance: Int64 = 100_000, quantity: Int64 = 2, user: Int64 = 1) async throws -> Int64 {
+        let product = try await call("POST", "/products", ["name": "widget", "price": price, "stock": stock])
+        let productId = (product.json["id"] as! NSNumber).int64Value
+        try await call("POST", "/users/\(user)/charge", ["amount": balance])
+        try await call("POST", "/users/\(user)/cart", ["productId": productId, "quantity": quantity])
+        return productId
+    }
+
+    func order(user: Int64 = 1, product: Int64, quantity: Int64 = 2) async throws -> Int64 {
+        let r = try await call("POST", "/orders", ["userId": user, "items": [["productId": product, "quantity": quantity]]])
+        #expect(r.status == 202)
+        return (r.json["orderId"] as! NSNumber).int64Value
+    }
+
+    /// Waits for the order to leave PENDING; returns its status.
+    func settledOrder(_ id: Int64) async throws -> String? {
+        _ = try await eventually { try await self.string("/orders/\(id)", "status") != "PENDING" }
+        return try await string("/orders/\(id)", "status")
+    }
+
+    func pay(order: Int64, user: Int64 = 1, amount: Int64) async throws -> Int64 {
+        let r = try await call("POST", "/payments", ["orderId": order, "userId": user, "amount": amount])
+        #expect(r.status == 202)
+        return (r.json["paymentId"] as! NSNumber).int64Value
+    }
+
+    func settledPayment(_ id: Int64) async throws -> String? {
+        _ = try await eventually { try await self.string("/payments/\(id)", "status") != "REQUESTED" }
+        return try await string("/payments/\(id)", "status")
+    }
+
+    func historyCount(_ collection: MongoCollection, saga: String) async throws -> Int {
+        try await collection.count(["sagaId": .string(saga)])
+    }
+}

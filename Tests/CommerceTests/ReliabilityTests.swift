@@ -1,0 +1,35 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// The outbox and inbox under a crash, and the simulation's invariants under injected faults.
+@Suite("commerce reliability")
+struct ReliabilityTests {
+    @Test func aCrashBetweenCommitAndPublishLosesNothingAndDoesNothingTwice() async throws {
+        let s = try await CommerceScenario(crashAfterCommit: "commerce.stock.decreased")
+        let product = try await s.shop(stock: 10, quantity: 2)
+        let order = try await s.order(product: product, quantity: 2)
+        #expect(try await eventually { !s.services.process.isRunning }, "the process crashed on purpose: \(s.services.output)")
+        #expect(s.services.process.terminationStatus == 70)
+        #expect(s.services.output.contains("crashing on purpose after committing commerce.stock.decreased"))
+        try await s.restartServices()
+        #expect(try await s.settledOrder(order) == "PLACED", "the committed event was published after the restart")
+        #expect(try await s.int("/products/\(product)", "stock") == 8, "the redelivered order request was not applied twice")
+        await s.finish()
+    }
+
+    @Test func simulateWithFaultsAtEveryStepKeepsEveryInvariant() async throws {
+        let s = try await CommerceScenario(faults: "*=0.08")
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("simulate-\(s.id).txt").path
+        let status = await shell("""
+            '\(binary("commerce"))' simulate --orders 60 --users 8 --concurrency 6 --seed 11 --url http://127.0.0.1:\(s.port) \
+              --database \(s.database) --settle-seconds 60 >'\(out)' 2>&1
+            """)
+        let report = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        #expect(status == 0, "\(report)")
+        #expect(report.contains("all invariants hold"), "\(report)")
+        #expect(report.contains("injected fault at"), "faults were injected: \(report)")
+        #expect(!report.contains("  FAIL "), "\(report)")
+        await s.finish()
+    }
+}
