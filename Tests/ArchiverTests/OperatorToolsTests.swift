@@ -121,7 +121,7 @@ struct ReplayTests {
         let stillBroken = KafkaRecord(topic: s.balanceTopic, key: "k", value: "still not json")
         try await s.send([letter(s, decodeFixed, kind: "decode"), letter(s, schemaFixed, kind: "schema"), letter(s, stillBroken, kind: "decode")])
 
-        let summary = try await replayer(s, group: "replay-\(s.id)").run(filter: .init(), dryRun: false, idleMs: 1_500)
+        let summary = try await replayer(s, group: "replay-\(s.id)").run(filter: .init(), dryRun: false, idleMs: 4_000)
         #expect(summary == Replayer.Summary(archived: 3, failed: 1, skipped: 0))
         #expect(try await s.count(s.store.balance) == 3)
         #expect(try await s.count(s.store.payment) == 1)
@@ -136,11 +136,11 @@ struct ReplayTests {
         let s = try await Scenario()
         try await s.send([letter(s, Make.deducted(s, saga: "pay-1"), kind: "schema"), letter(s, KafkaRecord(topic: s.balanceTopic, key: "k", value: "x"), kind: "decode")])
         let group = "replay-\(s.id)"
-        let dry = try await replayer(s, group: group).run(filter: .init(), dryRun: true, idleMs: 1_500)
+        let dry = try await replayer(s, group: group).run(filter: .init(), dryRun: true, idleMs: 4_000)
         #expect(dry == Replayer.Summary(archived: 1, failed: 1, skipped: 0, dryRun: true))
         #expect(try await s.count(s.store.balance) == 0)
-        #expect(try await s.read(s.deadLetterTopic, count: 3, seconds: 3).count == 2, "no new dead letter")
-        let real = try await replayer(s, group: group).run(filter: .init(), dryRun: false, idleMs: 1_500)
+        #expect(try await s.read(s.deadLetterTopic, count: 3, seconds: 10).count == 2, "no new dead letter")
+        let real = try await replayer(s, group: group).run(filter: .init(), dryRun: false, idleMs: 4_000)
         #expect(real.archived == 1 && real.failed == 1, "the dry run did not move the group")
         await s.drop()
     }
@@ -150,9 +150,9 @@ struct ReplayTests {
         // One partition's worth of order: all letters keyed alike.
         try await s.send((0..<5).map { i in var r = letter(s, Make.deducted(s, saga: "pay-\(i)"), kind: "schema"); r.key = Array("same".utf8); return r })
         let group = "replay-\(s.id)"
-        let first = try await replayer(s, group: group).run(filter: .init(limit: 2), dryRun: false, idleMs: 1_500)
+        let first = try await replayer(s, group: group).run(filter: .init(limit: 2), dryRun: false, idleMs: 4_000)
         #expect(first.archived == 2)
-        let second = try await replayer(s, group: group).run(filter: .init(), dryRun: false, idleMs: 1_500)
+        let second = try await replayer(s, group: group).run(filter: .init(), dryRun: false, idleMs: 4_000)
         #expect(second.archived == 3)
         #expect(try await s.count(s.store.balance) == 5)
         await s.drop()
@@ -165,11 +165,11 @@ struct ReplayTests {
                           letter(s, Make.deducted(s, saga: "pay-2"), kind: "schema", failedAt: 1_600_000_000_000),
                           letter(s, Make.deducted(s, saga: "pay-3"), kind: "schema", failedAt: 1_650_000_000_000)].map { var r = $0; r.key = Array("k".utf8); return r })
         let group = "replay-\(s.id)"
-        let byId = try await replayer(s, group: group).run(filter: .init(eventID: wanted), dryRun: false, idleMs: 1_500)
+        let byId = try await replayer(s, group: group).run(filter: .init(eventID: wanted), dryRun: false, idleMs: 4_000)
         #expect(byId == Replayer.Summary(archived: 1, failed: 0, skipped: 2))
-        let byTime = try await replayer(s, group: group).run(filter: .init(sinceMs: 1_620_000_000_000, untilMs: 1_680_000_000_000), dryRun: false, idleMs: 1_500)
+        let byTime = try await replayer(s, group: group).run(filter: .init(sinceMs: 1_620_000_000_000, untilMs: 1_680_000_000_000), dryRun: false, idleMs: 4_000)
         #expect(byTime.archived == 1, "pay-3 only; pay-1 again is outside the window")
-        let rest = try await replayer(s, group: group).run(filter: .init(), dryRun: false, idleMs: 1_500)
+        let rest = try await replayer(s, group: group).run(filter: .init(), dryRun: false, idleMs: 4_000)
         #expect(rest.archived == 2, "pay-2 was skipped so far and pay-3 sits behind it: not committed past; re-archiving is idempotent")
         #expect(try await s.count(s.store.balance) == 3)
         await s.drop()

@@ -86,7 +86,6 @@ final class Scenario: Sendable {
     func drop() async { try? await store.database.drop() }
 }
 
-/// Waits until `condition` holds, polling; false if it never did within `seconds`.
 /// Builders for the contract's events.
 enum Make {
     static func id() -> String { UUID().uuidString.lowercased() }
