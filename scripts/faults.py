@@ -2,9 +2,10 @@
 """Fault scenarios for the archiver, each ending in a one-line verdict with counts.
 
   scripts/faults            short sizes (about 3 minutes)
-  FAULTS_FULL=1 scripts/faults   issue sizes: 100k events and 10 kills, a 20 s outage, 1,000 malformed
+  FAULTS_FULL=1 scripts/faults   issue sizes: 100k events and 10 kills, a 20 s outage, 1,000 malformed,
+                                 1,000 simulated orders
 
-Needs scripts/services up and a built `archiver` (debug, or ARCHIVER_BIN).
+Needs scripts/services up and built `archiver` and `commerce` (debug, or ARCHIVER_BIN/COMMERCE_BIN).
 Exit status: 0 when every verdict is PASS.
 """
 import json, os, random, signal, subprocess, sys, time, uuid
@@ -20,6 +21,7 @@ BROKERS = os.environ.get("KAFKA_BROKERS", "127.0.0.1:9092")
 MONGO = os.environ.get("MONGO_URI", "mongodb://127.0.0.1:27017")
 FULL = os.environ.get("FAULTS_FULL") == "1"
 BIN = os.environ.get("ARCHIVER_BIN", os.path.join(ROOT, ".build/debug/archiver"))
+COMMERCE_BIN = os.environ.get("COMMERCE_BIN", os.path.join(ROOT, ".build/debug/commerce"))
 verdicts = []
 
 
@@ -99,9 +101,7 @@ class Scenario:
                 p.wait(30)
 
     def verdict(self, ok, text):
-        line = f"{self.name}: {'PASS' if ok else 'FAIL'} {text}"
-        print(line, flush=True)
-        verdicts.append(ok)
+        print_verdict(self.name, ok, text)
 
 
 def kill9():
@@ -205,9 +205,77 @@ def three_archivers():
     s.verdict(ok and docs == n, f"events={n} killed=1 added=1 documents={docs} lost={n - docs} duplicates={max(0, docs - n)}")
 
 
+def free_port():
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def simulate_with_a_crash():
+    """commerce simulate with faults at every step; the services are killed -9 mid-run and restarted."""
+    orders = 1_000 if FULL else 150
+    sid = f"s{int(time.time())}{random.randint(100, 999)}"
+    prefix, db, port = f"{sid}.", f"faults_{sid}", free_port()
+    data = os.path.join(ROOT, ".run", f"faults-{sid}-data")
+    logs = open(os.path.join(ROOT, ".run", f"faults-{sid}-services.log"), "w")
+
+    def serve():
+        return subprocess.Popen([COMMERCE_BIN, "serve", "all", "--data-dir", data, "--http-port", str(port), "--topic-prefix", prefix,
+                                 "--fault", "*=0.05", "--brokers", BROKERS], stdout=logs, stderr=logs, env=dict(os.environ, LOG_LEVEL="warning"))
+
+    def healthy():
+        import urllib.request
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                return True
+            except OSError:
+                time.sleep(0.5)
+        return False
+
+    services = serve()
+    healthy()
+    admin = AdminClient({"bootstrap.servers": BROKERS})
+    for f in admin.create_topics([NewTopic(prefix + t, num_partitions=4, replication_factor=1) for t in ("archive.dlq", "archive.compensation")]).values():
+        f.result(timeout=30)
+    alog = open(os.path.join(ROOT, ".run", f"faults-{sid}-archiver.log"), "w")
+    archiver = subprocess.Popen([BIN, "run", "--brokers", BROKERS, "--mongo-uri", MONGO, "--database", db, "--group", f"g-{sid}",
+                                 "--topics", ",".join(prefix + "commerce." + t for t in ("balance", "payment", "order")),
+                                 "--dead-letter-topic", prefix + "archive.dlq", "--compensation-topic", prefix + "archive.compensation",
+                                 "--admin-port", str(free_port()), "--session-timeout-ms", "6000", "--max-poll-interval-ms", "10000"],
+                                stdout=alog, stderr=alog, env=dict(os.environ, LOG_LEVEL="warning"))
+    sim = subprocess.Popen([COMMERCE_BIN, "simulate", "--orders", str(orders), "--users", "20", "--concurrency", "8", "--seed", "5",
+                            "--url", f"http://127.0.0.1:{port}", "--mongo-uri", MONGO, "--database", db, "--settle-seconds", "120"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(random.uniform(3.0, 6.0))
+    services.kill()
+    services.wait()
+    time.sleep(2)
+    services = serve()
+    restarted = healthy()
+    out, _ = sim.communicate(timeout=1_200)
+    for p in (services, archiver):
+        p.send_signal(signal.SIGTERM)
+        p.wait(60)
+    held = [l for l in out.splitlines() if l.startswith("  ok ")]
+    broken = [l.strip() for l in out.splitlines() if l.startswith("  FAIL ")]
+    injected = sum(int(l.split()[0]) for l in out.splitlines() if "injected fault at" in l)
+    ok = sim.returncode == 0 and restarted and "all invariants hold" in out and not broken
+    if not ok:
+        print(out, flush=True)
+    print_verdict("simulate + kill -9", ok, f"orders={orders} faults=*=0.05 injected_failures={injected} killed=1 restarted={restarted} "
+                  f"invariants_held={len(held)}/{len(held) + len(broken)}")
+
+
+def print_verdict(name, ok, text):
+    print(f"{name}: {'PASS' if ok else 'FAIL'} {text}", flush=True)
+    verdicts.append(ok)
+
+
 if __name__ == "__main__":
     os.makedirs(os.path.join(ROOT, ".run"), exist_ok=True)
-    for scenario in (malformed, mongo_outage, three_archivers, kill9):
+    for scenario in (malformed, mongo_outage, three_archivers, kill9, simulate_with_a_crash):
         scenario()
     print(f"{sum(verdicts)} passed, {len(verdicts) - sum(verdicts)} failed")
     sys.exit(0 if all(verdicts) else 1)

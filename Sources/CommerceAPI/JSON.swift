@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HTTPTypes
 
 /// JSON in and out, with decoding errors that name the field.
 public enum JSON {
@@ -51,6 +52,15 @@ public enum JSON {
         case is Bool.Type: "true or false"
         default: type is any Collection.Type ? "an array" : "an object"
         }
+    }
+}
+
+public extension Request {
+    /// The client's `Idempotency-Key` header: a retried POST with the same key is answered
+    /// with the first result.
+    var idempotencyKey: String? {
+        guard let name = HTTPField.Name("Idempotency-Key"), let key = headers[name], !key.isEmpty, key.count <= 200 else { return nil }
+        return key
     }
 }
 

@@ -37,7 +37,7 @@ public enum OrderAPI {
                 guard item.productId > 0 else { throw APIError.badRequest("items[].productId must be a positive integer") }
                 guard (1...1_000_000).contains(item.quantity) else { throw APIError.badRequest("items[].quantity must be 1-1000000, got \(item.quantity)") }
             }
-            let order = try await node.transaction { db in
+            let order = try await node.transaction(idempotencyKey: request.idempotencyKey) { db in
                 try db.execute(sql: "INSERT INTO orders (user_id, items, status) VALUES (?, ?, 'PENDING')",
                                arguments: [new.userId, String(decoding: try JSONEncoder().encode(new.items), as: UTF8.self)])
                 let order = Order(orderId: db.lastInsertedRowID, userId: new.userId, items: new.items, status: .pending)

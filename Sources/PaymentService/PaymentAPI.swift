@@ -17,7 +17,7 @@ public enum PaymentAPI {
             let new = try await JSON.decode(NewPayment.self, from: request)
             guard new.orderId > 0, new.userId > 0 else { throw APIError.badRequest("orderId and userId must be positive integers") }
             guard new.amount > 0, new.amount <= 1_000_000_000_000 else { throw APIError.badRequest("amount must be 1-1000000000000, got \(new.amount)") }
-            let payment = try await node.transaction { db in
+            let payment = try await node.transaction(idempotencyKey: request.idempotencyKey) { db in
                 try db.execute(sql: "INSERT INTO payments (order_id, user_id, amount, status) VALUES (?, ?, ?, 'REQUESTED')",
                                arguments: [new.orderId, new.userId, new.amount])
                 let id = db.lastInsertedRowID

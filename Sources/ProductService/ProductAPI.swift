@@ -35,7 +35,7 @@ public enum ProductAPI {
             guard !new.name.trimmingCharacters(in: .whitespaces).isEmpty, new.name.count <= 200 else { throw APIError.badRequest("name must be 1-200 characters") }
             guard new.price > 0, new.price <= 1_000_000_000 else { throw APIError.badRequest("price must be 1-1000000000, got \(new.price)") }
             guard new.stock >= 0, new.stock <= 1_000_000_000 else { throw APIError.badRequest("stock must be 0-1000000000, got \(new.stock)") }
-            let product = try await node.transaction { db in
+            let product = try await node.transaction(idempotencyKey: request.idempotencyKey) { db in
                 try db.execute(sql: "INSERT INTO products (name, price, stock) VALUES (?, ?, ?)", arguments: [new.name, new.price, new.stock])
                 return (Product(id: db.lastInsertedRowID, name: new.name, price: new.price, stock: new.stock), [])
             }
@@ -52,7 +52,7 @@ public enum ProductAPI {
             let userId = try context.id("userId")
             let line = try await JSON.decode(CartLine.self, from: request)
             guard line.quantity > 0, line.quantity <= 1_000_000 else { throw APIError.badRequest("quantity must be 1-1000000, got \(line.quantity)") }
-            let cart = try await node.transaction { db in
+            let cart = try await node.transaction(idempotencyKey: request.idempotencyKey) { db in
                 guard try fetchProduct(line.productId, db) != nil else { throw APIError.notFound("product \(line.productId) does not exist") }
                 try db.execute(sql: """
                     INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, ?)

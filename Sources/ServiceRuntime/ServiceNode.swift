@@ -55,6 +55,22 @@ public final class ServiceNode: Sendable {
         return value
     }
 
+    /// `transaction` for a client request that may be retried: the first result under
+    /// `idempotencyKey` is stored in the same transaction and returned again for a repeat,
+    /// without running `body`, so a retried POST creates nothing twice.
+    public func transaction<T: Codable & Sendable>(idempotencyKey: String?,
+                                                   _ body: @escaping @Sendable (Database) throws -> (T, [CommerceEvent])) async throws -> T {
+        guard let key = idempotencyKey else { return try await transaction(body) }
+        return try await transaction { db in
+            if let stored = try Data.fetchOne(db, sql: "SELECT result FROM idempotency WHERE key = ?", arguments: [key]) {
+                return (try JSONDecoder().decode(T.self, from: stored), [])
+            }
+            let (value, events) = try body(db)
+            try db.execute(sql: "INSERT INTO idempotency (key, result) VALUES (?, ?)", arguments: [key, try JSONEncoder().encode(value)])
+            return (value, events)
+        }
+    }
+
     public func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await database.read(body)
     }
@@ -87,6 +103,7 @@ public final class ServiceNode: Sendable {
                 CREATE TABLE rejected_events (topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
                                               key TEXT, value BLOB NOT NULL, error TEXT NOT NULL, rejected_at INTEGER NOT NULL,
                                               PRIMARY KEY (topic, partition, "offset"));
+                CREATE TABLE idempotency (key TEXT PRIMARY KEY, result BLOB NOT NULL) WITHOUT ROWID;
                 """)
         }
     }

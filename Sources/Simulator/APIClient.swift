@@ -75,11 +75,22 @@ public struct APIClient: Sendable {
         request.httpMethod = "POST"
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.httpBody = try JSONEncoder().encode(body)
+        // One key per intended request, so the retries below can never create anything twice.
+        request.setValue(UUID().uuidString, forHTTPHeaderField: "Idempotency-Key")
         return try await send(request, as: T.self)
     }
 
+    /// Retries what never got an answer (a service restarting) for up to a minute.
     private func send<T: Decodable>(_ request: URLRequest, as: T.Type) async throws -> T {
-        let (data, response) = try await session.data(for: request)
+        let deadline = Date().addingTimeInterval(60)
+        var answer: (Data, URLResponse)?
+        while answer == nil {
+            do { answer = try await session.data(for: request) } catch let error as URLError where Date() < deadline {
+                _ = error
+                try await Task.sleep(for: .milliseconds(250))
+            }
+        }
+        let (data, response) = answer!
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         guard (200..<300).contains(status) else { throw Failure(status: status, body: String(decoding: data, as: UTF8.self)) }
         return try JSONDecoder().decode(T.self, from: data)

@@ -19,7 +19,7 @@ public enum UserAPI {
             let userId = try context.id("userId")
             let amount = try await JSON.decode(ChargeRequest.self, from: request).amount
             guard amount > 0, amount <= 1_000_000_000_000 else { throw APIError.badRequest("amount must be 1-1000000000000, got \(amount)") }
-            let result = try await node.transaction { db in
+            let result = try await node.transaction(idempotencyKey: request.idempotencyKey) { db in
                 let before = try UserService.balance(of: userId, db) ?? 0
                 guard before <= Int64.max - amount else { throw APIError.conflict("balance_overflow", "balance of user \(userId) would overflow") }
                 try db.execute(sql: "INSERT INTO users (id, balance) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET balance = excluded.balance",

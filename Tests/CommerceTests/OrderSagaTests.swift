@@ -53,6 +53,24 @@ struct OrderSagaTests {
         await s.finish()
     }
 
+    @Test func aRetriedRequestWithItsIdempotencyKeyCreatesNothingTwice() async throws {
+        let s = try await CommerceScenario()
+        let product = try await s.shop(stock: 10, quantity: 4)
+        let body: [String: Any] = ["userId": 1, "items": [["productId": product, "quantity": 2]]]
+        let first = try await s.call("POST", "/orders", body, headers: ["Idempotency-Key": "k-1"])
+        let retry = try await s.call("POST", "/orders", body, headers: ["Idempotency-Key": "k-1"])
+        #expect(first.status == 202 && retry.status == 202)
+        #expect(first.json["orderId"] as? Int == 1 && retry.json["orderId"] as? Int == 1)
+        #expect(try await s.settledOrder(1) == "PLACED")
+        #expect(try await s.call("GET", "/orders/2").status == 404, "no second order")
+        #expect(try await s.int("/products/\(product)", "stock") == 8, "one saga, one decrease")
+        let charged = try await s.call("POST", "/users/1/charge", ["amount": 5], headers: ["Idempotency-Key": "c-1"])
+        let again = try await s.call("POST", "/users/1/charge", ["amount": 5], headers: ["Idempotency-Key": "c-1"])
+        #expect(charged.json["balance"] as? Int == again.json["balance"] as? Int)
+        #expect(try await s.int("/users/1/balance", "balance") == 100_005)
+        await s.finish()
+    }
+
     @Test func badInputIsAClearFourHundredAndChangesNothing() async throws {
         let s = try await CommerceScenario()
         let missing = try await s.call("POST", "/orders", ["userId": 1])

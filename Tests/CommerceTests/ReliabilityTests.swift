@@ -1,4 +1,6 @@
 import Foundation
+import GRDB
+import Kafka
 import TestSupport
 import Testing
 
@@ -15,6 +17,23 @@ struct ReliabilityTests {
         try await s.restartServices()
         #expect(try await s.settledOrder(order) == "PLACED", "the committed event was published after the restart")
         #expect(try await s.int("/products/\(product)", "stock") == 8, "the redelivered order request was not applied twice")
+        await s.finish()
+    }
+
+    @Test func aMalformedEventIsKeptWithItsReasonAndTheConsumerMovesOn() async throws {
+        let s = try await CommerceScenario()
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: brokers))
+        _ = try await producer.send(KafkaRecord(topic: "\(s.prefix)commerce.order", key: "1", value: "{not an event"))
+        await producer.close()
+        let product = try await s.shop(stock: 10, quantity: 2)
+        let order = try await s.order(product: product, quantity: 2)
+        #expect(try await s.settledOrder(order) == "PLACED", "the bad message did not stop the saga")
+        let database = try DatabaseQueue(path: "\(s.dataDir)/product.sqlite")
+        let rejected = try await eventually {
+            try await database.read { db in try String.fetchAll(db, sql: "SELECT error FROM rejected_events") }.count == 1
+        }
+        let reasons = try await database.read { db in try String.fetchAll(db, sql: "SELECT error FROM rejected_events") }
+        #expect(rejected && reasons.first?.hasPrefix("not a commerce event") == true, "\(reasons)")
         await s.finish()
     }
 
