@@ -2,7 +2,8 @@
 """Side-by-side benchmark of the archiver against the server limits (see BENCHMARKS.md).
 
 Needs: scripts/services up, and `swift build -c release` (archiver, archiver-bench).
-Environment: BENCH_EVENTS (200000), BENCH_SMALL_EVENTS (for batch size 1; 3000), BENCH_LATENCY_SECONDS (10).
+Environment: BENCH_EVENTS (200000), BENCH_SMALL_EVENTS (for batch size 1; 3000), BENCH_LATENCY_SECONDS (10),
+BENCH_SAGA_ORDERS (1000), BENCH_ONLY=sagas to run the saga throughput alone.
 """
 import json, os, subprocess, sys, threading, time, urllib.request
 import pymongo
@@ -178,7 +179,60 @@ def latency(rate, port):
     return {"rate": rate, "events": total, "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": lat[-1]}
 
 
+def sagas(orders):
+    """Order+payment sagas through `commerce serve all` (release) with the archiver running,
+    driven by `commerce simulate` with no injected faults; history invariant included."""
+    import socket
+    def free_port():
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+    prefix, port = f"saga{run_id}.", free_port()
+    data = os.path.join(ROOT, ".run", f"bench-saga-{run_id}")
+    log = open(os.path.join(ROOT, ".run", f"bench-saga-{run_id}.log"), "w")
+    env = dict(os.environ, LOG_LEVEL="warning")
+    services = subprocess.Popen([os.path.join(REL, "commerce"), "serve", "all", "--data-dir", data, "--http-port", str(port),
+                                 "--topic-prefix", prefix, "--brokers", BROKERS], stdout=log, stderr=log, env=env)
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.5)
+    AdminClient({"bootstrap.servers": BROKERS}).create_topics(
+        [NewTopic(prefix + t, num_partitions=4, replication_factor=1) for t in ("archive.dlq", "archive.compensation")])
+    archiver = subprocess.Popen([os.path.join(REL, "archiver"), "run", "--brokers", BROKERS, "--mongo-uri", MONGO,
+                                 "--database", f"bench_saga_{run_id}", "--group", f"bench-saga-{run_id}", "--admin-port", str(free_port()),
+                                 "--topics", ",".join(prefix + "commerce." + t for t in ("balance", "payment", "order")),
+                                 "--dead-letter-topic", prefix + "archive.dlq", "--compensation-topic", prefix + "archive.compensation",
+                                 "--session-timeout-ms", "6000", "--max-poll-interval-ms", "10000"], stdout=log, stderr=log, env=env)
+    time.sleep(4)
+    cpu0 = cpu_seconds(services.pid)
+    t = time.time()
+    sim = subprocess.run([os.path.join(REL, "commerce"), "simulate", "--orders", str(orders), "--users", "100", "--concurrency", "16",
+                          "--url", f"http://127.0.0.1:{port}", "--mongo-uri", MONGO, "--database", f"bench_saga_{run_id}"],
+                         capture_output=True, text=True)
+    seconds = time.time() - t
+    cpu = cpu_seconds(services.pid) - cpu0
+    for p in (services, archiver):
+        p.terminate()
+        p.wait(60)
+    counts = {}
+    for line in sim.stdout.splitlines():
+        parts = line.split(None, 1)
+        if len(parts) == 2 and parts[0].isdigit():
+            counts[parts[1]] = counts.get(parts[1], 0) + int(parts[0])
+    paid = counts.get("PAID", 0)
+    held = "all invariants hold" in sim.stdout
+    return (f"sagas: {orders} orders in {seconds:.1f} s (seeding and settling included), {paid} paid: "
+            f"{paid / seconds:.1f} completed order+payment saga pairs/s, {orders / seconds:.1f} orders/s; "
+            f"services CPU {cpu * 1000 / max(1, orders):.1f} ms per order; invariants {'hold' if held else 'FAILED'}")
+
+
 def main():
+    if os.environ.get("BENCH_ONLY") == "sagas":
+        print(sagas(int(os.environ.get("BENCH_SAGA_ORDERS", "1000"))))
+        return
     out = []
     prefix = f"bench{run_id}"
     t = time.time(); produce(prefix, N); out.append(f"pre-produced {N} events in {time.time() - t:.1f} s")
@@ -205,6 +259,8 @@ def main():
     out.append("")
     out.append(f"latency produce -> document visible at {lat['rate']:.0f} events/s (half the batch-1000 drain rate), "
                f"{lat['events']} events: p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms, max {lat['max_ms']:.1f} ms")
+    out.append("")
+    out.append(sagas(int(os.environ.get("BENCH_SAGA_ORDERS", "1000"))))
     print("\n".join(out))
 
 
