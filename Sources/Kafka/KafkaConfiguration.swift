@@ -62,6 +62,9 @@ public struct KafkaConsumerConfiguration: Sendable {
             "max.poll.interval.ms": String(maxPollIntervalMs),
             "queued.max.messages.kbytes": String(queuedMaxKBytes),
             "enable.partition.eof": "false",
+            // librdkafka's 500 ms default lets a fetch on a quiet partition sit that long before
+            // a new message is handed over: every saga hop and archive latency paid it.
+            "fetch.wait.max.ms": "20",
             // A subscribed topic created after start is otherwise noticed only at the next
             // 5-minute metadata refresh.
             "topic.metadata.refresh.interval.ms": "10000",
