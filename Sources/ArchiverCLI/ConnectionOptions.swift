@@ -6,11 +6,7 @@ import Kafka
 /// Connection settings shared by every subcommand: each a flag, else its environment
 /// variable (contract §7), else the default. Flags win over the environment.
 struct ConnectionOptions: ParsableArguments {
-    @Option(help: "Kafka bootstrap servers (env KAFKA_BROKERS, default 127.0.0.1:9092).")
-    var brokers: String?
-
-    @Option(help: "librdkafka key=value file for TLS/SASL (env KAFKA_CONFIG_FILE).")
-    var kafkaConfigFile: String?
+    @OptionGroup var kafkaOptions: KafkaOptions
 
     @Option(help: "MongoDB URI (env MONGO_URI, default mongodb://127.0.0.1:27017).")
     var mongoUri: String?
@@ -20,7 +16,6 @@ struct ConnectionOptions: ParsableArguments {
 
     static func value(_ flag: String?, _ variable: String, _ fallback: String) -> String { Settings.value(flag, variable, fallback) }
 
-    var resolvedBrokers: String { Self.value(brokers, "KAFKA_BROKERS", "127.0.0.1:9092") }
     var resolvedMongoURI: String { Self.value(mongoUri, "MONGO_URI", "mongodb://127.0.0.1:27017") }
 
     var resolvedDatabase: String {
@@ -34,7 +29,7 @@ struct ConnectionOptions: ParsableArguments {
     }
 
     var kafka: KafkaConfiguration {
-        get throws { try Settings.kafka(brokers: brokers, configFile: kafkaConfigFile) }
+        get throws { try kafkaOptions.configuration }
     }
 
     static func port(_ flag: Int?, _ variable: String, _ fallback: Int) throws -> Int {

@@ -59,3 +59,18 @@ public enum OneLineErrors {
         }
     }
 }
+
+/// `--brokers` and `--kafka-config-file`, for every command that talks to Kafka.
+public struct KafkaOptions: ParsableArguments {
+    @Option(help: "Kafka bootstrap servers (env KAFKA_BROKERS, default 127.0.0.1:9092).")
+    public var brokers: String?
+
+    @Option(help: "librdkafka key=value file for TLS/SASL (env KAFKA_CONFIG_FILE).")
+    public var kafkaConfigFile: String?
+
+    public init() {}
+
+    public var configuration: KafkaConfiguration {
+        get throws { try Settings.kafka(brokers: brokers, configFile: kafkaConfigFile) }
+    }
+}

@@ -22,11 +22,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Argument(help: "user, product, order, payment or all.")
     var service = "all"
 
-    @Option(help: "Kafka bootstrap servers (env KAFKA_BROKERS, default 127.0.0.1:9092).")
-    var brokers: String?
-
-    @Option(help: "librdkafka key=value file for TLS/SASL (env KAFKA_CONFIG_FILE).")
-    var kafkaConfigFile: String?
+    @OptionGroup var kafkaOptions: KafkaOptions
 
     @Option(help: "HTTP port (env COMMERCE_HTTP_PORT, default 8080).")
     var httpPort: Int?
@@ -61,7 +57,7 @@ struct ServeCommand: AsyncParsableCommand {
         let prefix = Settings.value(topicPrefix, "COMMERCE_TOPIC_PREFIX", "")
         let faults: FaultPlan
         do { faults = try FaultPlan(parsing: Settings.value(fault, "COMMERCE_FAULTS", "")) } catch { throw ValidationError("\(error)") }
-        let kafka = try Settings.kafka(brokers: brokers, configFile: kafkaConfigFile)
+        let kafka = try kafkaOptions.configuration
 
         let names = service == "all" ? ["user", "product", "order", "payment"] : [service]
         let nodes = try names.map { name in
