@@ -14,7 +14,9 @@ public struct APIClient: Sendable {
     public struct Failure: Error, CustomStringConvertible {
         public let status: Int
         public let body: String
-        public var description: String { "HTTP \(status): \(body.trimmingCharacters(in: .whitespacesAndNewlines))" }
+        public var description: String {
+            status == 0 ? body : "HTTP \(status): \(body.trimmingCharacters(in: .whitespacesAndNewlines))"
+        }
     }
 
     let endpoints: Endpoints
@@ -58,6 +60,18 @@ public struct APIClient: Sendable {
         try await post(endpoints.payment, "/payments", ["orderId": order, "userId": user, "amount": amount], as: Payment.self)
     }
     func payment(_ id: Int64) async throws -> Payment { try await get(endpoints.payment, "/payments/\(id)", as: Payment.self) }
+
+    /// Fails fast, naming the URL, when nothing answers there: the retries below are for a
+    /// service that restarts mid-run, not for one that was never started.
+    func checkReachable() async throws {
+        for base in Set([endpoints.user, endpoints.product, endpoints.order, endpoints.payment]) {
+            var request = URLRequest(url: base.appendingPathComponent("/healthz"))
+            request.timeoutInterval = 5
+            do { _ = try await session.data(for: request) } catch {
+                throw Failure(status: 0, body: "no commerce service answers at \(base.absoluteString): \(error.localizedDescription)")
+            }
+        }
+    }
 
     struct ProductBody: Encodable { let name: String; let price: Int64; let stock: Int64 }
     struct OrderBody: Encodable {

@@ -39,6 +39,7 @@ public final class Simulation: Sendable {
     }
 
     public func run(progress: @escaping @Sendable (String) -> Void) async throws -> SimulationReport {
+        try await api.checkReachable()
         let started = Date()
         var rng = SplitMix64(seed: options.seed)
         let users = (1...Int64(options.users)).map { $0 }

@@ -37,6 +37,14 @@ struct ReliabilityTests {
         await s.finish()
     }
 
+    @Test func simulateAgainstNothingSaysSoInOneLineAtOnce() async throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("simulate-nothing-\(UUID().uuidString.prefix(6)).txt").path
+        let status = await shell("'\(binary("commerce"))' simulate --orders 1 --url http://127.0.0.1:\(freePort()) >'\(out)' 2>&1")
+        let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        #expect(status != 0)
+        #expect(text.split(separator: "\n").count == 1 && text.hasPrefix("commerce: simulation stopped: no commerce service answers at"), "\(text)")
+    }
+
     @Test func simulateWithFaultsAtEveryStepKeepsEveryInvariant() async throws {
         let s = try await CommerceScenario(faults: "*=0.08")
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("simulate-\(s.id).txt").path
