@@ -17,8 +17,10 @@ struct InvariantChecker {
 
     func settle(runs: [OrderRun], initial: Baseline, charged: [Int64: Int64], chargeIds: [Int64]) async throws -> Result {
         let started = Date()
+        // One client for every re-check, not a new connection pool per pass.
+        let history = try options.mongoURI.map { try MongoClient(uri: $0).database(options.historyDatabase) }
         while true {
-            let (outcomes, invariants) = try await check(runs: runs, initial: initial, charged: charged, chargeIds: chargeIds)
+            let (outcomes, invariants) = try await check(runs: runs, initial: initial, charged: charged, chargeIds: chargeIds, history: history)
             let elapsed = Date().timeIntervalSince(started)
             if invariants.allSatisfy(\.holds) || elapsed > options.settleSeconds {
                 return Result(outcomes: outcomes, invariants: invariants, settledAfter: elapsed)
@@ -27,7 +29,8 @@ struct InvariantChecker {
         }
     }
 
-    private func check(runs: [OrderRun], initial: Baseline, charged: [Int64: Int64], chargeIds: [Int64]) async throws -> (Outcomes, [Invariant]) {
+    private func check(runs: [OrderRun], initial: Baseline, charged: [Int64: Int64], chargeIds: [Int64],
+                       history: MongoDatabase?) async throws -> (Outcomes, [Invariant]) {
         var outcomes = Outcomes()
         var problems: [String: [String]] = [:]
         var spent: [Int64: Int64] = [:]
@@ -90,14 +93,13 @@ struct InvariantChecker {
             Invariant(name: "stock conserved (initial - live orders)", problems: problems["stock"] ?? []),
             Invariant(name: "carts conserved (added - live orders)", problems: problems["carts"] ?? []),
         ]
-        if let uri = options.mongoURI {
-            invariants.append(try await historyInvariant(uri: uri, paymentSagas: paymentSagas, completed: completedSagas, chargeIds: chargeIds))
+        if let history {
+            invariants.append(try await historyInvariant(db: history, paymentSagas: paymentSagas, completed: completedSagas, chargeIds: chargeIds))
         }
         return (outcomes, invariants)
     }
 
-    private func historyInvariant(uri: String, paymentSagas: [String], completed: Set<String>, chargeIds: [Int64]) async throws -> Invariant {
-        let db = try MongoClient(uri: uri).database(options.historyDatabase)
+    private func historyInvariant(db: MongoDatabase, paymentSagas: [String], completed: Set<String>, chargeIds: [Int64]) async throws -> Invariant {
         func sagas(_ collection: String, _ filter: Document) async throws -> [String] {
             try await db.collection(collection).find(filter, options: FindOptions(projection: ["sagaId": 1])).compactMap { $0["sagaId"]?.stringValue }
         }

@@ -67,9 +67,9 @@ public final class Simulation: Sendable {
         var charged: [Int64: Int64] = [:]
         var chargeIds: [Int64] = []
         for user in users {
-            let amount = Int64(averageOrder * ordersPerUser * (0.5 + Double(rng.next(in: 0...100)) / 100))
-            chargeIds.append(try await api.chargeReturningId(user, max(amount, 1_000)))
-            charged[user] = max(amount, 1_000)
+            let amount = max(1_000, Int64(averageOrder * ordersPerUser * (0.5 + Double(rng.next(in: 0...100)) / 100)))
+            chargeIds.append(try await api.chargeReturningId(user, amount))
+            charged[user] = amount
         }
         progress("seeded \(users.count) users and \(products.count) products")
 
