@@ -24,8 +24,16 @@ public final class Archiver: Service, Sendable {
     private struct LoopState {
         var stopRequestedAt: ContinuousClock.Instant?
         /// Messages that arrived while waiting out an outage: they go first into the next batch.
-        var carryOver: [KafkaMessage] = []
-        var paused: Set<TopicPartition> = []
+        var carryOver: [KafkaMessage] = [] {
+            didSet { carriedOverHighWater = max(carriedOverHighWater, carryOver.count) }
+        }
+        /// The most messages ever carried over at once: bounded by one batch.
+        var carriedOverHighWater = 0
+        /// Partitions are paused while an outage is waited out, and all resumed after the batch.
+        var pausedForOutage = false
+        /// This loop marked Kafka unreachable after librdkafka said every broker was down.
+        var brokersDownReported = false
+        var lastProbe = ContinuousClock.now
         /// Next offset to read, per partition, for the lag gauge.
         var positions: [TopicPartition: Int64] = [:]
         var totals = BatchOutcome()
@@ -45,6 +53,9 @@ public final class Archiver: Service, Sendable {
         consumer = try KafkaConsumer(configuration: consumerConfig, logger: logger)
         status.setReachable(mongo: true, kafka: true)
     }
+
+    /// The most messages this instance ever held while waiting out an outage.
+    var carriedOverHighWater: Int { loop.withLock { $0.carriedOverHighWater } }
 
     /// What all batches so far did.
     public var totals: BatchOutcome { loop.withLock { $0.totals } }
@@ -83,6 +94,7 @@ public final class Archiver: Service, Sendable {
         }
         let result = try await consumer.poll(maxMessages: max(1, config.batchSize - carried.count), timeout: .milliseconds(carried.isEmpty ? config.pollTimeoutMs : 0))
         handle(result.rebalances)
+        await checkBrokers()
         let assignment = consumer.assignment
         let messages = carried.filter { assignment.contains($0.topicPartition) } + result.messages
         guard !messages.isEmpty else { return updateLag() }
@@ -100,12 +112,15 @@ public final class Archiver: Service, Sendable {
         metrics.batch(size: batch.count)
         let outcome = try await executor.execute(batch)
         try await commit(messages)
-        let paused = loop.withLock { s in
-            defer { s.paused = [] }
+        let wasPaused = loop.withLock { s in
+            defer { s.pausedForOutage = false }
             s.totals += outcome
-            return s.paused
+            return s.pausedForOutage
         }
-        try await consumer.resume(Array(paused))
+        if wasPaused {
+            consumer.setPauseNewAssignments(false)
+            try await consumer.resume(Array(consumer.assignment))
+        }
         logger.info("batch", metadata: ["events": "\(batch.count)", "archived": "\(outcome.archived)", "compensated": "\(outcome.compensated)",
                                         "suppressed": "\(outcome.suppressed)", "deadLettered": "\(outcome.deadLettered)", "ignored": "\(outcome.ignored)"])
         updateLag()
@@ -123,36 +138,69 @@ public final class Archiver: Service, Sendable {
                        waiter: { [self] in await waitPaused($0) })
     }
 
-    /// Commits the next offset of every partition in the batch that is still ours.
+    /// Commits the next offset of every partition in the batch that is still ours, owned being
+    /// decided at each attempt: a retry after a rebalance never moves a new owner's offsets back.
     private func commit(_ messages: [KafkaMessage]) async throws {
         var next: [TopicPartition: Int64] = [:]
         for m in messages { next[m.topicPartition] = max(next[m.topicPartition] ?? 0, m.offset + 1) }
-        let owned = consumer.assignment
-        next = next.filter { owned.contains($0.key) }
         do {
-            try await retrier.run("kafka commit") { try await consumer.commit(next) }
-            loop.withLock { s in s.positions.merge(next) { max($0, $1) } }
+            try await retrier.run("kafka commit") { try await consumer.commitOwned(next) }
+            let owned = consumer.assignment
+            loop.withLock { s in s.positions.merge(next.filter { owned.contains($0.key) }) { max($0, $1) } }
         } catch let error as KafkaError where error.isRebalance {
             // The partitions moved on; their new owner starts from the last commit and redoes the (idempotent) work.
             logger.info("commit skipped after a rebalance", metadata: ["error": "\(error)"])
         }
     }
 
-    /// Waits out an outage with the partitions paused, still polling so the group keeps this member.
+    /// Waits out an outage with every partition paused (and any assigned meanwhile), still polling
+    /// so the group keeps this member. What polls still hand over is carried into the next batch,
+    /// at most one batch of it: the rest is sought back and fetched again after the outage.
     private func waitPaused(_ delay: Duration) async {
         let deadline = ContinuousClock.now + delay
         do {
-            let toPause = consumer.assignment.subtracting(loop.withLock { $0.paused })
-            try await consumer.pause(Array(toPause))
-            loop.withLock { $0.paused.formUnion(toPause) }
+            consumer.setPauseNewAssignments(true)
+            try await consumer.pause(Array(consumer.assignment))
+            loop.withLock { $0.pausedForOutage = true }
             while ContinuousClock.now < deadline {
                 let result = try await consumer.poll(maxMessages: config.batchSize, timeout: .milliseconds(100))
                 handle(result.rebalances)
-                if !result.messages.isEmpty { loop.withLock { $0.carryOver += result.messages } }
+                await checkBrokers()
+                guard !result.messages.isEmpty else { continue }
+                let room = loop.withLock { max(0, config.batchSize - $0.carryOver.count) }
+                loop.withLock { $0.carryOver += result.messages.prefix(room) }
+                try await consumer.seek(Self.firstOffsets(of: result.messages.dropFirst(room)))
             }
         } catch {
             try? await Task.sleep(until: deadline)
         }
+    }
+
+    /// Per partition, the offset of its first message here: where fetching must start again.
+    static func firstOffsets(of messages: ArraySlice<KafkaMessage>) -> [TopicPartition: Int64] {
+        var first: [TopicPartition: Int64] = [:]
+        for m in messages where first[m.topicPartition] == nil { first[m.topicPartition] = m.offset }
+        return first
+    }
+
+    /// Readiness follows librdkafka's "all brokers down" even when no operation is failing (an idle
+    /// archiver); a metadata probe, at most once a second, notices the brokers coming back.
+    private func checkBrokers() async {
+        guard consumer.brokersDown else {
+            if loop.withLock({ s in defer { s.brokersDownReported = false }; return s.brokersDownReported }) { status.setReachable(kafka: true) }
+            return
+        }
+        if !loop.withLock({ $0.brokersDownReported }) {
+            logger.warning("no Kafka broker reachable")
+            loop.withLock { $0.brokersDownReported = true }
+        }
+        status.setReachable(kafka: false)
+        let due = loop.withLock { s in
+            guard ContinuousClock.now - s.lastProbe > .seconds(1) else { return false }
+            s.lastProbe = .now
+            return true
+        }
+        if due, await consumer.probe() { loop.withLock { $0.brokersDownReported = false }; status.setReachable(kafka: true) }
     }
 
     private func handle(_ rebalances: [RebalanceEvent]) {
@@ -161,7 +209,6 @@ public final class Archiver: Service, Sendable {
         status.setAssigned(owned.count)
         loop.withLock { s in
             s.carryOver.removeAll { !owned.contains($0.topicPartition) }
-            s.paused.formIntersection(owned)
             s.positions = s.positions.filter { owned.contains($0.key) }
         }
     }

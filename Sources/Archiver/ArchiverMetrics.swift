@@ -19,6 +19,7 @@ final class ArchiverMetrics: Sendable {
     private let archivedByType: [String: Counter]
     private let compensatedByType: [String: Counter]
     private let deadLetteredByKind: [String: Counter]
+    private let deadLettersKeptByKind: [String: Counter]
     private let suppressedCounter = Counter(label: "archiver_events_suppressed_total")
     private let ignoredCounter = Counter(label: "archiver_events_ignored_total")
     private let duplicateFailuresCounter = Counter(label: "archiver_duplicate_failures_total")
@@ -35,6 +36,7 @@ final class ArchiverMetrics: Sendable {
         archivedByType = counters("archiver_events_archived_total", "type", Array(Self.knownTypes.prefix(3)))
         compensatedByType = counters("archiver_sagas_compensated_total", "type", Array(Self.knownTypes.suffix(2)))
         deadLetteredByKind = counters("archiver_events_dead_lettered_total", "kind", DeadLetter.kinds)
+        deadLettersKeptByKind = counters("archiver_dead_letters_kept_in_mongo_total", "kind", DeadLetter.kinds)
     }
 
     /// Counts per label for one batch, so each series is touched once per batch.
@@ -47,6 +49,8 @@ final class ArchiverMetrics: Sendable {
     func archived(_ tally: Tally) { for (label, n) in tally.counts { archivedByType[label]?.increment(by: n) } }
     func compensated(_ type: String) { compensatedByType[Self.typeLabel(type)]?.increment() }
     func deadLettered(kind: String) { deadLetteredByKind[kind]?.increment() }
+    /// A dead letter the broker refused (too large): kept whole in MongoDB, a stub on the topic.
+    func deadLetterKept(kind: String) { deadLettersKeptByKind[kind]?.increment() }
     func suppressed(_ n: Int) { suppressedCounter.increment(by: n) }
     func ignored(_ n: Int) { ignoredCounter.increment(by: n) }
     func duplicateFailures(_ n: Int) { duplicateFailuresCounter.increment(by: n) }

@@ -39,11 +39,23 @@ struct BatchExecutor: Sendable {
 
     static let runDeadLetterInfo: DeadLetterInfo = { inbound in (inbound.origin, 1) }
 
+    /// Test seam: runs after a compensation listed the saga's documents and before it deletes them.
+    var beforeDeletingHistory: (@Sendable (String) async throws -> Void)?
+
     func execute(_ batch: [Inbound], deadLetterInfo: DeadLetterInfo = BatchExecutor.runDeadLetterInfo) async throws -> BatchOutcome {
+        try await apply(try await plan(batch), to: batch, deadLetterInfo: deadLetterInfo)
+    }
+
+    /// Looks up the batch's sagas and works out what the batch must do, writing nothing.
+    func plan(_ batch: [Inbound]) async throws -> BatchPlan {
         let known = try await retrier.run("mongo read compensations") {
             try await store.compensationRecords(for: BatchPlanner.sagas(in: batch))
         }
-        var plan = BatchPlanner.plan(batch, known: known, archivedAtMs: Self.nowMs())
+        return BatchPlanner.plan(batch, known: known, archivedAtMs: Self.nowMs())
+    }
+
+    func apply(_ plan: BatchPlan, to batch: [Inbound], deadLetterInfo: DeadLetterInfo = BatchExecutor.runDeadLetterInfo) async throws -> BatchOutcome {
+        var plan = plan
         var outcome = BatchOutcome(ignored: plan.ignored.count)
 
         let started = ContinuousClock.now
@@ -55,7 +67,7 @@ struct BatchExecutor: Sendable {
         let writtenPayment = plan.paymentWrites.filter { !rejectedIndexes.contains($0.inboundIndex) }
 
         let raced = try await retrier.run("mongo recheck compensations") {
-            try await undoWritesOfCompensatedSagas(writtenBalance, writtenPayment)
+            try await compensatedSince(plan: writtenBalance, writtenPayment)
         }
         plan.suppressions += raced
         outcome.archived = writtenBalance.count + writtenPayment.count - raced.count
@@ -76,40 +88,38 @@ struct BatchExecutor: Sendable {
             }
         }
         for record in plan.repeatedCompensations {
-            try await retrier.run("mongo compensate again") { try await deleteHistory(of: record.sagaId) }
-            try await retrier.run("kafka emit compensation") { try await emit(record) }
+            try await retrier.run("mongo compensate again") { try await finishCompensation(of: record.sagaId) }
         }
         outcome.duplicateFailures += plan.duplicateFailures.count
         metrics.duplicateFailures(plan.duplicateFailures.count)
 
         if !plan.suppressions.isEmpty {
-            let models: [WriteModel] = plan.suppressions.map {
-                .updateOne(filter: ["_id": .string($0.sagaId)], update: ["$addToSet": .document(["suppressed": .string($0.eventId)])], upsert: false)
-            }
-            _ = try await retrier.run("mongo record suppressed") { try await store.compensations.bulkWrite(models) }
+            try await retrier.run("mongo suppress") { try await suppress(plan.suppressions) }
             outcome.suppressed = plan.suppressions.count
             metrics.suppressed(plan.suppressions.count)
         }
 
         if !plan.deadLetters.isEmpty {
             let now = Self.nowMs()
-            let records = plan.deadLetters.map { letter in
+            let letters = plan.deadLetters.map { letter in
                 let inbound = batch[letter.inboundIndex]
                 let info = deadLetterInfo(inbound)
-                return DeadLetter.record(topic: deadLetterTopic, value: inbound.message.value, key: inbound.message.key, headers: inbound.message.headers,
-                                         origin: info.origin, kind: letter.kind, reason: letter.message,
-                                         attempts: info.attempts, failedAtMs: now)
+                return DeadLetter(message: inbound.message, origin: info.origin, kind: letter.kind, reason: letter.message,
+                                  attempts: info.attempts, failedAtMs: now)
             }
-            _ = try await retrier.run("kafka dead-letter") { try await producer.send(records) }
-            for letter in plan.deadLetters {
+            try await deadLetterPublisher.publish(letters, to: deadLetterTopic)
+            for letter in letters {
                 metrics.deadLettered(kind: letter.kind)
-                logger.warning("dead-lettered", metadata: ["kind": "\(letter.kind)", "reason": "\(letter.message)",
-                                                           "origin": "\(deadLetterInfo(batch[letter.inboundIndex]).origin)"])
+                logger.warning("dead-lettered", metadata: ["kind": "\(letter.kind)", "reason": "\(letter.reason)", "origin": "\(letter.origin)"])
             }
             outcome.deadLettered = plan.deadLetters.count
         }
         metrics.ignored(plan.ignored.count)
         return outcome
+    }
+
+    private var deadLetterPublisher: DeadLetterPublisher {
+        DeadLetterPublisher(producer: producer, store: store, retrier: retrier, metrics: metrics, logger: logger)
     }
 
     /// Upserts both collections at once. Returns the items MongoDB refused for good (to dead-letter);
@@ -139,67 +149,25 @@ struct BatchExecutor: Sendable {
     }
 
     /// Another instance may have compensated a saga between this batch's check and its write:
-    /// such writes are taken back and recorded as suppressed.
-    private func undoWritesOfCompensatedSagas(_ balance: [HistoryWrite], _ payment: [HistoryWrite]) async throws -> [(sagaId: String, eventId: String)] {
+    /// such writes are suppressed (taken back and listed) like history that arrives late.
+    private func compensatedSince(plan balance: [HistoryWrite], _ payment: [HistoryWrite]) async throws -> [Suppression] {
         let records = try await store.compensationRecords(for: Set(balance.map(\.sagaId)).union(payment.map(\.sagaId)))
         guard !records.isEmpty else { return [] }
-        var undone: [(sagaId: String, eventId: String)] = []
-        for (writes, collection) in [(balance, store.balance), (payment, store.payment)] {
-            let late = writes.filter { records[$0.sagaId] != nil }
-            guard !late.isEmpty else { continue }
-            _ = try await collection.deleteMany(["_id": .document(["$in": .array(late.map { .string($0.eventId) })])])
-            undone += late.map { ($0.sagaId, $0.eventId) }
+        return balance.filter { records[$0.sagaId] != nil }.map { Suppression(sagaId: $0.sagaId, eventId: $0.eventId, kind: .balance) }
+            + payment.filter { records[$0.sagaId] != nil }.map { Suppression(sagaId: $0.sagaId, eventId: $0.eventId, kind: .payment) }
+    }
+
+    /// Deletes the suppressed events' documents, if any were written (by this batch, or by an
+    /// instance that died before its re-check), then lists them in their sagas' records. Idempotent.
+    private func suppress(_ suppressions: [Suppression]) async throws {
+        for (kind, collection) in [(HistoryKind.balance, store.balance), (.payment, store.payment)] {
+            let ids = suppressions.filter { $0.kind == kind }.map { BSON.string($0.eventId) }
+            if !ids.isEmpty { try await collection.deleteMany(["_id": .document(["$in": .array(ids)])]) }
         }
-        return undone
-    }
-
-    /// Records the compensation (first, so a crash half-way is finished by the redelivery),
-    /// deletes the saga's history and emits `archive.history.deleted`. Returns false when the
-    /// saga had already been compensated by a different failure event.
-    private func compensate(_ c: NewCompensation) async throws -> Bool {
-        let saga = c.failure.sagaId
-        async let foundBalance = store.historyIDs(of: saga, in: store.balance)
-        async let foundPayment = store.historyIDs(of: saga, in: store.payment)
-        var record = CompensationRecord(sagaId: saga, failedEvent: c.failure.eventId, reason: c.failure.reason,
-                                        deletedBalance: Self.unique(try await foundBalance + c.priorBalance),
-                                        deletedPayment: Self.unique(try await foundPayment + c.priorPayment))
-        let document: Document = [
-            "reason": .string(record.reason), "failedEvent": .string(record.failedEvent), "failedType": .string(c.failure.type),
-            "deleted": .document([HistoryStore.balanceCollection: .array(record.deletedBalance.map { .string($0) }),
-                                  HistoryStore.paymentCollection: .array(record.deletedPayment.map { .string($0) })]),
-            "suppressed": .array([]), "compensatedAt": .datetime(Self.nowMs()),
-        ]
-        let result = try await store.compensations.updateOne(filter: ["_id": .string(saga)], update: ["$setOnInsert": .document(document)], upsert: true)
-        if result.upserted == 0 {
-            guard let existing = try await store.compensations.findOne(["_id": .string(saga)]).flatMap(CompensationRecord.init),
-                  existing.failedEvent == c.failure.eventId else { return false }
-            record = existing
+        let models: [WriteModel] = suppressions.map {
+            .updateOne(filter: ["_id": .string($0.sagaId)], update: ["$addToSet": .document(["suppressed": .string($0.eventId)])], upsert: false)
         }
-        try await deleteHistory(of: saga)
-        try await emit(record)
-        return true
-    }
-
-    private func deleteHistory(of saga: String) async throws {
-        async let b = store.balance.deleteMany(["sagaId": .string(saga)])
-        async let p = store.payment.deleteMany(["sagaId": .string(saga)])
-        _ = try await (b, p)
-    }
-
-    /// The event id is derived from the saga, so a re-emission after a crash is recognisably the same event.
-    private func emit(_ record: CompensationRecord) async throws {
-        let event = OutgoingEvent(
-            id: "history-deleted-\(record.sagaId)", source: "/archive/archiver", type: EventType.historyDeleted,
-            subject: "saga/\(record.sagaId)", timeMs: Self.nowMs(), sagaId: record.sagaId,
-            data: ["sagaId": .string(record.sagaId), "reason": .string(record.reason),
-                   "deleted": .object([HistoryStore.balanceCollection: .array(record.deletedBalance.map { .string($0) }),
-                                       HistoryStore.paymentCollection: .array(record.deletedPayment.map { .string($0) })])])
-        _ = try await producer.send(KafkaRecord(topic: compensationTopic, key: Array(record.sagaId.utf8), value: event.bytes))
-    }
-
-    private static func unique(_ ids: [String]) -> [String] {
-        var seen = Set<String>()
-        return ids.filter { seen.insert($0).inserted }
+        _ = try await store.compensations.bulkWrite(models)
     }
 
     static func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }

@@ -36,6 +36,18 @@ struct HistoryWrite: Sendable {
     var document: Document
 }
 
+/// Which history collection an event belongs in.
+enum HistoryKind: Sendable, Equatable {
+    case balance, payment
+}
+
+/// A history event of a compensated saga: never kept, listed in the record's `suppressed`.
+struct Suppression: Sendable, Equatable {
+    var sagaId: String
+    var eventId: String
+    var kind: HistoryKind
+}
+
 /// A saga failure seen for the first time.
 struct NewCompensation: Sendable, Equatable {
     var failure: SagaFailure
@@ -55,7 +67,7 @@ struct BatchPlan: Sendable {
     var repeatedCompensations: [CompensationRecord] = []
     /// A second, different failure event for an already compensated saga: no effect.
     var duplicateFailures: [SagaFailure] = []
-    var suppressions: [(sagaId: String, eventId: String)] = []
+    var suppressions: [Suppression] = []
     var ignored: [String] = []
     var deadLetters: [(inboundIndex: Int, kind: String, message: String)] = []
 
@@ -89,13 +101,13 @@ enum BatchPlanner {
                 let compensated = known[saga] != nil || compensatedHere.contains(saga)
                 switch event {
                 case .balance(let b):
-                    if compensated { plan.suppressions.append((saga, b.eventId)); continue }
+                    if compensated { plan.suppressions.append(Suppression(sagaId: saga, eventId: b.eventId, kind: .balance)); continue }
                     pendingBalance[saga, default: []].append(plan.balanceWrites.count)
                     plan.balanceWrites.append(HistoryWrite(
                         eventId: b.eventId, sagaId: saga, inboundIndex: index,
                         document: HistoryDocument.balance(b, source: inbound.origin, archivedAtMs: archivedAtMs)))
                 case .payment(let p):
-                    if compensated { plan.suppressions.append((saga, p.eventId)); continue }
+                    if compensated { plan.suppressions.append(Suppression(sagaId: saga, eventId: p.eventId, kind: .payment)); continue }
                     pendingPayment[saga, default: []].append(plan.paymentWrites.count)
                     plan.paymentWrites.append(HistoryWrite(
                         eventId: p.eventId, sagaId: saga, inboundIndex: index,

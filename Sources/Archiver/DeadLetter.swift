@@ -9,20 +9,26 @@ public struct Origin: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(topic)[\(partition)]@\(offset)" }
 }
 
-/// Dead letters as contract §6 has them: the original key and value, untouched, plus headers.
-enum DeadLetter {
+/// A dead letter as contract §6 has it: the original key, value and headers, untouched, plus ours.
+struct DeadLetter: Sendable {
+    var message: KafkaMessage
+    var origin: Origin
+    var kind: String
+    var reason: String
+    var attempts: Int
+    var failedAtMs: Int64
+
     static let kinds = ["decode", "schema", "rejected"]
 
     static let ourHeaders: Set<String> = [DeadLetterHeader.originalTopic, DeadLetterHeader.originalPartition, DeadLetterHeader.originalOffset,
-                                          DeadLetterHeader.errorKind, DeadLetterHeader.errorMessage, DeadLetterHeader.attempts, DeadLetterHeader.failedAt]
+                                          DeadLetterHeader.errorKind, DeadLetterHeader.errorMessage, DeadLetterHeader.attempts, DeadLetterHeader.failedAt,
+                                          DeadLetterHeader.originalSize, DeadLetterHeader.originalSHA256, DeadLetterHeader.payloadRef]
 
     /// The event's own headers, as they were before it was dead-lettered.
     static func withoutOurHeaders(_ headers: [KafkaHeader]) -> [KafkaHeader] { headers.filter { !ourHeaders.contains($0.name) } }
 
-    static func record(topic: String, value: [UInt8], key: [UInt8]?, headers: [KafkaHeader], origin: Origin,
-                       kind: String, reason: String, attempts: Int, failedAtMs: Int64) -> KafkaRecord {
-        var all = withoutOurHeaders(headers)
-        all += [
+    var headers: [KafkaHeader] {
+        [
             KafkaHeader(DeadLetterHeader.originalTopic, origin.topic),
             KafkaHeader(DeadLetterHeader.originalPartition, String(origin.partition)),
             KafkaHeader(DeadLetterHeader.originalOffset, String(origin.offset)),
@@ -31,7 +37,23 @@ enum DeadLetter {
             KafkaHeader(DeadLetterHeader.attempts, String(attempts)),
             KafkaHeader(DeadLetterHeader.failedAt, Timestamp.format(failedAtMs)),
         ]
-        return KafkaRecord(topic: topic, key: key, value: value, headers: all)
+    }
+
+    func record(topic: String) -> KafkaRecord {
+        KafkaRecord(topic: topic, key: message.key, value: message.value, headers: Self.withoutOurHeaders(message.headers) + headers)
+    }
+
+    /// Where the whole message is kept when the broker refuses it: one place per original
+    /// position, so a letter dead-lettered again (a failed replay) lands on the same document.
+    var payloadRef: String { "\(origin.topic)/\(origin.partition)/\(origin.offset)" }
+
+    /// A stand-in the broker accepts: at most `valueBytes` of the value, the key cut to
+    /// `keyBytes`, none of the original headers; ours say how big the original was and where it is.
+    func stub(topic: String, valueBytes: Int, keyBytes: Int, sha256: String) -> KafkaRecord {
+        KafkaRecord(topic: topic, key: message.key.map { Array($0.prefix(keyBytes)) }, value: Array(message.value.prefix(valueBytes)),
+                    headers: headers + [KafkaHeader(DeadLetterHeader.originalSize, String(message.value.count)),
+                                        KafkaHeader(DeadLetterHeader.originalSHA256, sha256),
+                                        KafkaHeader(DeadLetterHeader.payloadRef, payloadRef)])
     }
 
     /// The origin and attempt count a dead letter carries, or nil when its headers are not ours.

@@ -1,37 +1,78 @@
+import Events
 import Mongo
+
+/// Where a page of history ends: the last document's time and id. Documents are ordered by
+/// both, so paging never skips documents that share a millisecond.
+public struct HistoryCursor: Sendable, Equatable, CustomStringConvertible {
+    public var occurredAtMs: Int64
+    /// nil: everything before `occurredAtMs` (a plain time given by hand).
+    public var id: String?
+
+    public init(occurredAtMs: Int64, id: String?) {
+        self.occurredAtMs = occurredAtMs
+        self.id = id
+    }
+
+    /// `TIME` or `TIME/ID`, as `description` prints it.
+    public init?(_ text: String) {
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let ms = Timestamp.parse(String(parts[0])) else { return nil }
+        if parts.count == 2 && parts[1].isEmpty { return nil }
+        self.init(occurredAtMs: ms, id: parts.count == 2 ? String(parts[1]) : nil)
+    }
+
+    /// The cursor of the document a page ended with.
+    public init?(after doc: Document) {
+        guard case .datetime(let ms) = doc["occurredAt"], let id = doc["_id"]?.stringValue else { return nil }
+        self.init(occurredAtMs: ms, id: id)
+    }
+
+    public var description: String { Timestamp.format(occurredAtMs) + (id.map { "/\($0)" } ?? "") }
+}
 
 /// The operators' read side (`archiver history`): each query is served by a contract index.
 extension HistoryStore {
-    /// A user's balance changes, newest first. `beforeMs` pages back through long histories.
+    static let newestFirst: Document = ["occurredAt": -1, "_id": -1]
+
+    /// A user's balance changes, newest first; `before` pages back through long histories.
     /// Index: balance_history {userId: 1, occurredAt: -1}.
-    public func balanceHistory(userId: Int64, sinceMs: Int64? = nil, untilMs: Int64? = nil, beforeMs: Int64? = nil, limit: Int) async throws -> [Document] {
-        try await balance.find(Self.filter(["userId": .int64(userId)], sinceMs: sinceMs, untilMs: untilMs, beforeMs: beforeMs),
-                               options: FindOptions(sort: ["occurredAt": -1], limit: limit))
+    public func balanceHistory(userId: Int64, sinceMs: Int64? = nil, untilMs: Int64? = nil, before: HistoryCursor? = nil, limit: Int) async throws -> [Document] {
+        try await balance.find(Self.filter(["userId": .int64(userId)], sinceMs: sinceMs, untilMs: untilMs, before: before),
+                               options: FindOptions(sort: Self.newestFirst, limit: limit))
     }
 
     /// Payments of an order (index {orderId: 1}) or of a user (index {userId: 1, occurredAt: -1}), newest first.
-    public func paymentHistory(orderId: Int64? = nil, userId: Int64? = nil, beforeMs: Int64? = nil, limit: Int) async throws -> [Document] {
+    public func paymentHistory(orderId: Int64? = nil, userId: Int64? = nil, before: HistoryCursor? = nil, limit: Int) async throws -> [Document] {
         var base = Document()
         if let orderId { base.append("orderId", .int64(orderId)) }
         if let userId { base.append("userId", .int64(userId)) }
-        return try await payment.find(Self.filter(base, sinceMs: nil, untilMs: nil, beforeMs: beforeMs),
-                                      options: FindOptions(sort: ["occurredAt": -1], limit: limit))
+        return try await payment.find(Self.filter(base, sinceMs: nil, untilMs: nil, before: before),
+                                      options: FindOptions(sort: Self.newestFirst, limit: limit))
     }
 
     /// Everything archived for one saga (index {sagaId: 1}) and its compensation record, if any.
     public func saga(_ sagaId: String) async throws -> (balance: [Document], payment: [Document], compensation: Document?) {
-        async let b = balance.find(["sagaId": .string(sagaId)], options: FindOptions(sort: ["occurredAt": 1]))
-        async let p = payment.find(["sagaId": .string(sagaId)], options: FindOptions(sort: ["occurredAt": 1]))
+        async let b = balance.find(["sagaId": .string(sagaId)], options: FindOptions(sort: ["occurredAt": 1, "_id": 1]))
+        async let p = payment.find(["sagaId": .string(sagaId)], options: FindOptions(sort: ["occurredAt": 1, "_id": 1]))
         async let c = compensations.findOne(["_id": .string(sagaId)])
         return try await (b, p, c)
     }
 
-    static func filter(_ base: Document, sinceMs: Int64?, untilMs: Int64?, beforeMs: Int64?) -> Document {
+    /// `since <= occurredAt < until`, and strictly after the cursor in (occurredAt, _id) descending order:
+    /// `occurredAt < t  OR  (occurredAt == t AND _id < id)`.
+    static func filter(_ base: Document, sinceMs: Int64?, untilMs: Int64?, before: HistoryCursor?) -> Document {
         var range = Document()
         if let sinceMs { range.append("$gte", .datetime(sinceMs)) }
-        if let upper = [untilMs, beforeMs].compactMap({ $0 }).min() { range.append("$lt", .datetime(upper)) }
+        // A cursor without an id is a plain upper bound, like --until.
+        let plainBefore = before.flatMap { $0.id == nil ? $0.occurredAtMs : nil }
+        if let upper = [untilMs, plainBefore].compactMap({ $0 }).min() { range.append("$lt", .datetime(upper)) }
         var filter = base
         if !range.isEmpty { filter.append("occurredAt", .document(range)) }
+        guard let before, let id = before.id else { return filter }
+        filter.append("$or", .array([
+            .document(["occurredAt": .document(["$lt": .datetime(before.occurredAtMs)])]),
+            .document(["occurredAt": .datetime(before.occurredAtMs), "_id": .document(["$lt": .string(id)])]),
+        ]))
         return filter
     }
 }

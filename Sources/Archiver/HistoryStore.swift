@@ -6,11 +6,14 @@ public struct HistoryStore: Sendable {
     public static let balanceCollection = "balance_history"
     public static let paymentCollection = "payment_history"
     public static let compensationCollection = "compensations"
+    /// Dead letters too large for the broker, whole, by their payload reference.
+    public static let deadLetterPayloadCollection = "dead_letter_payloads"
 
     public let database: MongoDatabase
     public var balance: MongoCollection { database.collection(Self.balanceCollection) }
     public var payment: MongoCollection { database.collection(Self.paymentCollection) }
     public var compensations: MongoCollection { database.collection(Self.compensationCollection) }
+    public var deadLetterPayloads: MongoCollection { database.collection(Self.deadLetterPayloadCollection) }
 
     public init(database: MongoDatabase) { self.database = database }
 

@@ -85,8 +85,14 @@ public struct Replayer: Sendable {
             lastActivity = .now
             var selected: [Inbound] = []
             var attempts: [Origin: Int] = [:]
-            for message in result.messages {
-                let tp = message.topicPartition
+            for stored in result.messages {
+                let tp = stored.topicPartition
+                // A stub stands for a message too large for the broker: replay the whole one, kept in MongoDB.
+                guard let message = try await Self.whole(stored, store: store, logger: logger) else {
+                    summary.skipped += 1
+                    blocked.insert(tp)
+                    continue
+                }
                 let parsed = DeadLetter.parse(message)
                 let failedAt = parsed?.failedAtMs
                 let isNew = failedAt.map { $0 >= startedMs } ?? false
@@ -122,6 +128,19 @@ public struct Replayer: Sendable {
         await consumer.close()
         await producer.close()
         return summary
+    }
+
+    /// The dead letter with its whole original key, value and headers; nil when a stub's kept
+    /// message is missing (it stays in the topic, ahead of the group's offset).
+    static func whole(_ message: KafkaMessage, store: HistoryStore, logger: Logger) async throws -> KafkaMessage? {
+        guard let ref = message.header(DeadLetterHeader.payloadRef)?.stringValue else { return message }
+        guard let kept = try await store.keptDeadLetter(ref) else {
+            logger.error("dead-letter stub without its kept message in MongoDB: skipped", metadata: ["payloadRef": "\(ref)"])
+            return nil
+        }
+        let ours = message.headers.filter { DeadLetter.ourHeaders.contains($0.name) }
+        return KafkaMessage(topic: message.topic, partition: message.partition, offset: message.offset, key: kept.key, value: kept.value,
+                            headers: kept.headers + ours, timestampMs: message.timestampMs)
     }
 
     static func matches(_ message: KafkaMessage, failedAtMs: Int64?, filter: Filter) -> Bool {

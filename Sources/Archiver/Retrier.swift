@@ -45,7 +45,7 @@ struct Retrier: Sendable {
         switch error {
         case let e as MongoError: e.isTransient
         case let e as KafkaError: e.isRetriable && !e.isFatal
-        case is TransientBulkFailure: true
+        case is TransientBulkFailure, is RefusedDeadLetter: true
         default: false
         }
     }

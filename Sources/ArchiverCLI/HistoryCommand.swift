@@ -1,3 +1,4 @@
+import Foundation
 import CLISupport
 import ArgumentParser
 import Archiver
@@ -15,30 +16,39 @@ struct ListOptions: ParsableArguments {
     @Option(help: "At most this many documents, newest first.")
     var limit = 50
 
-    @Option(help: "Only documents that occurred before this ISO 8601 time: the cursor for the next page.")
+    @Option(help: "Only documents older than this cursor (TIME/ID as a full page prints it) or ISO 8601 time.")
     var before: String?
 
-    @Flag(help: "One JSON document per line instead of a table.")
+    @Flag(help: "One JSON document per line instead of a table (the next page's cursor goes to stderr).")
     var json = false
 
     func validate() throws {
         guard (1...10_000).contains(limit) else { throw ValidationError("--limit must be 1-10000, got \(limit)") }
-        _ = try beforeMs
+        _ = try cursor
     }
 
-    var beforeMs: Int64? { get throws { try parseTime(before, "--before") } }
+    var cursor: HistoryCursor? {
+        get throws {
+            guard let before else { return nil }
+            guard let cursor = HistoryCursor(before) else {
+                throw ValidationError("--before must be a cursor TIME/ID or an ISO 8601 time like 2026-11-24T10:00:00Z, got '\(before)'")
+            }
+            return cursor
+        }
+    }
 
     /// Prints the page, and how to get the next one when the page is full.
     func print(_ docs: [Document], table: () -> String) {
         if json {
             docs.forEach { Swift.print(Output.json($0)) }
-            return
+        } else if docs.isEmpty {
+            Swift.print("no history found")
+        } else {
+            Swift.print(table())
         }
-        guard !docs.isEmpty else { return Swift.print("no history found") }
-        Swift.print(table())
-        if docs.count == limit, let last = docs.last, case .datetime(let ms) = last["occurredAt"] {
-            Swift.print("(\(docs.count) shown; older: --before \(Timestamp.format(ms)))")
-        }
+        guard docs.count == limit, let last = docs.last.flatMap(HistoryCursor.init(after:)) else { return }
+        let hint = "(\(docs.count) shown; older: --before \(Output.shellWord(last.description)))"
+        if json { FileHandle.standardError.write(Data((hint + "\n").utf8)) } else { Swift.print(hint) }
     }
 }
 
@@ -60,7 +70,7 @@ struct BalanceHistory: AsyncParsableCommand {
         CLILogging.bootstrap(default: .warning)
         let store = try await HistoryConnection.open(connection)
         let docs = try await store.balanceHistory(userId: user, sinceMs: try parseTime(since, "--since"), untilMs: try parseTime(until, "--until"),
-                                                  beforeMs: try list.beforeMs, limit: list.limit)
+                                                  before: try list.cursor, limit: list.limit)
         list.print(docs) {
             Output.table(["OCCURRED AT", "TYPE", "AMOUNT", "BEFORE", "AFTER", "ORDER", "PAYMENT", "SAGA", "EVENT"],
                          docs.map { [Output.time($0["occurredAt"]), Output.text($0["type"]), Output.amount($0["amount"]),
@@ -85,7 +95,7 @@ struct PaymentHistory: AsyncParsableCommand {
     func run() async throws {
         CLILogging.bootstrap(default: .warning)
         let store = try await HistoryConnection.open(connection)
-        let docs = try await store.paymentHistory(orderId: order, userId: user, beforeMs: try list.beforeMs, limit: list.limit)
+        let docs = try await store.paymentHistory(orderId: order, userId: user, before: try list.cursor, limit: list.limit)
         list.print(docs) {
             Output.table(["OCCURRED AT", "PAYMENT", "ORDER", "USER", "AMOUNT", "STATUS", "SAGA", "EVENT"],
                          docs.map { [Output.time($0["occurredAt"]), Output.text($0["paymentId"]), Output.text($0["orderId"]),

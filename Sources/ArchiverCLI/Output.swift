@@ -26,6 +26,14 @@ enum Output {
         }
     }
 
+    /// A word a shell reads back unchanged: quoted only when it holds anything but plain characters.
+    static func shellWord(_ text: String) -> String {
+        let plain = text.utf8.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || "-_.:/+@%".utf8.contains(c)
+        }
+        return plain && !text.isEmpty ? text : "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
     /// 15000 -> "15,000".
     static func amount(_ value: BSON?) -> String {
         guard let v = value?.int64Value else { return "-" }

@@ -41,4 +41,9 @@ public enum DeadLetterHeader {
     public static let errorMessage = "x-error-message"
     public static let attempts = "x-attempts"
     public static let failedAt = "x-failed-at"
+    /// Only on a dead letter too large for the broker: its value is truncated, and the whole
+    /// message is kept in MongoDB under `payloadRef`, with its original size and SHA-256.
+    public static let originalSize = "x-original-size"
+    public static let originalSHA256 = "x-original-sha256"
+    public static let payloadRef = "x-payload-ref"
 }

@@ -21,10 +21,24 @@ public struct KafkaConfiguration: Sendable {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.isEmpty || line.hasPrefix("#") { continue }
             guard let eq = line.firstIndex(of: "="), eq != line.startIndex else {
-                throw KafkaError.configuration("\(path):\(number + 1): expected key=value, got '\(line)'")
+                throw KafkaError.configuration("\(path):\(number + 1): expected key=value, got \(Self.describeBadLine(line))")
             }
             extra[line[..<eq].trimmingCharacters(in: .whitespaces)] = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
         }
+    }
+
+    /// A bad line may hold a secret in any form: only a first word that reads like a librdkafka
+    /// key is shown, never what follows it.
+    static func describeBadLine(_ line: String) -> String {
+        let first = line.prefix { !$0.isWhitespace && $0 != ":" }
+        let looksLikeKey = first.contains(".") && first.allSatisfy { $0.isLowercase || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-" }
+        return looksLikeKey ? "a line starting with '\(first)' (rest hidden)" : "a line that is not key=value (content hidden)"
+    }
+
+    /// Keys whose values must never be printed.
+    public static func isSecret(_ key: String) -> Bool {
+        let k = key.lowercased()
+        return k.contains("password") || k.contains("secret") || k.contains(".key") || k == "sasl.oauthbearer.config"
     }
 
     func settings(_ defaults: [String: String]) -> [String: String] {

@@ -30,6 +30,10 @@ public final class KafkaConsumer: Sendable {
         var assignment: Set<TopicPartition> = []
         var pendingRebalances: [RebalanceEvent] = []
         var closed = false
+        /// librdkafka keeps a partition's pause flag across revoke and re-assign, so every
+        /// assignment is set explicitly: paused when this says so, fetching otherwise.
+        var pauseNewAssignments = false
+        var brokersDown = false
     }
 
     public init(configuration: KafkaConsumerConfiguration, logger: Logger = Logger(label: "kafka.consumer")) throws {
@@ -48,10 +52,12 @@ public final class KafkaConsumer: Sendable {
             let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
             if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
                 if cooperative { rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, partitions)) } else { rd_kafka_assign(rk, partitions) }
-                state.withLock {
+                let paused = state.withLock {
                     $0.assignment.formUnion(list)
                     $0.pendingRebalances.append(.assigned(list))
+                    return $0.pauseNewAssignments
                 }
+                _ = paused ? rd_kafka_pause_partitions(rk, partitions) : rd_kafka_resume_partitions(rk, partitions)
             } else {
                 if cooperative { rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, partitions)) } else { rd_kafka_assign(rk, nil) }
                 state.withLock {
@@ -61,7 +67,13 @@ public final class KafkaConsumer: Sendable {
             }
             logger.info("rebalance", metadata: ["event": "\(err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned" : "revoked")", "partitions": "\(list)"])
         }
+        // Generic errors come through the error callback, served inside polls.
+        client.context.onError = { [state] err in
+            if err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN { state.withLock { $0.brokersDown = true } }
+        }
         rd_kafka_poll_set_consumer(client.handle)
+        // No topics: a handle for the group's committed offsets only, which never joins the group.
+        guard !configuration.topics.isEmpty else { return }
         let topics = configuration.topics.map { ($0, Int64(RD_KAFKA_OFFSET_INVALID)) }
         let err = topics.map { (TopicPartition(topic: $0.0, partition: RD_KAFKA_PARTITION_UA), $0.1) }
             .withPartitionList { rd_kafka_subscribe(client.handle, $0) }
@@ -79,6 +91,20 @@ public final class KafkaConsumer: Sendable {
     }
 
     public var assignment: Set<TopicPartition> { state.withLock { $0.assignment } }
+
+    /// Whether partitions assigned from now on start paused (while the caller waits out an
+    /// outage) or fetching. Either way, no partition keeps a pause flag from an earlier assignment.
+    public func setPauseNewAssignments(_ paused: Bool) { state.withLock { $0.pauseNewAssignments = paused } }
+
+    /// True after librdkafka reported every broker down, until a message arrives or `probe` reaches one.
+    public var brokersDown: Bool { state.withLock { $0.brokersDown } }
+
+    /// A metadata round trip; clears `brokersDown` when a broker answers.
+    public func probe(timeoutMs: Int32 = 1_000) async -> Bool {
+        let reached = (try? await checkConnection(timeoutMs: timeoutMs)) != nil
+        if reached { state.withLock { $0.brokersDown = false } }
+        return reached
+    }
 
     /// Waits up to `timeout` for a first message, then takes whatever else is already
     /// fetched, up to `maxMessages`: big batches under load, no added latency when idle.
@@ -114,6 +140,7 @@ public final class KafkaConsumer: Sendable {
         }
         let rebalances = state.withLock { s in
             defer { s.pendingRebalances.removeAll() }
+            if !messages.isEmpty { s.brokersDown = false }
             return s.pendingRebalances
         }
         return PollResult(messages: messages, rebalances: rebalances)
@@ -125,7 +152,9 @@ public final class KafkaConsumer: Sendable {
             let code = rd_kafka_fatal_error(client.handle, &text, text.count)
             throw KafkaError(code: code, operation: "poll", message: String(cBuffer: text), isRetriable: false, isFatal: true)
         }
-        // Transport and partition errors are retried inside librdkafka; they are news, not failures.
+        // Transport and partition errors are retried inside librdkafka; they are news, not failures,
+        // except that no broker at all answering is what readiness checks must see.
+        if err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN { state.withLock { $0.brokersDown = true } }
         let text = raw.pointee.payload.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? String(cString: rd_kafka_err2str(err))
         logger.debug("consumer error", metadata: ["code": "\(err.rawValue)", "message": "\(text)"])
     }
@@ -154,13 +183,25 @@ public final class KafkaConsumer: Sendable {
     /// Commits exactly these offsets (the next offset to read, per partition), synchronously.
     public func commit(_ offsets: [TopicPartition: Int64]) async throws {
         guard !offsets.isEmpty else { return }
-        try await run { [client] in
-            let err = offsets.map { ($0.key, $0.value) }.withPartitionList { list -> rd_kafka_resp_err_t in
-                let err = rd_kafka_commit(client.handle, list, 0)
-                if err != RD_KAFKA_RESP_ERR_NO_ERROR { return err }
-                return list.elements.first { $0.2 != RD_KAFKA_RESP_ERR_NO_ERROR }?.2 ?? RD_KAFKA_RESP_ERR_NO_ERROR
-            }
-            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: err, operation: "commit") }
+        try await run { [self] in try commitBlocking(offsets) }
+    }
+
+    private func commitBlocking(_ offsets: [TopicPartition: Int64]) throws {
+        guard !offsets.isEmpty else { return }
+        let err = offsets.map { ($0.key, $0.value) }.withPartitionList { list -> rd_kafka_resp_err_t in
+            let err = rd_kafka_commit(client.handle, list, 0)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR { return err }
+            return list.elements.first { $0.2 != RD_KAFKA_RESP_ERR_NO_ERROR }?.2 ?? RD_KAFKA_RESP_ERR_NO_ERROR
+        }
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: err, operation: "commit") }
+    }
+
+    /// Commits those of these offsets whose partitions this member owns at the moment of the
+    /// commit: a retry after a rebalance never moves a new owner's offsets back.
+    public func commitOwned(_ offsets: [TopicPartition: Int64]) async throws {
+        try await run { [self] in
+            let owned = state.withLock { $0.assignment }
+            try commitBlocking(offsets.filter { owned.contains($0.key) })
         }
     }
 
@@ -193,6 +234,23 @@ public final class KafkaConsumer: Sendable {
                 paused ? rd_kafka_pause_partitions(client.handle, $0) : rd_kafka_resume_partitions(client.handle, $0)
             }
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: err, operation: paused ? "pause" : "resume") }
+        }
+    }
+
+    /// Sets where fetching resumes for these partitions (offset = next message to hand out),
+    /// so messages taken but not kept are fetched again rather than lost.
+    public func seek(_ offsets: [TopicPartition: Int64]) async throws {
+        guard !offsets.isEmpty else { return }
+        try await run { [client] in
+            try offsets.map { ($0.key, $0.value) }.withPartitionList { list in
+                if let error = rd_kafka_seek_partitions(client.handle, list, 5_000) {
+                    defer { rd_kafka_error_destroy(error) }
+                    throw KafkaError(code: rd_kafka_error_code(error), operation: "seek")
+                }
+                if let failed = list.elements.first(where: { $0.2 != RD_KAFKA_RESP_ERR_NO_ERROR }) {
+                    throw KafkaError(code: failed.2, operation: "seek")
+                }
+            }
         }
     }
 

@@ -31,6 +31,14 @@ public struct KafkaError: Error, CustomStringConvertible, Sendable {
             .map(\.rawValue).contains(code)
     }
 
+    /// The broker (or librdkafka, before sending) refused this record itself, for its size or
+    /// form: sending it again can never succeed, while other records still can.
+    public var isRecordRefused: Bool {
+        [RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE, RD_KAFKA_RESP_ERR_INVALID_RECORD,
+         RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE, RD_KAFKA_RESP_ERR_INVALID_MSG]
+            .map(\.rawValue).contains(code)
+    }
+
     private static let retriableCodes: Set<Int32> = Set([
         RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, RD_KAFKA_RESP_ERR__TIMED_OUT,
         RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, RD_KAFKA_RESP_ERR__QUEUE_FULL, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,

@@ -16,11 +16,14 @@ public struct KafkaRecord: Sendable {
     public var key: [UInt8]?
     public var value: [UInt8]
     public var headers: [KafkaHeader]
-    public init(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = []) {
+    /// nil: the partitioner picks one from the key.
+    public var partition: Int32?
+    public init(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = [], partition: Int32? = nil) {
         self.topic = topic
         self.key = key
         self.value = value
         self.headers = headers
+        self.partition = partition
     }
     public init(topic: String, key: String, value: String, headers: [KafkaHeader] = []) {
         self.init(topic: topic, key: Array(key.utf8), value: Array(value.utf8), headers: headers)

@@ -55,8 +55,14 @@ public final class KafkaProducer: Sendable {
     /// Enqueues every record, then waits for all acknowledgements. The first failure is thrown
     /// after all reports are in, so the caller knows the batch's fate as a whole.
     public func send(_ records: [KafkaRecord]) async throws -> [DeliveryReport] {
+        try await sendEach(records).map { try $0.get() }
+    }
+
+    /// Like `send`, with each record's own outcome, so a caller can retry exactly the records that
+    /// failed and never produce the others twice.
+    public func sendEach(_ records: [KafkaRecord]) async -> [Result<DeliveryReport, KafkaError>] {
         guard !records.isEmpty else { return [] }
-        let results: [Result<DeliveryReport, KafkaError>] = try await withCheckedThrowingContinuation { continuation in
+        return await withCheckedContinuation { continuation in
             let batch = DeliveryBatch(count: records.count, continuation: continuation)
             for (index, record) in records.enumerated() {
                 do {
@@ -68,7 +74,6 @@ public final class KafkaProducer: Sendable {
                 }
             }
         }
-        return try results.map { try $0.get() }
     }
 
     private func enqueue(_ record: KafkaRecord, slot: DeliverySlot) throws {
@@ -96,7 +101,7 @@ public final class KafkaProducer: Sendable {
         let err: rd_kafka_resp_err_t = record.topic.withCString { topic in
             record.value.withUnsafeBytes { value in
                 withKey(record.key) { keyPtr, keyLen in
-                    var vus = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 6)
+                    var vus = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 7)
                     vus[0].vtype = RD_KAFKA_VTYPE_TOPIC; vus[0].u.cstr = topic
                     vus[1].vtype = RD_KAFKA_VTYPE_VALUE
                     vus[1].u.mem = .init(ptr: UnsafeMutableRawPointer(mutating: value.baseAddress), size: value.count)
@@ -104,6 +109,7 @@ public final class KafkaProducer: Sendable {
                     vus[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS; vus[3].u.i = RD_KAFKA_MSG_F_COPY
                     vus[4].vtype = RD_KAFKA_VTYPE_OPAQUE; vus[4].u.ptr = opaque
                     vus[5].vtype = RD_KAFKA_VTYPE_HEADERS; vus[5].u.headers = headers
+                    vus[6].vtype = RD_KAFKA_VTYPE_PARTITION; vus[6].u.i32 = record.partition ?? RD_KAFKA_PARTITION_UA
                     guard let error = rd_kafka_produceva(client.handle, &vus, vus.count) else { return RD_KAFKA_RESP_ERR_NO_ERROR }
                     let code = rd_kafka_error_code(error)
                     rd_kafka_error_destroy(error)
@@ -151,9 +157,9 @@ private final class DeliveryBatch: @unchecked Sendable {
     private let lock = NSLock()
     private var results: [Result<DeliveryReport, KafkaError>?]
     private var remaining: Int
-    private let continuation: CheckedContinuation<[Result<DeliveryReport, KafkaError>], Error>
+    private let continuation: CheckedContinuation<[Result<DeliveryReport, KafkaError>], Never>
 
-    init(count: Int, continuation: CheckedContinuation<[Result<DeliveryReport, KafkaError>], Error>) {
+    init(count: Int, continuation: CheckedContinuation<[Result<DeliveryReport, KafkaError>], Never>) {
         results = Array(repeating: nil, count: count)
         remaining = count
         self.continuation = continuation

@@ -13,6 +13,7 @@ final class RDKafkaClient: @unchecked Sendable {
     final class CallbackContext: @unchecked Sendable {
         let logger: Logger
         var onRebalance: ((OpaquePointer, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> Void)?
+        var onError: ((rd_kafka_resp_err_t) -> Void)?
         init(logger: Logger) { self.logger = logger }
     }
 
@@ -25,7 +26,9 @@ final class RDKafkaClient: @unchecked Sendable {
         for (key, value) in settings.sorted(by: { $0.key < $1.key }) {
             if rd_kafka_conf_set(conf, key, value, &errorText, errorText.count) != RD_KAFKA_CONF_OK {
                 rd_kafka_conf_destroy(conf)
-                throw KafkaError.configuration("\(key): \(String(cBuffer: errorText))")
+                // librdkafka's text may quote the value: for a secret key only the key is named.
+                let reason = KafkaConfiguration.isSecret(key) ? "invalid value (hidden)" : String(cBuffer: errorText)
+                throw KafkaError.configuration("\(key): \(reason)")
             }
         }
         let context = CallbackContext(logger: logger)
@@ -46,6 +49,7 @@ final class RDKafkaClient: @unchecked Sendable {
             guard let rk, let opaque = rd_kafka_opaque(rk) else { return }
             let context = Unmanaged<CallbackContext>.fromOpaque(opaque).takeUnretainedValue()
             context.logger.debug("librdkafka error", metadata: ["code": "\(code)", "reason": "\(String(cString: reason!))"])
+            context.onError?(rd_kafka_resp_err_t(code))
         }
         configure(conf)
         guard let rk = rd_kafka_new(kind == .producer ? RD_KAFKA_PRODUCER : RD_KAFKA_CONSUMER, conf, &errorText, errorText.count) else {

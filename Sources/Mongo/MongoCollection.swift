@@ -57,15 +57,7 @@ public struct MongoCollection: Sendable {
             // A bulk reply lists every upserted id; only the counts are read on success.
             if ok { return BulkWriteResult(counts: reply) }
             let doc = Document(bson: reply)
-            let items = (doc["writeErrors"]?.arrayValue ?? []).compactMap { $0.documentValue }.map {
-                BulkWriteFailure.Item(index: Int($0["index"]?.int64Value ?? -1),
-                                      code: Int32(truncatingIfNeeded: $0["code"]?.int64Value ?? 0),
-                                      message: $0["errmsg"]?.stringValue ?? "")
-            }
-            let failure = MongoError(error, reply: doc)
-            if case .connection = failure { throw failure }
-            if !items.isEmpty { throw MongoError.bulkWrite(BulkWriteFailure(errors: items, result: BulkWriteResult(reply: doc))) }
-            throw failure
+            throw MongoError.fromBulkReply(doc, MongoError(error, reply: doc))
         }
     }
 

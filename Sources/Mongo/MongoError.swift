@@ -10,6 +10,9 @@ public enum MongoError: Error, CustomStringConvertible, Sendable {
     case bulkWrite(BulkWriteFailure)
     /// The request could not be formed (bad URI, bad argument): retrying will not help.
     case invalid(message: String)
+    /// The writes may have been applied but not with the durability asked for: the write as a
+    /// whole failed, whatever its items say, and is retried (the archiver's writes are idempotent).
+    case writeConcern(code: Int32, message: String)
 
     public var description: String {
         switch self {
@@ -17,6 +20,7 @@ public enum MongoError: Error, CustomStringConvertible, Sendable {
         case .server(let code, let m, _): "MongoDB error \(code): \(m)"
         case .bulkWrite(let f): "MongoDB bulk write: \(f.errors.count) item(s) failed, first: \(f.errors.first.map { "\($0.code) \($0.message)" } ?? "-")"
         case .invalid(let m): "MongoDB request invalid: \(m)"
+        case .writeConcern(let code, let m): "MongoDB write concern error \(code): \(m)"
         }
     }
 
@@ -37,6 +41,7 @@ public enum MongoError: Error, CustomStringConvertible, Sendable {
                 || MongoError.transientCodes.contains(code)
         case .bulkWrite(let f): f.errors.allSatisfy { MongoError.transientCodes.contains($0.code) } && !f.errors.isEmpty
         case .invalid: false
+        case .writeConcern: true
         }
     }
 
@@ -59,6 +64,23 @@ public enum MongoError: Error, CustomStringConvertible, Sendable {
         default:
             self = .invalid(message: message)
         }
+    }
+}
+
+extension MongoError {
+    /// What a failed bulk write means, from its reply and libmongoc's error.
+    static func fromBulkReply(_ reply: Document, _ error: MongoError) -> MongoError {
+        if case .connection = error { return error }
+        if let wc = reply["writeConcernErrors"]?.arrayValue?.first?.documentValue ?? reply["writeConcernError"]?.documentValue {
+            return .writeConcern(code: Int32(truncatingIfNeeded: wc["code"]?.int64Value ?? 0), message: wc["errmsg"]?.stringValue ?? "")
+        }
+        let items = (reply["writeErrors"]?.arrayValue ?? []).compactMap { $0.documentValue }.map {
+            BulkWriteFailure.Item(index: Int($0["index"]?.int64Value ?? -1),
+                                  code: Int32(truncatingIfNeeded: $0["code"]?.int64Value ?? 0),
+                                  message: $0["errmsg"]?.stringValue ?? "")
+        }
+        if !items.isEmpty { return .bulkWrite(BulkWriteFailure(errors: items, result: BulkWriteResult(reply: reply))) }
+        return error
     }
 }
 

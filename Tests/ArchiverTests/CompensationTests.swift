@@ -33,7 +33,7 @@ struct CompensationTests {
         #expect(record["deleted"]?.documentValue?["payment_history"] == .array([.string(payment)]))
         #expect(record["suppressed"] == .array([]))
 
-        let emitted = try await s.read(s.compensationTopic, count: 1)
+        let emitted = try await s.readAll(s.compensationTopic)
         #expect(emitted.count == 1)
         let event = try JSONValue.parse(emitted[0].value)
         #expect(event["type"] == .string(EventType.historyDeleted) && event["sagaid"] == "pay-7")
@@ -63,25 +63,22 @@ struct CompensationTests {
 
     @Test func historyAndFailureOfOneSagaInOneBatchLeaveNoHistory() async throws {
         let s = try await Scenario()
+        try await s.store.migrate()
         let before = Make.id(), payment = Make.id(), after = Make.id(), unrelated = Make.id()
-        // All in one partition of one topic, so their order is fixed, and produced before the
-        // archiver starts, so they arrive in one batch.
-        let key = "1001"
-        func onPaymentTopic(_ r: KafkaRecord) -> KafkaRecord { var r = r; r.topic = s.paymentTopic; r.key = Array(key.utf8); return r }
-        try await s.send([onPaymentTopic(Make.deducted(s, saga: "pay-5", id: before)), Make.paymentCompleted(s, saga: "pay-5", id: payment),
-                          Make.paymentFailed(s, saga: "pay-5"), onPaymentTopic(Make.deducted(s, saga: "pay-5", id: after)),
-                          onPaymentTopic(Make.deducted(s, saga: "pay-6", id: unrelated))])
-        let (archiver, task) = try await s.start()
-        #expect(try await eventually { archiver.totals.compensated == 1 && archiver.totals.archived == 1 })
-        archiver.stop()
-        try await task.value
+        // Exactly one batch, in this order, straight into the executor `archiver run` uses.
+        let batch = Scenario.batch([Make.deducted(s, saga: "pay-5", id: before), Make.paymentCompleted(s, saga: "pay-5", id: payment),
+                                    Make.paymentFailed(s, saga: "pay-5"), Make.deducted(s, saga: "pay-5", id: after),
+                                    Make.deducted(s, saga: "pay-6", id: unrelated)])
+        let outcome = try await s.executor().execute(batch)
+        // The saga's history was never written: only the unrelated event counts as archived.
+        #expect(outcome.archived == 1 && outcome.compensated == 1 && outcome.suppressed == 1, "\(outcome)")
         #expect(try await s.store.balance.find().compactMap { $0["_id"]?.stringValue } == [unrelated])
         #expect(try await s.count(s.store.payment) == 0)
         let record = try #require(try await s.store.compensations.findOne(["_id": "pay-5"]))
         #expect(record["deleted"]?.documentValue?["balance_history"] == .array([.string(before)]))
         #expect(record["deleted"]?.documentValue?["payment_history"] == .array([.string(payment)]))
         #expect(record["suppressed"] == .array([.string(after)]))
-        #expect(try await s.read(s.compensationTopic, count: 1).count == 1)
+        #expect(try await s.readAll(s.compensationTopic).count == 1)
         await s.drop()
     }
 
@@ -100,7 +97,7 @@ struct CompensationTests {
         #expect(try await eventually { try await s.count(s.store.balance) == 0 })
         archiver.stop()
         try await task.value
-        let emitted = try await s.read(s.compensationTopic, count: 1)
+        let emitted = try await s.readAll(s.compensationTopic)
         #expect(emitted.count == 1)
         #expect(try JSONValue.parse(emitted[0].value)["data"]?["deleted"]?["balance_history"] == .array([.string(deduct)]))
         await s.drop()

@@ -100,8 +100,9 @@ struct ReplayTests {
 
     /// A dead letter as an earlier, stricter archiver would have left it.
     func letter(_ s: Scenario, _ record: KafkaRecord, kind: String, failedAt: Int64 = 1_764_000_000_000) -> KafkaRecord {
-        DeadLetter.record(topic: s.deadLetterTopic, value: record.value, key: record.key, headers: [],
-                          origin: Origin(topic: record.topic, partition: 0, offset: 7), kind: kind, reason: "old", attempts: 1, failedAtMs: failedAt)
+        DeadLetter(message: KafkaMessage(topic: record.topic, partition: 0, offset: 7, key: record.key, value: record.value),
+                   origin: Origin(topic: record.topic, partition: 0, offset: 7), kind: kind, reason: "old", attempts: 1, failedAtMs: failedAt)
+            .record(topic: s.deadLetterTopic)
     }
 
     @Test func everyKindIsReArchivedOnceItsCauseIsFixedAndWhatStillFailsIsDeadLetteredAgain() async throws {

@@ -40,4 +40,35 @@ final class PrivateMongo: Sendable {
     }
 }
 
+/// A private Kafka-protocol broker (Tansu, memory only) on its own port, so a test can take
+/// the broker away without disturbing the shared one.
+final class PrivateKafka: @unchecked Sendable {
+    let port: Int
+    private(set) var process: ChildProcess
+    var brokers: String { "127.0.0.1:\(port)" }
+
+    init(port: Int) async throws {
+        self.port = port
+        process = try Self.launch(port)
+        guard try await eventually(30, { await Self.listening(port) }) else { throw CocoaError(.executableLoad) }
+    }
+
+    func kill9() async { await process.kill9() }
+
+    /// A new broker on the same port: memory only, so it starts empty.
+    func restart() async throws {
+        process = try Self.launch(port)
+        guard try await eventually(30, { await Self.listening(port) }) else { throw CocoaError(.executableLoad) }
+    }
+
+    private static func launch(_ port: Int) throws -> ChildProcess {
+        let url = "tcp://127.0.0.1:\(port)"
+        return try ChildProcess(executable: packageRoot.appendingPathComponent(".deps/bin/tansu").path,
+                                arguments: ["broker", "--listener-url", url, "--advertised-listener-url", url, "--silent"],
+                                logName: "tansu-\(port)")
+    }
+
+    private static func listening(_ port: Int) async -> Bool { await shell("bash -c 'exec 3<>/dev/tcp/127.0.0.1/\(port)' 2>/dev/null") == 0 }
+}
+
 func adminPort() -> Int { freePort() }

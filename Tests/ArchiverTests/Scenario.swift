@@ -63,6 +63,24 @@ final class Scenario: Sendable {
 
     func send(_ records: [KafkaRecord]) async throws { _ = try await producer.send(records) }
 
+    /// The executor `archiver run` uses, on this scenario's database and topics, for tests that
+    /// must control exactly what one batch holds.
+    func executor() -> BatchExecutor {
+        let logger = Logger(label: "executor-test")
+        let metrics = ArchiverMetrics()
+        return BatchExecutor(store: store, producer: producer,
+                             retrier: Retrier(initialMs: 50, maxMs: 500, logger: logger, metrics: metrics, status: ArchiverStatus(),
+                                              shouldGiveUp: { false }, waiter: { try? await Task.sleep(for: $0) }),
+                             metrics: metrics, logger: logger, deadLetterTopic: deadLetterTopic, compensationTopic: compensationTopic)
+    }
+
+    /// Records as one consumed batch, offsets in order, all in partition 0 of their topic.
+    static func batch(_ records: [KafkaRecord]) -> [Inbound] {
+        records.enumerated().map { i, r in
+            Inbound.decode(KafkaMessage(topic: r.topic, partition: 0, offset: Int64(i), key: r.key, value: r.value, headers: r.headers))
+        }
+    }
+
     /// All messages of a topic, read by a fresh group until `count` arrived or time ran out.
     func read(_ topic: String, count: Int, seconds: Double = 30) async throws -> [KafkaMessage] {
         var config = KafkaConsumerConfiguration(connection: KafkaConfiguration(brokers: brokers), groupID: "reader-\(UUID())", topics: [topic])
@@ -79,6 +97,45 @@ final class Scenario: Sendable {
         while Date() < settle { all += try await consumer.poll(maxMessages: 1_000, timeout: .milliseconds(200)).messages }
         await consumer.close()
         return all
+    }
+
+    /// Every message of a topic, proven complete: a marker is produced to each partition after
+    /// the fact, and reading ends only once all markers came back, so nothing earlier can be missing.
+    /// Use it for a topic's final check: the markers stay in the topic.
+    /// (A read for a fixed time by a fresh group can end before the group even joined.)
+    func readAll(_ topic: String, partitions: Int32 = 4, seconds: Double = 60) async throws -> [KafkaMessage] {
+        let marker = "end-of-test-\(UUID())"
+        _ = try await producer.send((0..<partitions).map { KafkaRecord(topic: topic, key: nil, value: Array(marker.utf8), partition: $0) })
+        var config = KafkaConsumerConfiguration(connection: KafkaConfiguration(brokers: brokers), groupID: "reader-\(UUID())", topics: [topic])
+        config.sessionTimeoutMs = 6_000
+        config.maxPollIntervalMs = 10_000
+        config.queuedMaxKBytes = 65_536
+        let consumer = try KafkaConsumer(configuration: config)
+        var all: [KafkaMessage] = []
+        var markers = 0
+        let deadline = Date().addingTimeInterval(seconds)
+        while markers < partitions {
+            guard Date() < deadline else { throw ReadIncomplete(topic: topic, markers: markers) }
+            for m in try await consumer.poll(maxMessages: 1_000, timeout: .milliseconds(200)).messages {
+                if m.value.elementsEqual(marker.utf8) { markers += 1 } else if !m.value.starts(with: Array("end-of-test-".utf8)) { all.append(m) }
+            }
+        }
+        await consumer.close()
+        return all
+    }
+
+    struct ReadIncomplete: Error { var topic: String; var markers: Int }
+
+    /// The group's committed offsets (next offset to read) per partition of a topic, read
+    /// without joining the group, so a running archiver is not disturbed.
+    func committed(_ topic: String, group: String? = nil) async throws -> [Int32: Int64] {
+        let config = KafkaConsumerConfiguration(connection: KafkaConfiguration(brokers: brokers), groupID: group ?? self.group, topics: [])
+        let consumer = try KafkaConsumer(configuration: config)
+        let offsets = try await consumer.committed((0..<4).map { TopicPartition(topic: topic, partition: $0) })
+        await consumer.close()
+        var result: [Int32: Int64] = [:]
+        for (tp, offset) in offsets { if let offset { result[tp.partition] = offset } }
+        return result
     }
 
     func count(_ collection: MongoCollection) async throws -> Int { try await collection.count() }

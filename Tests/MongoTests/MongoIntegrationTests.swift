@@ -1,5 +1,5 @@
 import Foundation
-import Mongo
+@testable import Mongo
 import Testing
 
 // Against the real Mongo-wire server started by scripts/services (MONGO_URI, default mongodb://127.0.0.1:27017).
@@ -104,5 +104,19 @@ struct MongoIntegrationTests {
             return message.contains("mongo://nope")
         }
         #expect(try MongoClient(uri: "mongodb://app:s3cret@127.0.0.1:27017").redactedURI == "mongodb://app:***@127.0.0.1:27017")
+        // An unescaped '@' inside the password: everything up to the last '@' is credentials.
+        #expect(try MongoClient(uri: "mongodb://app:p@ss@127.0.0.1:27017").redactedURI == "mongodb://app:***@127.0.0.1:27017")
+    }
+
+    @Test func aWriteConcernErrorFailsTheWholeBulkEvenWithPerItemErrors() {
+        let reply: Document = [
+            "nInserted": .int32(1),
+            "writeErrors": .array([.document(["index": .int32(1), "code": .int32(11000), "errmsg": "E11000 duplicate key"])]),
+            "writeConcernErrors": .array([.document(["code": .int32(64), "errmsg": "waiting for replication timed out"])]),
+        ]
+        let error = MongoError.fromBulkReply(reply, .server(code: 64, message: "waiting for replication timed out", labels: []))
+        #expect(error.isTransient, "\(error)")
+        guard case .bulkWrite = error else { return }
+        Issue.record("a write-concern error must not be read as per-item failures: \(error)")
     }
 }

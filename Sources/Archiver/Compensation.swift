@@ -1,0 +1,74 @@
+import Events
+import Kafka
+import Mongo
+
+/// Compensating a failed saga: record, list, delete, emit. Each step is idempotent and the
+/// record comes first, so a redelivered failure event finishes what a crash interrupted, and any
+/// instance writing the saga's history after the record exists takes its write back itself.
+extension BatchExecutor {
+    /// Returns false when the saga had already been compensated by a different failure event.
+    func compensate(_ c: NewCompensation) async throws -> Bool {
+        let saga = c.failure.sagaId
+        let document: Document = [
+            "reason": .string(c.failure.reason), "failedEvent": .string(c.failure.eventId), "failedType": .string(c.failure.type),
+            "deleted": .document([HistoryStore.balanceCollection: .array(c.priorBalance.map { .string($0) }),
+                                  HistoryStore.paymentCollection: .array(c.priorPayment.map { .string($0) })]),
+            "suppressed": .array([]), "compensatedAt": .datetime(Self.nowMs()),
+        ]
+        let result = try await store.compensations.updateOne(filter: ["_id": .string(saga)], update: ["$setOnInsert": .document(document)], upsert: true)
+        if result.upserted == 0 {
+            let existing = try await store.compensations.findOne(["_id": .string(saga)]).flatMap(CompensationRecord.init)
+            guard existing?.failedEvent == c.failure.eventId else {
+                // Compensated first by another failure event: this batch's history of the saga was
+                // never written, and still belongs in the saga's audit trail.
+                let unwritten = (c.priorBalance + c.priorPayment).map { BSON.string($0) }
+                if !unwritten.isEmpty {
+                    try await store.compensations.updateOne(filter: ["_id": .string(saga)],
+                                                            update: ["$addToSet": .document(["suppressed": .document(["$each": .array(unwritten)])])])
+                }
+                return false
+            }
+            // The same failure redelivered after a crash: the ids it planned as deleted are listed too.
+            try await listDeleted(saga, balance: c.priorBalance, payment: c.priorPayment)
+        }
+        try await finishCompensation(of: saga)
+        return true
+    }
+
+    /// Lists the saga's documents in its record, deletes exactly those and emits the record.
+    /// A document written after the listing is left to its writer, whose re-check suppresses it:
+    /// so every deleted document is listed, and the event names every one.
+    func finishCompensation(of saga: String) async throws {
+        async let foundBalance = store.historyIDs(of: saga, in: store.balance)
+        async let foundPayment = store.historyIDs(of: saga, in: store.payment)
+        let (balance, payment) = try await (foundBalance, foundPayment)
+        try await listDeleted(saga, balance: balance, payment: payment)
+        try await beforeDeletingHistory?(saga)
+        for (ids, collection) in [(balance, store.balance), (payment, store.payment)] where !ids.isEmpty {
+            try await collection.deleteMany(["_id": .document(["$in": .array(ids.map { .string($0) })])])
+        }
+        guard let record = try await store.compensations.findOne(["_id": .string(saga)]).flatMap(CompensationRecord.init) else {
+            throw MongoError.invalid(message: "compensation record of \(saga) vanished")
+        }
+        try await emit(record)
+    }
+
+    private func listDeleted(_ saga: String, balance: [String], payment: [String]) async throws {
+        var add = Document()
+        if !balance.isEmpty { add.append("deleted.\(HistoryStore.balanceCollection)", .document(["$each": .array(balance.map { .string($0) })])) }
+        if !payment.isEmpty { add.append("deleted.\(HistoryStore.paymentCollection)", .document(["$each": .array(payment.map { .string($0) })])) }
+        guard !add.isEmpty else { return }
+        try await store.compensations.updateOne(filter: ["_id": .string(saga)], update: ["$addToSet": .document(add)])
+    }
+
+    /// The event id is derived from the saga, so a re-emission after a crash is recognisably the same event.
+    private func emit(_ record: CompensationRecord) async throws {
+        let event = OutgoingEvent(
+            id: "history-deleted-\(record.sagaId)", source: "/archive/archiver", type: EventType.historyDeleted,
+            subject: "saga/\(record.sagaId)", timeMs: Self.nowMs(), sagaId: record.sagaId,
+            data: ["sagaId": .string(record.sagaId), "reason": .string(record.reason),
+                   "deleted": .object([HistoryStore.balanceCollection: .array(record.deletedBalance.map { .string($0) }),
+                                       HistoryStore.paymentCollection: .array(record.deletedPayment.map { .string($0) })])])
+        _ = try await producer.send(KafkaRecord(topic: compensationTopic, key: Array(record.sagaId.utf8), value: event.bytes))
+    }
+}
