@@ -43,9 +43,13 @@ def tally(sent, stored):
     return lost == 0 and extra == 0, f"sent={len(sent)} documents={len(stored)} lost={lost} extra={extra}"
 
 
-def free_port():
+def free_port(port=0):
+    """The port if nothing holds it on 127.0.0.1 (0: one the kernel picks), else None."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return None
         return sock.getsockname()[1]
 
 
@@ -56,18 +60,9 @@ class PrivateMongo:
     while the server is down; scripts/services refuses it if anything else holds it."""
 
     def __init__(self):
-        self.port = next(p for p in random.sample(range(22000, 32000), 50) if self.free(p))
+        self.port = next(p for p in random.sample(range(22000, 32000), 50) if free_port(p))
         self.env = dict(os.environ, MONGO_PORT=str(self.port), SERVICES_RUN_DIR=f"/tmp/faults-mongo-{self.port}")
         self.uri = f"mongodb://127.0.0.1:{self.port}"
-
-    @staticmethod
-    def free(port):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-                return True
-            except OSError:
-                return False
 
     def services(self, command):
         subprocess.run([os.path.join(ROOT, "scripts/services"), command], env=self.env, check=True, stdout=subprocess.DEVNULL)
