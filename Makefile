@@ -1,6 +1,14 @@
 # The two commands of the README: `make test` and `make run`.
 .PHONY: deps services test run demo stop build clean
 
+# The local servers listen on ports of their own (the defaults of scripts/services), so a real
+# Kafka or MongoDB on 9092/27017 is never used by mistake. Every target below talks to the servers
+# `scripts/services up` started: KAFKA_PORT / MONGO_PORT move them, and the addresses follow.
+export KAFKA_PORT ?= 21092
+export MONGO_PORT ?= 21017
+export KAFKA_BROKERS = 127.0.0.1:$(KAFKA_PORT)
+export MONGO_URI = mongodb://127.0.0.1:$(MONGO_PORT)
+
 deps:
 	scripts/bootstrap
 

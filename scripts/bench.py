@@ -15,8 +15,7 @@ import produce_events as pe
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REL = os.path.join(ROOT, ".build", "release")
-BROKERS = os.environ.get("KAFKA_BROKERS", "127.0.0.1:9092")
-MONGO = os.environ.get("MONGO_URI", "mongodb://127.0.0.1:27017")
+BROKERS, MONGO = pe.BROKERS, pe.MONGO_URI
 N = int(os.environ.get("BENCH_EVENTS", "200000"))
 SMALL = int(os.environ.get("BENCH_SMALL_EVENTS", "3000"))
 LAT_SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "10"))

@@ -8,7 +8,7 @@
 Needs scripts/services up and built `archiver` and `commerce` (debug, or ARCHIVER_BIN/COMMERCE_BIN).
 Exit status: 0 when every verdict is PASS.
 """
-import json, os, random, signal, subprocess, sys, time, uuid
+import json, os, random, shutil, signal, socket, subprocess, sys, time, uuid
 import pymongo
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -17,12 +17,65 @@ sys.path.insert(0, os.path.dirname(__file__))
 import produce_events as pe
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BROKERS = os.environ.get("KAFKA_BROKERS", "127.0.0.1:9092")
-MONGO = os.environ.get("MONGO_URI", "mongodb://127.0.0.1:27017")
+BROKERS, MONGO = pe.BROKERS, pe.MONGO_URI
 FULL = os.environ.get("FAULTS_FULL") == "1"
 BIN = os.environ.get("ARCHIVER_BIN", os.path.join(ROOT, ".build/debug/archiver"))
 COMMERCE_BIN = os.environ.get("COMMERCE_BIN", os.path.join(ROOT, ".build/debug/commerce"))
 verdicts = []
+children = []  # every process a scenario starts; what is still running when it ends is killed
+
+
+def spawn(args, **kwargs):
+    p = subprocess.Popen(args, **kwargs)
+    children.append(p)
+    return p
+
+
+def tally(sent, stored):
+    """The distinct event ids sent against the _ids of the history documents (_id = event id):
+    every sent id must be there, and nothing else. Counting distinct _ids alone could never show
+    a duplicate, since MongoDB keeps _id unique. Here a sent id without a document is lost, a
+    document whose _id was never sent (a copy under another id, a stray write) is extra.
+    Returns (ok, text for the verdict)."""
+    sent, stored = set(sent), list(stored)
+    found = len(sent.intersection(stored))
+    lost, extra = len(sent) - found, len(stored) - found
+    return lost == 0 and extra == 0, f"sent={len(sent)} documents={len(stored)} lost={lost} extra={extra}"
+
+
+def free_port(port=0):
+    """The port if nothing holds it on 127.0.0.1 (0: one the kernel picks), else None."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return None
+        return sock.getsockname()[1]
+
+
+class PrivateMongo:
+    """A Mongo-wire server of the scenario's own, started and stopped through scripts/services
+    with its own port and pid file, so an outage never touches the shared server or anyone
+    else's. The port is below Linux's ephemeral range (32768+), so no client connection takes it
+    while the server is down; scripts/services refuses it if anything else holds it."""
+
+    def __init__(self):
+        self.port = next(p for p in random.sample(range(22000, 32000), 50) if free_port(p))
+        self.env = dict(os.environ, MONGO_PORT=str(self.port), SERVICES_RUN_DIR=f"/tmp/faults-mongo-{self.port}")
+        self.uri = f"mongodb://127.0.0.1:{self.port}"
+
+    def services(self, command):
+        subprocess.run([os.path.join(ROOT, "scripts/services"), command], env=self.env, check=True, stdout=subprocess.DEVNULL)
+
+    def start(self):
+        self.services("start-mongo")
+
+    def stop(self):
+        self.services("stop-mongo")
+
+    def remove(self):
+        self.stop()
+        shutil.rmtree(self.env["SERVICES_RUN_DIR"], ignore_errors=True)
 
 
 class Scenario:
@@ -38,14 +91,14 @@ class Scenario:
         self.procs = []
 
     def start(self, batch=200, port=None):
-        port = port or random.randint(20000, 40000)
+        port = port or free_port()
         args = [BIN, "run", "--brokers", BROKERS, "--mongo-uri", self.mongo, "--database", f"faults_{self.id}",
                 "--group", f"g-{self.id}", "--topics", ",".join(self.topics[t] for t in ("balance", "payment", "order")),
                 "--dead-letter-topic", self.topics["dlq"], "--compensation-topic", self.topics["compensation"],
                 "--admin-port", str(port), "--admin-host", "127.0.0.1", "--batch-size", str(batch),
                 "--session-timeout-ms", "6000", "--max-poll-interval-ms", "10000", "--retry-max-ms", "1000"]
         log = open(os.path.join(ROOT, ".run", f"faults-{self.id}-{len(self.procs)}.log"), "w")
-        p = subprocess.Popen(args, stdout=log, stderr=log, env=dict(os.environ, LOG_LEVEL="warning"))
+        p = spawn(args, stdout=log, stderr=log, env=dict(os.environ, LOG_LEVEL="warning"))
         self.procs.append(p)
         return p
 
@@ -69,6 +122,9 @@ class Scenario:
 
     def documents(self):
         return self.db.balance_history.count_documents({}) + self.db.payment_history.count_documents({})
+
+    def stored_ids(self):
+        return [d["_id"] for c in (self.db.balance_history, self.db.payment_history) for d in c.find({}, {"_id": 1})]
 
     def wait_documents(self, n, seconds):
         deadline = time.time() + seconds
@@ -107,42 +163,40 @@ class Scenario:
 def kill9():
     n, kills = (100_000, 10) if FULL else (20_000, 10)
     s = Scenario("kill -9")
-    s.valid(n)
+    sent = s.valid(n)
     p = s.start()
     for _ in range(kills):
         time.sleep(random.uniform(1.0, 3.0))
         p.kill()
         p.wait()
         p = s.start()
-    ok = s.wait_documents(n, 600)
-    docs = s.documents()
+    s.wait_documents(n, 600)
     letters = s.dead_letters(0, 3)
     s.stop()
-    s.verdict(ok and docs == n and not letters,
-              f"events={n} kills={kills} documents={docs} lost={n - docs} duplicates={max(0, docs - n)} dead_letters={len(letters)}")
+    ok, counts = tally(sent, s.stored_ids())
+    s.verdict(ok and not letters, f"kills={kills} {counts} dead_letters={len(letters)}")
 
 
 def mongo_outage():
     n, outage = (40_000, 20) if FULL else (6_000, 8)
-    port = random.randint(40000, 45000)
-    run = f"/tmp/faults-mongo-{port}"
-    env = dict(os.environ, MONGO_PORT=str(port), SERVICES_RUN_DIR=run)
-    services = os.path.join(ROOT, "scripts/services")
-    subprocess.run([services, "start-mongo"], env=env, check=True, stdout=subprocess.DEVNULL)
-    s = Scenario("mongo outage", mongo=f"mongodb://127.0.0.1:{port}")
-    s.start()
-    s.valid(n // 2)
-    s.wait_documents(n // 4, 120)
-    subprocess.run([services, "stop-mongo"], env=env, check=True, stdout=subprocess.DEVNULL)
-    s.valid(n - n // 2, start=n // 2)
-    time.sleep(outage)
-    subprocess.run([services, "start-mongo"], env=env, check=True, stdout=subprocess.DEVNULL)
-    ok = s.wait_documents(n, 600)
-    docs = s.documents()
-    letters = s.dead_letters(0, 3)
-    s.stop()
-    subprocess.run([services, "stop-mongo"], env=env, stdout=subprocess.DEVNULL)
-    s.verdict(ok and docs == n and not letters, f"events={n} outage={outage}s documents={docs} lost={n - docs} dead_letters={len(letters)}")
+    mongo = PrivateMongo()
+    try:
+        mongo.start()
+        s = Scenario("mongo outage", mongo=mongo.uri)
+        s.start()
+        sent = s.valid(n // 2)
+        s.wait_documents(n // 4, 120)
+        mongo.stop()
+        sent += s.valid(n - n // 2, start=n // 2)
+        time.sleep(outage)
+        mongo.start()
+        s.wait_documents(n, 600)
+        letters = s.dead_letters(0, 3)
+        s.stop()
+        ok, counts = tally(sent, s.stored_ids())
+    finally:
+        mongo.remove()
+    s.verdict(ok and not letters, f"outage={outage}s {counts} dead_letters={len(letters)}")
 
 
 def malformed():
@@ -179,14 +233,14 @@ def malformed():
             valid_ids += s.valid(1, start=i)
     s.producer.flush(60)
     s.start()
-    ok_docs = s.wait_documents(len(valid_ids), 300)
+    s.wait_documents(len(valid_ids), 300)
     letters = s.dead_letters(n_bad, 120)
     s.stop()
     right = sum(1 for m in letters if expected.get(dict(m.headers() or []).get("x-test-marker", b"").decode())
                 == dict(m.headers()).get("x-error-kind", b"").decode())
-    docs = s.documents()
-    s.verdict(ok_docs and right == n_bad and len(letters) == n_bad and docs == len(valid_ids),
-              f"malformed={n_bad} kinds={len(kinds)} dead_lettered={len(letters)} right_kind={right} valid={len(valid_ids)} archived={docs}")
+    ok, counts = tally(valid_ids, s.stored_ids())
+    s.verdict(ok and right == n_bad and len(letters) == n_bad,
+              f"malformed={n_bad} kinds={len(kinds)} dead_lettered={len(letters)} right_kind={right} valid: {counts}")
 
 
 def three_archivers():
@@ -194,22 +248,15 @@ def three_archivers():
     s = Scenario("three archivers")
     a, b, c = s.start(batch=100), s.start(batch=100), s.start(batch=100)
     time.sleep(8)
-    s.valid(n // 2)
+    sent = s.valid(n // 2)
     s.wait_documents(n // 8, 120)
     b.kill()
     s.start(batch=100)
-    s.valid(n - n // 2, start=n // 2)
-    ok = s.wait_documents(n, 600)
-    docs = s.documents()
+    sent += s.valid(n - n // 2, start=n // 2)
+    s.wait_documents(n, 600)
     s.stop()
-    s.verdict(ok and docs == n, f"events={n} killed=1 added=1 documents={docs} lost={n - docs} duplicates={max(0, docs - n)}")
-
-
-def free_port():
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    ok, counts = tally(sent, s.stored_ids())
+    s.verdict(ok, f"killed=1 added=1 {counts}")
 
 
 def simulate_with_a_crash():
@@ -221,8 +268,8 @@ def simulate_with_a_crash():
     logs = open(os.path.join(ROOT, ".run", f"faults-{sid}-services.log"), "w")
 
     def serve():
-        return subprocess.Popen([COMMERCE_BIN, "serve", "all", "--data-dir", data, "--http-port", str(port), "--topic-prefix", prefix,
-                                 "--fault", "*=0.05", "--brokers", BROKERS], stdout=logs, stderr=logs, env=dict(os.environ, LOG_LEVEL="warning"))
+        return spawn([COMMERCE_BIN, "serve", "all", "--data-dir", data, "--http-port", str(port), "--topic-prefix", prefix,
+                      "--fault", "*=0.05", "--brokers", BROKERS], stdout=logs, stderr=logs, env=dict(os.environ, LOG_LEVEL="warning"))
 
     def healthy():
         import urllib.request
@@ -240,20 +287,20 @@ def simulate_with_a_crash():
     for f in admin.create_topics([NewTopic(prefix + t, num_partitions=4, replication_factor=1) for t in ("archive.dlq", "archive.compensation")]).values():
         f.result(timeout=30)
     alog = open(os.path.join(ROOT, ".run", f"faults-{sid}-archiver.log"), "w")
-    archiver = subprocess.Popen([BIN, "run", "--brokers", BROKERS, "--mongo-uri", MONGO, "--database", db, "--group", f"g-{sid}",
-                                 "--topics", ",".join(prefix + "commerce." + t for t in ("balance", "payment", "order")),
-                                 "--dead-letter-topic", prefix + "archive.dlq", "--compensation-topic", prefix + "archive.compensation",
-                                 "--admin-port", str(free_port()), "--session-timeout-ms", "6000", "--max-poll-interval-ms", "10000"],
-                                stdout=alog, stderr=alog, env=dict(os.environ, LOG_LEVEL="warning"))
-    sim = subprocess.Popen([COMMERCE_BIN, "simulate", "--orders", str(orders), "--users", "20", "--concurrency", "8", "--seed", "5",
-                            "--url", f"http://127.0.0.1:{port}", "--mongo-uri", MONGO, "--database", db, "--settle-seconds", "120"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    archiver = spawn([BIN, "run", "--brokers", BROKERS, "--mongo-uri", MONGO, "--database", db, "--group", f"g-{sid}",
+                      "--topics", ",".join(prefix + "commerce." + t for t in ("balance", "payment", "order")),
+                      "--dead-letter-topic", prefix + "archive.dlq", "--compensation-topic", prefix + "archive.compensation",
+                      "--admin-port", str(free_port()), "--session-timeout-ms", "6000", "--max-poll-interval-ms", "10000"],
+                     stdout=alog, stderr=alog, env=dict(os.environ, LOG_LEVEL="warning"))
+    sim = spawn([COMMERCE_BIN, "simulate", "--orders", str(orders), "--users", "20", "--concurrency", "8", "--seed", "5",
+                 "--url", f"http://127.0.0.1:{port}", "--mongo-uri", MONGO, "--database", db, "--settle-seconds", "120"],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(random.uniform(3.0, 6.0))
     services.kill()
     services.wait()
     time.sleep(2)
     services = serve()
-    restarted = healthy()
+    restarted = healthy() and services.poll() is None  # the answer came from ours, not from whoever has the port
     out, _ = sim.communicate(timeout=1_200)
     for p in (services, archiver):
         p.send_signal(signal.SIGTERM)
@@ -276,6 +323,15 @@ def print_verdict(name, ok, text):
 if __name__ == "__main__":
     os.makedirs(os.path.join(ROOT, ".run"), exist_ok=True)
     for scenario in (malformed, mongo_outage, three_archivers, kill9, simulate_with_a_crash):
-        scenario()
+        try:
+            scenario()
+        except Exception as e:  # a scenario that crashes is a FAIL; the others still run
+            print_verdict(scenario.__name__, False, f"crashed: {e!r}")
+        finally:
+            for p in children:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            children.clear()
     print(f"{sum(verdicts)} passed, {len(verdicts) - sum(verdicts)} failed")
     sys.exit(0 if all(verdicts) else 1)

@@ -8,6 +8,11 @@ import argparse, json, os, time, uuid
 from datetime import datetime, timezone
 from confluent_kafka import Producer
 
+# The local servers of scripts/services (KAFKA_PORT / MONGO_PORT, by default 21092 / 21017, ports of
+# their own) unless KAFKA_BROKERS / MONGO_URI name others. faults.py and bench.py use these too.
+BROKERS = os.environ.get("KAFKA_BROKERS") or f"127.0.0.1:{os.environ.get('KAFKA_PORT', '21092')}"
+MONGO_URI = os.environ.get("MONGO_URI") or f"mongodb://127.0.0.1:{os.environ.get('MONGO_PORT', '21017')}"
+
 
 def iso(ms):
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
@@ -33,7 +38,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=["demo", "bulk"])
     ap.add_argument("count", nargs="?", type=int, default=0)
-    ap.add_argument("--brokers", default=os.environ.get("KAFKA_BROKERS", "127.0.0.1:9092"))
+    ap.add_argument("--brokers", default=BROKERS)
     ap.add_argument("--balance-topic", default="commerce.balance")
     ap.add_argument("--payment-topic", default="commerce.payment")
     ap.add_argument("--order-topic", default="commerce.order")

@@ -9,8 +9,8 @@ import Testing
 
 // Every scenario gets its own topics, database and group on the real servers started by
 // scripts/services, so scenarios run side by side without seeing each other.
-let brokers = ProcessInfo.processInfo.environment["KAFKA_BROKERS"] ?? "127.0.0.1:9092"
-let mongoURI = ProcessInfo.processInfo.environment["MONGO_URI"] ?? "mongodb://127.0.0.1:27017"
+let brokers = ProcessInfo.processInfo.environment["KAFKA_BROKERS"] ?? "127.0.0.1:21092"
+let mongoURI = ProcessInfo.processInfo.environment["MONGO_URI"] ?? "mongodb://127.0.0.1:21017"
 
 final class Scenario: Sendable {
     let id = UUID().uuidString.prefix(8).lowercased()

@@ -9,8 +9,8 @@ import Testing
 import FoundationNetworking
 #endif
 
-let brokers = ProcessInfo.processInfo.environment["KAFKA_BROKERS"] ?? "127.0.0.1:9092"
-let mongoURI = ProcessInfo.processInfo.environment["MONGO_URI"] ?? "mongodb://127.0.0.1:27017"
+let brokers = ProcessInfo.processInfo.environment["KAFKA_BROKERS"] ?? "127.0.0.1:21092"
+let mongoURI = ProcessInfo.processInfo.environment["MONGO_URI"] ?? "mongodb://127.0.0.1:21017"
 
 /// `commerce serve all` as a real process, plus an archiver in this process, on the real
 /// broker and Mongo-wire server. Each scenario has its own topic prefix, data folder,

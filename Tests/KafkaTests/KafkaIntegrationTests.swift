@@ -2,8 +2,8 @@ import Foundation
 import Kafka
 import Testing
 
-// Against the real broker started by scripts/services (KAFKA_BROKERS, default 127.0.0.1:9092).
-let brokers = ProcessInfo.processInfo.environment["KAFKA_BROKERS"] ?? "127.0.0.1:9092"
+// Against the real broker started by scripts/services (KAFKA_BROKERS, default 127.0.0.1:21092).
+let brokers = ProcessInfo.processInfo.environment["KAFKA_BROKERS"] ?? "127.0.0.1:21092"
 
 func uniqueTopic(_ name: String) -> String { "test.\(name).\(UUID().uuidString.prefix(8).lowercased())" }
 

@@ -2,8 +2,8 @@ import Foundation
 @testable import Mongo
 import Testing
 
-// Against the real Mongo-wire server started by scripts/services (MONGO_URI, default mongodb://127.0.0.1:27017).
-let mongoURI = ProcessInfo.processInfo.environment["MONGO_URI"] ?? "mongodb://127.0.0.1:27017"
+// Against the real Mongo-wire server started by scripts/services (MONGO_URI, default mongodb://127.0.0.1:21017).
+let mongoURI = ProcessInfo.processInfo.environment["MONGO_URI"] ?? "mongodb://127.0.0.1:21017"
 
 func freshDatabase() throws -> MongoDatabase {
     try MongoClient(uri: mongoURI).database("t_\(UUID().uuidString.prefix(8).lowercased())")
