@@ -243,6 +243,33 @@ def malformed():
               f"malformed={n_bad} kinds={len(kinds)} dead_lettered={len(letters)} right_kind={right} valid: {counts}")
 
 
+def poison():
+    """A message too large to dead-letter (a ~1 MB value just under the broker's limit, refused
+    once the dead-letter headers are added) among valid traffic: the archiver keeps running,
+    archives every valid event, and the poison message is findable: a stub on the dead-letter
+    topic pointing at the whole message, kept in MongoDB."""
+    import hashlib
+    n = 20_000 if FULL else 2_000
+    s = Scenario("poison message")
+    valid_ids = s.valid(n // 2)
+    poison = b"\x00not json" + b"x" * 999_890
+    s.producer.produce(s.topics["balance"], key="poison", value=poison)
+    s.producer.flush(60)
+    valid_ids += s.valid(n - n // 2, start=n // 2)
+    p = s.start()
+    s.wait_documents(n, 300)
+    letters = s.dead_letters(1, 60)
+    running = p.poll() is None
+    s.stop()
+    stubs = [dict(m.headers() or []) for m in letters if dict(m.headers() or []).get("x-payload-ref")]
+    kept = s.db.dead_letter_payloads.find_one({"_id": stubs[0]["x-payload-ref"].decode()}) if stubs else None
+    findable = bool(kept) and bytes(kept["value"]) == poison and kept["sha256"] == hashlib.sha256(poison).hexdigest() \
+        and stubs[0].get("x-original-sha256", b"").decode() == kept["sha256"]
+    ok, counts = tally(valid_ids, s.stored_ids())
+    s.verdict(ok and running and len(letters) == 1 and findable,
+              f"poison_bytes={len(poison)} still_running={running} dead_letters={len(letters)} kept_in_mongo={findable} valid: {counts}")
+
+
 def three_archivers():
     n = 60_000 if FULL else 12_000
     s = Scenario("three archivers")
@@ -322,7 +349,9 @@ def print_verdict(name, ok, text):
 
 if __name__ == "__main__":
     os.makedirs(os.path.join(ROOT, ".run"), exist_ok=True)
-    for scenario in (malformed, mongo_outage, three_archivers, kill9, simulate_with_a_crash):
+    everything = (malformed, poison, mongo_outage, three_archivers, kill9, simulate_with_a_crash)
+    chosen = [f for f in everything if f.__name__ in sys.argv[1:]] or everything  # `faults.py poison kill9`: a subset
+    for scenario in chosen:
         try:
             scenario()
         except Exception as e:  # a scenario that crashes is a FAIL; the others still run
