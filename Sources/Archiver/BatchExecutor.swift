@@ -51,7 +51,7 @@ struct BatchExecutor: Sendable {
         let known = try await retrier.run("mongo read compensations") {
             try await store.compensationRecords(for: BatchPlanner.sagas(in: batch))
         }
-        return BatchPlanner.plan(batch, known: known, archivedAtMs: Self.nowMs())
+        return BatchPlanner.plan(batch, known: known)
     }
 
     func apply(_ plan: BatchPlan, to batch: [Inbound], deadLetterInfo: DeadLetterInfo = BatchExecutor.runDeadLetterInfo) async throws -> BatchOutcome {
@@ -122,29 +122,29 @@ struct BatchExecutor: Sendable {
         DeadLetterPublisher(producer: producer, store: store, retrier: retrier, metrics: metrics, logger: logger)
     }
 
-    /// Upserts both collections at once. Returns the items MongoDB refused for good (to dead-letter);
-    /// throws to retry everything when any refusal is transient.
+    /// Inserts into both collections. A duplicate `_id` means the event is archived already (a
+    /// redelivery): the same effect as an upsert, at the cost of an insert. Returns the items
+    /// MongoDB refused for good (to dead-letter); throws to retry everything when any refusal is transient.
     private func writeHistory(_ plan: BatchPlan) async throws -> [(inboundIndex: Int, kind: String, message: String)] {
+        let archivedAtMs = Self.nowMs()
         // One after the other: measured 5-8% faster than both at once on the Mongo-wire server,
         // which serializes writes anyway; concurrent bulks only made each other wait.
-        let balance = try await upsert(plan.balanceWrites, into: store.balance)
-        return try await balance + upsert(plan.paymentWrites, into: store.payment)
+        let balance = try await insert(plan.balanceWrites, into: store.balance, archivedAtMs: archivedAtMs)
+        return try await balance + insert(plan.paymentWrites, into: store.payment, archivedAtMs: archivedAtMs)
     }
 
-    private func upsert(_ writes: [HistoryWrite], into collection: MongoCollection, isRetry: Bool = false) async throws -> [(inboundIndex: Int, kind: String, message: String)] {
+    private func insert(_ writes: [HistoryWrite], into collection: MongoCollection, archivedAtMs: Int64) async throws -> [(inboundIndex: Int, kind: String, message: String)] {
         do {
-            _ = try await collection.bulkWrite(writes.map { HistoryDocument.upsert(id: $0.eventId, $0.document) })
+            _ = try await collection.insertMany(count: writes.count) { i, bson in HistoryDocument.write(writes[i], archivedAtMs: archivedAtMs, into: &bson) }
             return []
         } catch MongoError.bulkWrite(let failure) {
-            if failure.errors.contains(where: { MongoError.transientCodes.contains($0.code) }) {
+            if failure.errors.contains(where: { MongoError.transientCodes.contains($0.code) || !writes.indices.contains($0.index) }) {
                 throw TransientBulkFailure(description: "bulk write to \(collection.name): transient item failure(s): \(failure.errors.count)")
             }
-            // A duplicate key is either a concurrent upsert of the same event (gone on a retry, which
-            // finds the document) or another unique index refusing it (still there on the retry).
-            let duplicates = failure.errors.filter { $0.code == 11000 }.map { writes[$0.index] }
-            let refused = failure.errors.filter { $0.code != 11000 || isRetry }
-            let stillRefused = duplicates.isEmpty || isRetry ? [] : try await upsert(duplicates, into: collection, isRetry: true)
-            return refused.map { (writes[$0.index].inboundIndex, "rejected", "MongoDB refused the document: \($0.code) \($0.message)") } + stillRefused
+            // Another unique index (an operator's) refusing the document is a refusal for good.
+            return failure.errors.filter { !$0.isDuplicateID }.map {
+                (writes[$0.index].inboundIndex, "rejected", "MongoDB refused the document: \($0.code) \($0.message)")
+            }
         }
     }
 

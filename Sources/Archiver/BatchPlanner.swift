@@ -30,10 +30,16 @@ struct Inbound: Sendable {
 /// A history write and the message it came from (by index in the batch), so a per-item
 /// rejection can be traced back and dead-lettered.
 struct HistoryWrite: Sendable {
+    enum Event: Sendable {
+        case balance(BalanceChange)
+        case payment(PaymentCompletion)
+    }
     var eventId: String
     var sagaId: String
     var inboundIndex: Int
-    var document: Document
+    var event: Event
+    /// The `source` field: where the event was first consumed.
+    var source: Origin
 }
 
 /// Which history collection an event belongs in.
@@ -83,7 +89,7 @@ enum BatchPlanner {
     }
 
     /// - Parameter known: compensation records already in MongoDB for the batch's sagas.
-    static func plan(_ batch: [Inbound], known: [String: CompensationRecord], archivedAtMs: Int64) -> BatchPlan {
+    static func plan(_ batch: [Inbound], known: [String: CompensationRecord]) -> BatchPlan {
         var plan = BatchPlan()
         var compensatedHere = Set<String>()
         var pendingBalance: [String: [Int]] = [:]  // saga -> indexes into plan.balanceWrites
@@ -103,15 +109,11 @@ enum BatchPlanner {
                 case .balance(let b):
                     if compensated { plan.suppressions.append(Suppression(sagaId: saga, eventId: b.eventId, kind: .balance)); continue }
                     pendingBalance[saga, default: []].append(plan.balanceWrites.count)
-                    plan.balanceWrites.append(HistoryWrite(
-                        eventId: b.eventId, sagaId: saga, inboundIndex: index,
-                        document: HistoryDocument.balance(b, source: inbound.origin, archivedAtMs: archivedAtMs)))
+                    plan.balanceWrites.append(HistoryWrite(eventId: b.eventId, sagaId: saga, inboundIndex: index, event: .balance(b), source: inbound.origin))
                 case .payment(let p):
                     if compensated { plan.suppressions.append(Suppression(sagaId: saga, eventId: p.eventId, kind: .payment)); continue }
                     pendingPayment[saga, default: []].append(plan.paymentWrites.count)
-                    plan.paymentWrites.append(HistoryWrite(
-                        eventId: p.eventId, sagaId: saga, inboundIndex: index,
-                        document: HistoryDocument.payment(p, source: inbound.origin, archivedAtMs: archivedAtMs)))
+                    plan.paymentWrites.append(HistoryWrite(eventId: p.eventId, sagaId: saga, inboundIndex: index, event: .payment(p), source: inbound.origin))
                 case .sagaFailed(let failure):
                     if let record = known[saga] {
                         if record.failedEvent == failure.eventId {

@@ -89,32 +89,36 @@ extension Origin {
     var document: BSON { .document(["topic": .string(topic), "partition": .int32(partition), "offset": .int64(offset)]) }
 }
 
-/// History documents exactly as contract §5 lays them out.
+/// History documents exactly as contract §5 lays them out, written field by field straight into
+/// the bulk's buffer: the hot path builds no `Document` trees.
 enum HistoryDocument {
-    static func balance(_ b: BalanceChange, source: Origin, archivedAtMs: Int64) -> Document {
-        var doc: Document = [
-            "userId": .int64(b.userId), "type": .string(b.kind.rawValue), "amount": .int64(b.amount),
-            "balanceBefore": .int64(b.balanceBefore), "balanceAfter": .int64(b.balanceAfter),
-        ]
-        if let orderId = b.orderId { doc.append("orderId", .int64(orderId)) }
-        if let paymentId = b.paymentId { doc.append("paymentId", .int64(paymentId)) }
-        doc.append("sagaId", .string(b.sagaId))
-        doc.append("occurredAt", .datetime(b.occurredAtMs))
-        doc.append("archivedAt", .datetime(archivedAtMs))
-        doc.append("source", source.document)
-        return doc
-    }
-
-    static func payment(_ p: PaymentCompletion, source: Origin, archivedAtMs: Int64) -> Document {
-        [
-            "paymentId": .int64(p.paymentId), "orderId": .int64(p.orderId), "userId": .int64(p.userId),
-            "amount": .int64(p.amount), "status": .string(p.status), "sagaId": .string(p.sagaId),
-            "occurredAt": .datetime(p.occurredAtMs), "archivedAt": .datetime(archivedAtMs), "source": source.document,
-        ]
-    }
-
-    /// Insert-once: a redelivered event finds its document and changes nothing.
-    static func upsert(id: String, _ doc: Document) -> WriteModel {
-        .updateOne(filter: ["_id": .string(id)], update: ["$setOnInsert": .document(doc)], upsert: true)
+    static func write(_ w: HistoryWrite, archivedAtMs: Int64, into bson: inout BSONWriter) {
+        bson.append("_id", w.eventId)
+        switch w.event {
+        case .balance(let b):
+            bson.append("userId", int64: b.userId)
+            bson.append("type", b.kind.rawValue)
+            bson.append("amount", int64: b.amount)
+            bson.append("balanceBefore", int64: b.balanceBefore)
+            bson.append("balanceAfter", int64: b.balanceAfter)
+            if let orderId = b.orderId { bson.append("orderId", int64: orderId) }
+            if let paymentId = b.paymentId { bson.append("paymentId", int64: paymentId) }
+            bson.append("sagaId", b.sagaId)
+            bson.append("occurredAt", dateMs: b.occurredAtMs)
+        case .payment(let p):
+            bson.append("paymentId", int64: p.paymentId)
+            bson.append("orderId", int64: p.orderId)
+            bson.append("userId", int64: p.userId)
+            bson.append("amount", int64: p.amount)
+            bson.append("status", p.status)
+            bson.append("sagaId", p.sagaId)
+            bson.append("occurredAt", dateMs: p.occurredAtMs)
+        }
+        bson.append("archivedAt", dateMs: archivedAtMs)
+        bson.appendDocument("source") { source in
+            source.append("topic", w.source.topic)
+            source.append("partition", int32: w.source.partition)
+            source.append("offset", int64: w.source.offset)
+        }
     }
 }

@@ -51,13 +51,31 @@ public struct MongoCollection: Sendable {
                 }
                 guard appended else { throw MongoError.invalid(message: MongoError(error).description) }
             }
-            let reply = bson_new()!
-            defer { bson_destroy(reply) }
-            let ok = mongoc_bulk_operation_execute(bulk, reply, &error) != 0
-            // A bulk reply lists every upserted id; only the counts are read on success.
-            if ok { return BulkWriteResult(counts: reply) }
-            let doc = Document(bson: reply)
-            throw MongoError.fromBulkReply(doc, MongoError(error, reply: doc))
+            return try execute(bulk)
+        }
+    }
+
+    /// Inserts `count` documents, unordered, each written by `write` straight into one reusable
+    /// buffer that libmongoc copies into the bulk: no `Document` tree, no allocation per document.
+    public func insertMany(count: Int, _ write: @escaping @Sendable (Int, inout BSONWriter) -> Void) async throws -> BulkWriteResult {
+        guard count > 0 else { return BulkWriteResult() }
+        return try await with { collection in
+            let bulk = (["ordered": .bool(false)] as Document).withBSON { mongoc_collection_create_bulk_operation_with_opts(collection, $0)! }
+            defer { mongoc_bulk_operation_destroy(bulk) }
+            let opts = bson_new()!
+            defer { bson_destroy(opts) }
+            bson_append_int32(opts, "validate", 8, 0)  // the writer's strings are valid UTF-8 already
+            var writer = BSONWriter()
+            defer { writer.release() }
+            var error = bson_error_t()
+            for i in 0..<count {
+                writer.reset()
+                write(i, &writer)
+                guard mongoc_bulk_operation_insert_with_opts(bulk, writer.document, opts, &error) else {
+                    throw MongoError.invalid(message: MongoError(error).description)
+                }
+            }
+            return try execute(bulk)
         }
     }
 
@@ -134,6 +152,17 @@ public struct MongoCollection: Sendable {
             _ = try await database.runCommand(["drop": .string(name)])
         } catch MongoError.server(let code, _, _) where code == 26 {}  // NamespaceNotFound: already gone
     }
+}
+
+/// Runs a bulk; on failure, its reply says what failed (see `MongoError.fromBulkReply`).
+private func execute(_ bulk: OpaquePointer) throws -> BulkWriteResult {
+    let reply = bson_new()!
+    defer { bson_destroy(reply) }
+    var error = bson_error_t()
+    // A bulk reply lists every upserted id; only the counts are read on success.
+    if mongoc_bulk_operation_execute(bulk, reply, &error) != 0 { return BulkWriteResult(counts: reply) }
+    let doc = Document(bson: reply)
+    throw MongoError.fromBulkReply(doc, MongoError(error, reply: doc))
 }
 
 private func drain(_ cursor: OpaquePointer) throws -> [Document] {

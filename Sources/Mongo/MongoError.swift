@@ -77,7 +77,8 @@ extension MongoError {
         let items = (reply["writeErrors"]?.arrayValue ?? []).compactMap { $0.documentValue }.map {
             BulkWriteFailure.Item(index: Int($0["index"]?.int64Value ?? -1),
                                   code: Int32(truncatingIfNeeded: $0["code"]?.int64Value ?? 0),
-                                  message: $0["errmsg"]?.stringValue ?? "")
+                                  message: $0["errmsg"]?.stringValue ?? "",
+                                  isDuplicateID: BulkWriteFailure.isDuplicateID($0))
         }
         if !items.isEmpty { return .bulkWrite(BulkWriteFailure(errors: items, result: BulkWriteResult(reply: reply))) }
         return error
@@ -90,6 +91,17 @@ public struct BulkWriteFailure: Sendable {
         public var index: Int
         public var code: Int32
         public var message: String
+        /// A duplicate key on `_id` itself, not on another unique index.
+        public var isDuplicateID = false
+    }
+
+    /// MongoDB names the index in `keyPattern` (`{_id: 1}`); without it, the message says
+    /// `index: _id_` (MongoDB) or ends in `._id` (the local Mongo-wire server, SQLite's wording).
+    static func isDuplicateID(_ error: Document) -> Bool {
+        guard error["code"]?.int64Value == 11000 else { return false }
+        if let pattern = error["keyPattern"]?.documentValue { return pattern.keys == ["_id"] }
+        let message = error["errmsg"]?.stringValue ?? ""
+        return message.contains("index: _id_ ") || message.hasSuffix("._id")
     }
     public var errors: [Item]
     public var result: BulkWriteResult

@@ -20,7 +20,7 @@ struct BatchPlannerTests {
     @Test func historyBeforeAFailureInTheBatchIsNotWrittenButListedAsDeleted() {
         let plan = BatchPlanner.plan([inbound(deduct("a", saga: "s"), offset: 0), inbound(failed("f", saga: "s"), offset: 1),
                                       inbound(deduct("b", saga: "s"), offset: 2), inbound(deduct("c", saga: "t"), offset: 3)],
-                                     known: [:], archivedAtMs: 0)
+                                     known: [:])
         #expect(plan.balanceWrites.map(\.eventId) == ["c"])
         #expect(plan.newCompensations.map(\.priorBalance) == [["a"]])
         #expect(plan.suppressions.map(\.eventId) == ["b"])
@@ -30,7 +30,7 @@ struct BatchPlannerTests {
         let known = ["s": CompensationRecord(sagaId: "s", failedEvent: "f", reason: "r", deletedBalance: [], deletedPayment: [])]
         let plan = BatchPlanner.plan([inbound(deduct("a", saga: "s"), offset: 0), inbound(failed("f", saga: "s"), offset: 1),
                                       inbound(failed("f", saga: "s"), offset: 2), inbound(failed("g", saga: "s"), offset: 3)],
-                                     known: known, archivedAtMs: 0)
+                                     known: known)
         #expect(plan.balanceWrites.isEmpty && plan.newCompensations.isEmpty)
         #expect(plan.suppressions.map(\.eventId) == ["a"])
         #expect(plan.repeatedCompensations.map(\.sagaId) == ["s"])
@@ -38,7 +38,7 @@ struct BatchPlannerTests {
     }
 
     @Test func twoFailuresOfOneSagaInOneBatchCompensateOnce() {
-        let plan = BatchPlanner.plan([inbound(failed("f", saga: "s"), offset: 0), inbound(failed("g", saga: "s"), offset: 1)], known: [:], archivedAtMs: 0)
+        let plan = BatchPlanner.plan([inbound(failed("f", saga: "s"), offset: 0), inbound(failed("g", saga: "s"), offset: 1)], known: [:])
         #expect(plan.newCompensations.count == 1 && plan.duplicateFailures.map(\.eventId) == ["g"])
     }
 }
