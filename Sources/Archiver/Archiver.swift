@@ -103,9 +103,9 @@ public final class Archiver: Service, Sendable {
         var consumed = ArchiverMetrics.Tally()
         for inbound in batch {
             switch inbound.outcome {
-            case .archive(let e): consumed.add(e.type)
-            case .ignore(let type): consumed.add(type)
-            case .deadLetter: consumed.add(nil)
+            case .archive(let e): consumed.add(e)
+            case .ignore: consumed.addOther()
+            case .deadLetter: consumed.addUnknown()
             }
         }
         metrics.consumed(consumed)

@@ -61,6 +61,10 @@ struct BatchExecutor: Sendable {
         let started = ContinuousClock.now
         let rejected = try await retrier.run("mongo write history") { try await writeHistory(plan) }
         metrics.write(seconds: (ContinuousClock.now - started).seconds)
+        let writtenAtMs = Self.nowMs()
+        for w in plan.balanceWrites + plan.paymentWrites {
+            if let produced = batch[w.inboundIndex].message.timestampMs { metrics.eventLatency(ms: writtenAtMs - produced) }
+        }
         plan.deadLetters += rejected
         let rejectedIndexes = Set(rejected.map(\.inboundIndex))
         let writtenBalance = plan.balanceWrites.filter { !rejectedIndexes.contains($0.inboundIndex) }
@@ -75,7 +79,7 @@ struct BatchExecutor: Sendable {
         let undone = Set(raced.map(\.eventId))
         var archivedTally = ArchiverMetrics.Tally()
         for w in writtenBalance + writtenPayment where !undone.contains(w.eventId) {
-            if case .archive(let e) = batch[w.inboundIndex].outcome { archivedTally.add(e.type) }
+            if case .archive(let e) = batch[w.inboundIndex].outcome { archivedTally.add(e) }
         }
         metrics.archived(archivedTally)
 

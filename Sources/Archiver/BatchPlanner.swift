@@ -92,9 +92,12 @@ enum BatchPlanner {
     static func plan(_ batch: [Inbound], known: [String: CompensationRecord]) -> BatchPlan {
         var plan = BatchPlan()
         var compensatedHere = Set<String>()
-        var pendingBalance: [String: [Int]] = [:]  // saga -> indexes into plan.balanceWrites
-        var pendingPayment: [String: [Int]] = [:]
         var repeated = Set<String>()
+        plan.balanceWrites.reserveCapacity(batch.count)
+        // The common batch knows no compensation: then nothing per event is looked up.
+        func isCompensated(_ saga: String) -> Bool {
+            (!known.isEmpty && known[saga] != nil) || (!compensatedHere.isEmpty && compensatedHere.contains(saga))
+        }
 
         for (index, inbound) in batch.enumerated() {
             switch inbound.outcome {
@@ -104,15 +107,13 @@ enum BatchPlanner {
                 plan.deadLetters.append((index, kind, message))
             case .archive(let event):
                 let saga = event.sagaId
-                let compensated = known[saga] != nil || compensatedHere.contains(saga)
+                let compensated = isCompensated(saga)
                 switch event {
                 case .balance(let b):
                     if compensated { plan.suppressions.append(Suppression(sagaId: saga, eventId: b.eventId, kind: .balance)); continue }
-                    pendingBalance[saga, default: []].append(plan.balanceWrites.count)
                     plan.balanceWrites.append(HistoryWrite(eventId: b.eventId, sagaId: saga, inboundIndex: index, event: .balance(b), source: inbound.origin))
                 case .payment(let p):
                     if compensated { plan.suppressions.append(Suppression(sagaId: saga, eventId: p.eventId, kind: .payment)); continue }
-                    pendingPayment[saga, default: []].append(plan.paymentWrites.count)
                     plan.paymentWrites.append(HistoryWrite(eventId: p.eventId, sagaId: saga, inboundIndex: index, event: .payment(p), source: inbound.origin))
                 case .sagaFailed(let failure):
                     if let record = known[saga] {
@@ -125,10 +126,12 @@ enum BatchPlanner {
                         plan.duplicateFailures.append(failure)
                     } else {
                         compensatedHere.insert(saga)
+                        // Failures are rare: finding the saga's earlier history by a scan costs less
+                        // than indexing every event's saga on the way.
                         plan.newCompensations.append(NewCompensation(
                             failure: failure,
-                            priorBalance: pendingBalance[saga, default: []].map { plan.balanceWrites[$0].eventId },
-                            priorPayment: pendingPayment[saga, default: []].map { plan.paymentWrites[$0].eventId }))
+                            priorBalance: plan.balanceWrites.filter { $0.sagaId == saga }.map(\.eventId),
+                            priorPayment: plan.paymentWrites.filter { $0.sagaId == saga }.map(\.eventId)))
                     }
                 }
             }

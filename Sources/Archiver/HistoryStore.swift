@@ -43,7 +43,7 @@ public struct HistoryStore: Sendable {
     /// The compensation records of these sagas, by saga id.
     func compensationRecords(for sagas: Set<String>) async throws -> [String: CompensationRecord] {
         guard !sagas.isEmpty else { return [:] }
-        let docs = try await compensations.find(["_id": .document(["$in": .array(sagas.sorted().map { .string($0) })])],
+        let docs = try await compensations.find(["_id": .document(["$in": .array(sagas.map { .string($0) })])],
                                                 options: FindOptions(projection: ["reason": 1, "failedEvent": 1, "deleted": 1]))
         var result: [String: CompensationRecord] = [:]
         for doc in docs {

@@ -33,6 +33,15 @@ public struct SagaFailure: Sendable, Equatable {
     public var reason: String
 }
 
+/// The event types the archiver acts on, in `types` order.
+public enum ArchiveKind: Int, CaseIterable, Sendable {
+    case balanceCharged, balanceDeducted, paymentCompleted, orderStatusChangeFailed, paymentFailed
+
+    public static let types = [EventType.balanceCharged, EventType.balanceDeducted, EventType.paymentCompleted,
+                               EventType.orderStatusChangeFailed, EventType.paymentFailed]
+    public var type: String { Self.types[rawValue] }
+}
+
 /// What the archiver does with an event.
 public enum ArchiveEvent: Sendable, Equatable {
     case balance(BalanceChange)
@@ -44,6 +53,14 @@ public enum ArchiveEvent: Sendable, Equatable {
         case .balance(let b): b.sagaId
         case .payment(let p): p.sagaId
         case .sagaFailed(let f): f.sagaId
+        }
+    }
+
+    public var kind: ArchiveKind {
+        switch self {
+        case .balance(let b): b.kind == .charge ? .balanceCharged : .balanceDeducted
+        case .payment: .paymentCompleted
+        case .sagaFailed(let f): f.type == EventType.paymentFailed ? .paymentFailed : .orderStatusChangeFailed
         }
     }
 
@@ -70,26 +87,25 @@ extension CloudEvent {
     /// business, a schema error when it is but a required field is missing or mistyped.
     /// - Parameter fallbackTimeMs: the Kafka timestamp, used when the event has no `time`.
     public func archiveEvent(fallbackTimeMs: Int64?) throws(EventDecodingError) -> ArchiveEvent? {
-        switch type {
-        case EventType.balanceCharged, EventType.balanceDeducted:
+        guard let archiveKind else { return nil }
+        switch archiveKind {
+        case .balanceCharged, .balanceDeducted:
             return .balance(BalanceChange(
-                eventId: id, kind: type == EventType.balanceCharged ? .charge : .deduct,
+                eventId: id, kind: archiveKind == .balanceCharged ? .charge : .deduct,
                 userId: try data.require(data.userId, "userId"), amount: try data.require(data.amount, "amount"),
                 balanceBefore: try data.require(data.balanceBefore, "balanceBefore"),
                 balanceAfter: try data.require(data.balanceAfter, "balanceAfter"),
                 orderId: try optional(data.orderId, "orderId"), paymentId: try optional(data.paymentId, "paymentId"),
                 sagaId: try requiredSaga(), occurredAtMs: try occurredAt(fallbackTimeMs)))
-        case EventType.paymentCompleted:
+        case .paymentCompleted:
             return .payment(PaymentCompletion(
                 eventId: id, paymentId: try data.require(data.paymentId, "paymentId"),
                 orderId: try data.require(data.orderId, "orderId"), userId: try data.require(data.userId, "userId"),
                 amount: try data.require(data.amount, "amount"), status: try data.require(data.status, "status"),
                 sagaId: try requiredSaga(), occurredAtMs: try occurredAt(fallbackTimeMs)))
-        case EventType.orderStatusChangeFailed, EventType.paymentFailed:
+        case .orderStatusChangeFailed, .paymentFailed:
             return .sagaFailed(SagaFailure(eventId: id, type: type, sagaId: try requiredSaga(),
                                            reason: try data.require(data.reason, "reason")))
-        default:
-            return nil
         }
     }
 

@@ -24,6 +24,8 @@ public struct CloudEvent: Sendable {
     public var timeMs: Int64?
     public var sagaId: String?
     public var data: EventData
+    /// Set when `type` is one the archiver acts on, so no string comparison decides it again.
+    public var archiveKind: ArchiveKind?
 
     /// Decodes a Kafka message value. Never traps on bad input: every failure is a thrown
     /// `EventDecodingError` saying what is wrong.
@@ -129,6 +131,7 @@ private struct Envelope {
     var subject: String?
     var time: Int64?
     var sagaId: String?
+    var archiveKind: ArchiveKind?
     var data = EventData()
     var problems: [String] = []
 
@@ -141,7 +144,12 @@ private struct Envelope {
                 try r.skipValue()
             }
         } else if key.is("id") { id = try attribute("id", &r) }
-        else if key.is("type") { type = try attribute("type", &r) }
+        else if key.is("type") {
+            guard try r.peek() == 0x22 else { type = try attribute("type", &r); return }
+            let (value, index) = try r.string(interning: ArchiveKind.types)
+            type = value
+            archiveKind = index.map { ArchiveKind.allCases[$0] }
+        }
         else if key.is("source") { source = try attribute("source", &r) }
         else if key.is("specversion") { specversion = try attribute("specversion", &r) }
         else if key.is("sagaid") { sagaId = try attribute("sagaid", &r) }
@@ -168,6 +176,6 @@ private struct Envelope {
         guard let id, !id.isEmpty else { throw .schema("id is missing or empty") }
         guard let source, !source.isEmpty else { throw .schema("source is missing or empty") }
         guard let type, !type.isEmpty else { throw .schema("type is missing or empty") }
-        return CloudEvent(id: id, source: source, type: type, subject: subject, timeMs: time, sagaId: sagaId, data: data)
+        return CloudEvent(id: id, source: source, type: type, subject: subject, timeMs: time, sagaId: sagaId, data: data, archiveKind: archiveKind)
     }
 }

@@ -84,6 +84,20 @@ struct JSONReader {
         return s
     }
 
+    /// A string equal to one of `known` comes back as that very string, sharing its storage:
+    /// a value read from every message (an event type) then costs no allocation.
+    mutating func string(interning known: [String]) throws(Failure) -> (value: String, index: Int?) {
+        let (start, end, escaped) = try scanString()
+        if escaped { return (try decodeEscaped(start, end), nil) }
+        let raw = UnsafeRawBufferPointer(rebasing: b[start..<end])
+        for (index, candidate) in known.enumerated() where candidate.utf8.count == raw.count {
+            let same = candidate.utf8.withContiguousStorageIfAvailable { memcmp($0.baseAddress!, raw.baseAddress!, raw.count) == 0 }
+            if same == true { return (candidate, index) }
+        }
+        guard let s = String(validating: raw, as: UTF8.self) else { throw Failure(message: "invalid UTF-8 in string at byte \(start)") }
+        return (s, nil)
+    }
+
     /// The bytes of a string without escapes (nil when it has any), for callers that parse them further.
     mutating func rawString() throws(Failure) -> UnsafeRawBufferPointer? {
         let (start, end, escaped) = try scanString()
