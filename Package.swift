@@ -27,6 +27,9 @@ let package = Package(
         .executable(name: "archiver", targets: ["ArchiverCLI"]),
         .executable(name: "archiver-bench", targets: ["Bench"]),
         .executable(name: "commerce", targets: ["CommerceCLI"]),
+        // For `Benchmarks/` (a package of its own): the archiver's hot path, `HotPath`.
+        .library(name: "Archiver", targets: ["Archiver"]),
+        .library(name: "Kafka", targets: ["Kafka"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -13,7 +13,22 @@ public struct BSONWriter {
         child = OpaquePointer(UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128))
     }
 
-    func reset() { bson_reinit(document) }
+    /// A writer for the closure's duration, for encoding without a server (benchmarks, tests).
+    public static func withScratch<R>(_ body: (inout BSONWriter) throws -> R) rethrows -> R {
+        var writer = BSONWriter()
+        defer { writer.release() }
+        return try body(&writer)
+    }
+
+    /// Empties the buffer for the next document, keeping its memory.
+    public func reset() { bson_reinit(document) }
+
+    /// Bytes of the document written so far.
+    public var byteCount: Int {
+        // A BSON document starts with its total length, little-endian.
+        let data = bson_get_data(document)!
+        return Int(UInt32(data[0]) | UInt32(data[1]) << 8 | UInt32(data[2]) << 16 | UInt32(data[3]) << 24)
+    }
 
     func release() {
         bson_destroy(document)

@@ -1,0 +1,26 @@
+import Kafka
+import Mongo
+
+/// The archiver's per-event work without servers: decode, plan, and the history documents'
+/// BSON. `archiver run` does exactly this between a poll and its bulk writes; `Benchmarks/`
+/// measures it here.
+public enum HotPath {
+    /// Runs one batch through decode → plan → BSON and returns the BSON bytes produced.
+    public static func encode(_ messages: [KafkaMessage], archivedAtMs: Int64 = 0) -> Int {
+        let plan = BatchPlanner.plan(messages.map(Inbound.decode), known: [:])
+        return BSONWriter.withScratch { bson in
+            var bytes = 0
+            for write in plan.balanceWrites {
+                bson.reset()
+                HistoryDocument.write(write, archivedAtMs: archivedAtMs, into: &bson)
+                bytes += bson.byteCount
+            }
+            for write in plan.paymentWrites {
+                bson.reset()
+                HistoryDocument.write(write, archivedAtMs: archivedAtMs, into: &bson)
+                bytes += bson.byteCount
+            }
+            return bytes
+        }
+    }
+}
