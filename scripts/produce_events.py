@@ -24,9 +24,9 @@ def event(etype, saga, data, source, ms=None, eid=None):
                        "time": iso(ms), "datacontenttype": "application/json", "sagaid": saga, "data": data})
 
 
-def deducted(user, order, payment, amount, before, saga, ms=None):
+def deducted(user, order, payment, amount, before, saga, ms=None, eid=None):
     return event("commerce.balance.deducted", saga, {"userId": user, "amount": amount, "balanceBefore": before,
-                 "balanceAfter": before - amount, "orderId": order, "paymentId": payment}, "/commerce/user", ms)
+                 "balanceAfter": before - amount, "orderId": order, "paymentId": payment}, "/commerce/user", ms, eid)
 
 
 def completed(user, order, payment, amount, saga, ms=None):
