@@ -50,7 +50,8 @@ let package = Package(
         .target(name: "Kafka", dependencies: ["CRdKafka", log], linkerSettings: rdkafkaLinker),
         .target(name: "Mongo", dependencies: ["CMongoc"]),
         .target(name: "Events"),
-        .target(name: "Archiver", dependencies: ["Kafka", "Mongo", "Events", log, metrics, lifecycle]),
+        .target(name: "Archiver", dependencies: ["Kafka", "Mongo", "Events", log, lifecycle,
+                                                 .product(name: "Prometheus", package: "swift-prometheus")]),
         .target(name: "AdminServer", dependencies: [
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Prometheus", package: "swift-prometheus"),

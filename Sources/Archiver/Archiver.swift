@@ -3,6 +3,7 @@ import Foundation
 import Kafka
 import Logging
 import Mongo
+import Prometheus
 import ServiceLifecycle
 
 /// `archiver run`: consume, archive, compensate, dead-letter, commit; batch after batch.
@@ -18,7 +19,7 @@ public final class Archiver: Service, Sendable {
     private let producer: KafkaProducer
     private let store: HistoryStore
     private let logger: Logger
-    private let metrics = ArchiverMetrics()
+    private let metrics: ArchiverMetrics
     private let loop = Locked(LoopState())
 
     private struct LoopState {
@@ -40,9 +41,11 @@ public final class Archiver: Service, Sendable {
     }
 
     /// Connects to both servers (failing fast with a named error when one is unreachable) and migrates.
-    public init(configuration: ArchiverConfiguration, logger: Logger) async throws {
+    /// - Parameter registry: where its series go; `/metrics` serves the same registry.
+    public init(configuration: ArchiverConfiguration, logger: Logger, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) async throws {
         config = configuration
         self.logger = logger
+        metrics = ArchiverMetrics(registry: registry)
         store = try await HistoryStore.connect(uri: configuration.mongoURI, database: configuration.database)
         try await store.migrate()
         producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
@@ -166,6 +169,7 @@ public final class Archiver: Service, Sendable {
                 let result = try await consumer.poll(maxMessages: config.batchSize, timeout: .milliseconds(100))
                 handle(result.rebalances)
                 await checkBrokers()
+                metrics.ready(status.snapshot.ready)
                 guard !result.messages.isEmpty else { continue }
                 let room = loop.withLock { max(0, config.batchSize - $0.carryOver.count) }
                 loop.withLock { $0.carryOver += result.messages.prefix(room) }
@@ -207,6 +211,7 @@ public final class Archiver: Service, Sendable {
         guard !rebalances.isEmpty else { return }
         let owned = consumer.assignment
         status.setAssigned(owned.count)
+        metrics.forgetLag(except: owned)
         loop.withLock { s in
             s.carryOver.removeAll { !owned.contains($0.topicPartition) }
             s.positions = s.positions.filter { owned.contains($0.key) }
@@ -216,9 +221,10 @@ public final class Archiver: Service, Sendable {
     private func updateLag() {
         let positions = loop.withLock { $0.positions }
         for (tp, position) in positions {
-            if let high = consumer.highWatermark(tp) { metrics.lag(topic: tp.topic, partition: tp.partition, max(0, high - position)) }
+            if let high = consumer.highWatermark(tp) { metrics.lag(tp, max(0, high - position)) }
         }
         status.setAssigned(consumer.assignment.count)
+        metrics.ready(status.snapshot.ready)
     }
 }
 

@@ -1,41 +1,67 @@
 import Events
-import Metrics
+import Kafka
+import Prometheus
 
-/// The archiver's Prometheus series. Handles are made once: looking a counter up in the
-/// registry per event cost more than decoding the event. Event types become labels only when
-/// the contract knows them, so a producer sending odd types cannot blow up the series count.
+/// The archiver's Prometheus series, each with its HELP text, made on the registry `/metrics`
+/// serves. Handles are made once: looking a counter up per event cost more than decoding the
+/// event. Event types become labels only when the contract knows them, so a producer sending
+/// odd types cannot blow up the series count.
 final class ArchiverMetrics: Sendable {
     /// History types first, then saga failures (the archived and compensated series take slices).
     static let knownTypes = ArchiveKind.types
+    /// Every operation the retrier names, so each retry series exists (at 0) before the first outage.
+    static let retriedOperations = ["mongo read compensations", "mongo write history", "mongo recheck compensations", "mongo compensate",
+                                    "mongo compensate again", "mongo suppress", "kafka dead-letter", "kafka commit"]
 
-    static func typeLabel(_ type: String?) -> String {
-        guard let type else { return "unknown" }
-        return knownTypes.contains(type) ? type : "other"
-    }
-
+    private let registry: PrometheusCollectorRegistry
     private let consumedByType: [String: Counter]
     private let archivedByType: [String: Counter]
     private let compensatedByType: [String: Counter]
     private let deadLetteredByKind: [String: Counter]
     private let deadLettersKeptByKind: [String: Counter]
-    private let suppressedCounter = Counter(label: "archiver_events_suppressed_total")
-    private let ignoredCounter = Counter(label: "archiver_events_ignored_total")
-    private let duplicateFailuresCounter = Counter(label: "archiver_duplicate_failures_total")
-    private let batchSize = Recorder(label: "archiver_batch_size")
-    private let writeTimer = Metrics.Timer(label: "archiver_write_duration_seconds")
-    private let eventLatency = Metrics.Timer(label: "archiver_event_latency_seconds")
+    private let retriedByOperation: [String: Counter]
+    private let suppressedCounter: Counter
+    private let ignoredCounter: Counter
+    private let duplicateFailuresCounter: Counter
+    private let batchSize: ValueHistogram
+    private let writeDuration: DurationHistogram
+    private let eventLatency: DurationHistogram
+    private let ready: Gauge
+    private let lagGauges = Locked([TopicPartition: Gauge]())
 
-    init() {
-        let labels = Self.knownTypes + ["other", "unknown"]
-        func counters(_ name: String, _ dimension: String, _ values: [String]) -> [String: Counter] {
-            Dictionary(uniqueKeysWithValues: values.map { ($0, Counter(label: name, dimensions: [(dimension, $0)])) })
+    static let durationBuckets: [Duration] = [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+                                              .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5)]
+
+    init(registry: PrometheusCollectorRegistry) {
+        self.registry = registry
+        func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+            MetricNameDescriptor(namespace: "archiver", metricName: metric, unitName: unit, helpText: help)
+        }
+        func counters(_ descriptor: MetricNameDescriptor, _ label: String, _ values: [String]) -> [String: Counter] {
+            Dictionary(uniqueKeysWithValues: values.map { ($0, registry.makeCounter(descriptor: descriptor, labels: [(label, $0)])) })
         }
         // Each series only with the labels it can have, so /metrics shows no impossible zeros.
-        consumedByType = counters("archiver_events_consumed_total", "type", labels)
-        archivedByType = counters("archiver_events_archived_total", "type", Array(Self.knownTypes.prefix(3)))
-        compensatedByType = counters("archiver_sagas_compensated_total", "type", Array(Self.knownTypes.suffix(2)))
-        deadLetteredByKind = counters("archiver_events_dead_lettered_total", "kind", DeadLetter.kinds)
-        deadLettersKeptByKind = counters("archiver_dead_letters_kept_in_mongo_total", "kind", DeadLetter.kinds)
+        consumedByType = counters(name("events_consumed", "total", "Messages read from the archived topics, by CloudEvent type (unknown: undecodable; other: outside the contract)."),
+                                  "type", Tally.labels)
+        archivedByType = counters(name("events_archived", "total", "History documents written to MongoDB, by event type."),
+                                  "type", Array(Self.knownTypes.prefix(3)))
+        compensatedByType = counters(name("sagas_compensated", "total", "Sagas compensated (their history deleted), by failure event type."),
+                                     "type", Array(Self.knownTypes.suffix(2)))
+        deadLetteredByKind = counters(name("events_dead_lettered", "total", "Events sent to the dead-letter topic, by kind (decode, schema, rejected)."),
+                                      "kind", DeadLetter.kinds)
+        deadLettersKeptByKind = counters(name("dead_letters_kept_in_mongo", "total", "Dead letters the broker refused, kept whole in MongoDB with a stub on the topic."),
+                                         "kind", DeadLetter.kinds)
+        retriedByOperation = counters(name("retries", "total", "Retries of an operation while MongoDB or Kafka is unreachable."),
+                                      "operation", Self.retriedOperations)
+        suppressedCounter = registry.makeCounter(descriptor: name("events_suppressed", "total", "History documents not kept because their saga was already compensated."))
+        ignoredCounter = registry.makeCounter(descriptor: name("events_ignored", "total", "Events of types the archiver does not archive, committed past."))
+        duplicateFailuresCounter = registry.makeCounter(descriptor: name("duplicate_failures", "total", "Failure events for sagas already compensated."))
+        batchSize = registry.makeValueHistogram(descriptor: name("batch_size", "", "Events per batch."), buckets: [1, 10, 50, 100, 250, 500, 1_000, 2_000, 5_000])
+        writeDuration = registry.makeDurationHistogram(descriptor: name("write_duration", "seconds", "Time of one batch's bulk writes to MongoDB."),
+                                                       buckets: Self.durationBuckets)
+        eventLatency = registry.makeDurationHistogram(descriptor: name("event_latency", "seconds", "From the Kafka message timestamp to the history write acknowledged."),
+                                                      buckets: Self.durationBuckets)
+        ready = registry.makeGauge(descriptor: name("ready", "", "1 when /readyz answers 200 (MongoDB and Kafka reachable, partitions owned), else 0."))
     }
 
     /// Counts per label for one batch, so each series is touched once per batch. Indexed by
@@ -52,21 +78,42 @@ final class ArchiverMetrics: Sendable {
     func archived(_ tally: Tally) { count(tally, into: archivedByType) }
 
     private func count(_ tally: Tally, into series: [String: Counter]) {
-        for (index, n) in tally.counts.enumerated() where n > 0 { series[Tally.labels[index]]?.increment(by: n) }
+        for (index, n) in tally.counts.enumerated() where n > 0 { series[Tally.labels[index]]?.increment(by: Int64(n)) }
     }
-    func compensated(_ type: String) { compensatedByType[Self.typeLabel(type)]?.increment() }
+
+    func compensated(_ type: String) { compensatedByType[type]?.increment() }
     func deadLettered(kind: String) { deadLetteredByKind[kind]?.increment() }
     /// A dead letter the broker refused (too large): kept whole in MongoDB, a stub on the topic.
     func deadLetterKept(kind: String) { deadLettersKeptByKind[kind]?.increment() }
-    func suppressed(_ n: Int) { suppressedCounter.increment(by: n) }
-    func ignored(_ n: Int) { ignoredCounter.increment(by: n) }
-    func duplicateFailures(_ n: Int) { duplicateFailuresCounter.increment(by: n) }
-    func retried(_ what: String) { Counter(label: "archiver_retries_total", dimensions: [("operation", what)]).increment() }
-    func batch(size: Int) { batchSize.record(size) }
-    func write(seconds: Double) { writeTimer.recordNanoseconds(Int64(seconds * 1e9)) }
+    func suppressed(_ n: Int) { suppressedCounter.increment(by: Int64(n)) }
+    func ignored(_ n: Int) { ignoredCounter.increment(by: Int64(n)) }
+    func duplicateFailures(_ n: Int) { duplicateFailuresCounter.increment(by: Int64(n)) }
+    func retried(_ operation: String) { retriedByOperation[operation]?.increment() }
+    func batch(size: Int) { batchSize.record(Double(size)) }
+    func write(seconds: Double) { writeDuration.recordNanoseconds(Int64(seconds * 1e9)) }
     /// From the Kafka message timestamp to the write acknowledged: what a sink's operators watch.
     func eventLatency(ms: Int64) { eventLatency.recordNanoseconds(max(0, ms) * 1_000_000) }
-    func lag(topic: String, partition: Int32, _ value: Int64) {
-        Gauge(label: "archiver_consumer_lag", dimensions: [("topic", topic), ("partition", String(partition))]).record(value)
+    func ready(_ isReady: Bool) { ready.set(Int64(isReady ? 1 : 0)) }
+
+    func lag(_ partition: TopicPartition, _ value: Int64) {
+        let gauge = lagGauges.withLock { gauges in
+            if let gauge = gauges[partition] { return gauge }
+            let gauge = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "archiver", metricName: "consumer_lag", unitName: "",
+                                                                            helpText: "Messages in the partition not yet archived: high watermark minus next offset."),
+                                           labels: [("topic", partition.topic), ("partition", String(partition.partition))])
+            gauges[partition] = gauge
+            return gauge
+        }
+        gauge.set(value)
+    }
+
+    /// A partition no longer owned has no lag here: its series goes, so a stale value misleads no one.
+    func forgetLag(except owned: Set<TopicPartition>) {
+        let gone = lagGauges.withLock { gauges in
+            let gone = gauges.filter { !owned.contains($0.key) }
+            for key in gone.keys { gauges[key] = nil }
+            return Array(gone.values)
+        }
+        for gauge in gone { registry.unregisterGauge(gauge) }
     }
 }

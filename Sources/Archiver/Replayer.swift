@@ -3,6 +3,7 @@ import Foundation
 import Kafka
 import Logging
 import Mongo
+import Prometheus
 
 /// `archiver replay`: re-archives dead letters through the same planner and executor as `run`.
 ///
@@ -53,7 +54,7 @@ public struct Replayer: Sendable {
         consumerConfig.maxPollIntervalMs = configuration.maxPollIntervalMs
         let consumer = try KafkaConsumer(configuration: consumerConfig, logger: logger)
         if !dryRun { try await store.migrate() }
-        let metrics = ArchiverMetrics()
+        let metrics = ArchiverMetrics(registry: PrometheusCollectorRegistry())
         let executor = BatchExecutor(
             store: store, producer: producer,
             retrier: Retrier(initialMs: configuration.retryInitialMs, maxMs: configuration.retryMaxMs, logger: logger,

@@ -61,7 +61,7 @@ struct RunCommand: AsyncParsableCommand {
         config.deadLetterTopic = deadLetterTopic
         config.compensationTopic = compensationTopic
         let registry = AdminServer.bootstrapMetrics()
-        let archiver = try await Archiver(configuration: config, logger: logger)
+        let archiver = try await Archiver(configuration: config, logger: logger, registry: registry)
         let admin = AdminServer.application(host: adminHost, port: port, registry: registry, readiness: {
             let s = archiver.status.snapshot
             return AdminServer.Readiness(ready: s.ready, detail: "mongo=\(s.mongoReachable ? "up" : "down") kafka=\(s.kafkaReachable ? "up" : "down") partitions=\(s.assignedPartitions)" + (s.ready ? "" : s.lastError.map { " last_error=\($0)" } ?? ""))

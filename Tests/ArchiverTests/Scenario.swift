@@ -3,6 +3,7 @@ import Foundation
 import Kafka
 import Logging
 import Mongo
+import Prometheus
 import TestSupport
 import Testing
 @testable import Archiver
@@ -67,7 +68,7 @@ final class Scenario: Sendable {
     /// must control exactly what one batch holds.
     func executor() -> BatchExecutor {
         let logger = Logger(label: "executor-test")
-        let metrics = ArchiverMetrics()
+        let metrics = ArchiverMetrics(registry: PrometheusCollectorRegistry())
         return BatchExecutor(store: store, producer: producer,
                              retrier: Retrier(initialMs: 50, maxMs: 500, logger: logger, metrics: metrics, status: ArchiverStatus(),
                                               shouldGiveUp: { false }, waiter: { try? await Task.sleep(for: $0) }),
