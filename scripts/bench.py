@@ -93,9 +93,9 @@ def drain(prefix, count, batch, port):
             break
         if proc.poll() is not None:
             sys.exit(f"archiver exited early; see .run/bench-archiver-{batch}.log")
-        # Every scrape renders the whole registry inside the archiver: scrape gently, or the
-        # scraping shows up in the archiver's CPU per event.
-        time.sleep(0.02 if t0 is None else 0.25)
+        # Every scrape renders the whole registry inside the archiver: scrape gently (once a second
+        # until the last tenth), or the scraping shows up in the archiver's CPU per event.
+        time.sleep(0.02 if t0 is None else 0.1 if consumed > 0.9 * count else 1.0)
     rss = peak_rss_mib(proc.pid)
     proc.terminate()
     proc.wait(30)
