@@ -54,10 +54,13 @@ public enum ProductAPI {
             guard line.quantity > 0, line.quantity <= 1_000_000 else { throw APIError.badRequest("quantity must be 1-1000000, got \(line.quantity)") }
             let cart = try await node.transaction(idempotencyKey: request.idempotencyKey) { db in
                 guard try fetchProduct(line.productId, db) != nil else { throw APIError.notFound("product \(line.productId) does not exist") }
-                try db.execute(sql: """
-                    INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, ?)
-                    ON CONFLICT(user_id, product_id) DO UPDATE SET quantity = quantity + excluded.quantity
-                    """, arguments: [userId, line.productId, line.quantity])
+                try ProductService.addToCart(userId, OrderItem(productId: line.productId, quantity: line.quantity), db) { current in
+                    let (total, overflow) = current.addingReportingOverflow(line.quantity)
+                    guard !overflow else {
+                        throw APIError.conflict("cart_overflow", "cart of user \(userId) holds \(current) of product \(line.productId); \(line.quantity) more would overflow")
+                    }
+                    return total
+                }
                 return (try fetchCart(userId, db), [])
             }
             return try JSON.response(cart)
