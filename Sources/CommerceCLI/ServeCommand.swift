@@ -60,10 +60,11 @@ struct ServeCommand: AsyncParsableCommand {
         let kafka = try kafkaOptions.configuration
 
         let names = service == "all" ? ["user", "product", "order", "payment"] : [service]
+        let keys = KeySpace()  // one HTTP port, one space of Idempotency-Keys
         let nodes = try names.map { name in
             do {
                 return try ServiceNode(service: Self.services[name]!(), directory: directory, faults: faults, topicPrefix: prefix,
-                                       crashAfterCommitOf: Set(crashAfterCommit), logger: logger)
+                                       crashAfterCommitOf: Set(crashAfterCommit), keySpace: keys, logger: logger)
             } catch { throw ValidationError("cannot open the \(name) database in '\(directory)': \(error)") }
         }
         let messaging = try ServiceHost(nodes: nodes, kafka: kafka, groupPrefix: "commerce-\(prefix)", logger: logger)
