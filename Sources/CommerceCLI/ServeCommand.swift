@@ -72,7 +72,11 @@ struct ServeCommand: AsyncParsableCommand {
 
         let router = Router()
         router.middlewares.add(APIErrorMiddleware())
-        router.get("/healthz") { _, _ in "ok\n" }
+        // 503 from the moment a service's consumer or relay failed until the process exits.
+        router.get("/healthz") { _, _ -> String in
+            if let failure = messaging.failure { throw APIError(.serviceUnavailable, code: "unavailable", "\(failure); the process is stopping") }
+            return "ok\n"
+        }
         for node in nodes {
             switch node.name {
             case "user": UserAPI.register(on: router, node: node)
@@ -90,6 +94,8 @@ struct ServeCommand: AsyncParsableCommand {
                       failureTerminationBehavior: .gracefullyShutdownGroup),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do { try await group.run() } catch is ServiceHost.Failure {
+            throw ExitCode(1)  // the error was logged when it happened
+        }
     }
 }
