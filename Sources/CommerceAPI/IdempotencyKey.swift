@@ -40,6 +40,7 @@ public struct IdempotencyKey: Sendable {
             guard raw.utf8.allSatisfy(printable.contains) else { throw APIError.badRequest("Idempotency-Key must be printable ASCII") }
             return raw
         }
+        // Each case that takes a byte continues; anything else leaves the loop as malformed.
         var key: [UInt8] = []
         var bytes = raw.utf8.dropFirst().makeIterator()
         while let byte = bytes.next() {
