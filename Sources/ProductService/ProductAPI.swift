@@ -55,7 +55,7 @@ public enum ProductAPI {
             guard line.quantity > 0, line.quantity <= 1_000_000 else { throw APIError.badRequest("quantity must be 1-1000000, got \(line.quantity)") }
             return try await node.respond(to: post) { db in
                 guard try fetchProduct(line.productId, db) != nil else { throw APIError.notFound("product \(line.productId) does not exist") }
-                try ProductService.addToCart(userId, OrderItem(productId: line.productId, quantity: line.quantity), db) { current in
+                try ProductService.setCartLine(of: userId, product: line.productId, db) { current in
                     let (total, overflow) = current.addingReportingOverflow(line.quantity)
                     guard !overflow else {
                         throw APIError.conflict("cart_overflow", "cart of user \(userId) holds \(current) of product \(line.productId); \(line.quantity) more would overflow")

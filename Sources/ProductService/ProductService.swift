@@ -118,7 +118,7 @@ public struct ProductService: DomainService {
         }
         if r.cart == "REMOVED" {
             for item in r.items {
-                try Self.addToCart(r.userId, item, db) { current in
+                try Self.setCartLine(of: r.userId, product: item.productId, db) { current in
                     try Checked.sum(current, item.quantity, "cart quantity of product \(item.productId) for user \(r.userId)")
                 }
             }
@@ -129,16 +129,15 @@ public struct ProductService: DomainService {
         return out
     }
 
-    /// Sets the user's cart line for `item`'s product to `total(current quantity)`. The sum is
-    /// made here, checked, and not in SQL: SQLite turns an overflowing integer into a float,
-    /// which then traps when read back as Int64.
-    static func addToCart(_ userId: Int64, _ item: OrderItem, _ db: Database, total: (Int64) throws -> Int64) throws {
+    /// Sets a user's cart line to `total(quantity it holds now)`. Callers add with a check here,
+    /// not in SQL: SQLite turns an overflowing integer into a float, which traps when read back.
+    static func setCartLine(of userId: Int64, product productId: Int64, _ db: Database, total: (Int64) throws -> Int64) throws {
         let current = try Int64.fetchOne(db, sql: "SELECT quantity FROM cart_items WHERE user_id = ? AND product_id = ?",
-                                         arguments: [userId, item.productId]) ?? 0
+                                         arguments: [userId, productId]) ?? 0
         try db.execute(sql: """
             INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, ?)
             ON CONFLICT(user_id, product_id) DO UPDATE SET quantity = excluded.quantity
-            """, arguments: [userId, item.productId, try total(current)])
+            """, arguments: [userId, productId, try total(current)])
     }
 
     private func record(_ orderId: Int64, _ userId: Int64, _ items: [OrderItem], amount: Int64, stock: String, _ db: Database) throws {
