@@ -40,6 +40,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
     ],
     targets: [
         // C bindings: nothing above Kafka/Mongo sees a C type.
@@ -65,7 +66,10 @@ let package = Package(
 
         // Commerce: four domain services on one reliable-messaging runtime (SQLite + outbox + inbox).
         .target(name: "ServiceRuntime", dependencies: ["Kafka", "Events", grdb, log, metrics, lifecycle]),
-        .target(name: "CommerceAPI", dependencies: [hummingbird, .product(name: "HTTPTypes", package: "swift-http-types")]),
+        .target(name: "CommerceAPI", dependencies: [
+            "ServiceRuntime", "Events", grdb, hummingbird, .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .target(name: "UserService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
         .target(name: "ProductService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
         .target(name: "OrderService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),

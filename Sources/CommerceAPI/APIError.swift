@@ -17,12 +17,18 @@ public struct APIError: HTTPResponseError, CustomStringConvertible {
     public static func badRequest(_ message: String) -> APIError { APIError(.badRequest, code: "bad_request", message) }
     public static func notFound(_ message: String) -> APIError { APIError(.notFound, code: "not_found", message) }
     public static func conflict(_ code: String, _ message: String) -> APIError { APIError(.conflict, code: code, message) }
+    public static func keyReused(_ key: IdempotencyKey, firstUsedFor request: String) -> APIError {
+        APIError(.unprocessableContent, code: "idempotency_key_reused",
+                 "Idempotency-Key '\(key.value)' was first used for \(request == key.request ? "\(request) with another body" : request); a new request needs a new key")
+    }
 
     public var description: String { "\(status.code) \(code): \(message)" }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        try JSON.response(Body(error: .init(code: code, message: message)), status: status)
+        JSON.response(bytes: try bytes(), status: status)
     }
+
+    func bytes() throws -> Data { try JSON.bytes(Body(error: .init(code: code, message: message))) }
 
     struct Body: Encodable {
         struct Detail: Encodable {

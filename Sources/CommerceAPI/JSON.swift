@@ -11,9 +11,18 @@ public enum JSON {
     }()
 
     public static func response<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+        response(bytes: try bytes(value), status: status)
+    }
+
+    static func response(bytes: Data, status: HTTPResponse.Status) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    /// The body of a JSON answer: sorted keys, one line.
+    static func bytes<T: Encodable>(_ value: T) throws -> Data {
         var bytes = try encoder.encode(value)
         bytes.append(UInt8(ascii: "\n"))
-        return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+        return bytes
     }
 
     /// Decodes the request body as `T`; any problem is a 400 that says what is wrong.
@@ -52,15 +61,6 @@ public enum JSON {
         case is Bool.Type: "true or false"
         default: type is any Collection.Type ? "an array" : "an object"
         }
-    }
-}
-
-public extension Request {
-    /// The client's `Idempotency-Key` header: a retried POST with the same key is answered
-    /// with the first result.
-    var idempotencyKey: String? {
-        guard let name = HTTPField.Name("Idempotency-Key"), let key = headers[name], !key.isEmpty, key.count <= 200 else { return nil }
-        return key
     }
 }
 

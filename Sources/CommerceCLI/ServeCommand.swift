@@ -60,10 +60,11 @@ struct ServeCommand: AsyncParsableCommand {
         let kafka = try kafkaOptions.configuration
 
         let names = service == "all" ? ["user", "product", "order", "payment"] : [service]
+        let keys = KeySpace()  // one HTTP port, one space of Idempotency-Keys
         let nodes = try names.map { name in
             do {
                 return try ServiceNode(service: Self.services[name]!(), directory: directory, faults: faults, topicPrefix: prefix,
-                                       crashAfterCommitOf: Set(crashAfterCommit), logger: logger)
+                                       crashAfterCommitOf: Set(crashAfterCommit), keySpace: keys, logger: logger)
             } catch { throw ValidationError("cannot open the \(name) database in '\(directory)': \(error)") }
         }
         let messaging = try ServiceHost(nodes: nodes, kafka: kafka, groupPrefix: "commerce-\(prefix)", logger: logger)
@@ -71,7 +72,11 @@ struct ServeCommand: AsyncParsableCommand {
 
         let router = Router()
         router.middlewares.add(APIErrorMiddleware())
-        router.get("/healthz") { _, _ in "ok\n" }
+        // 503 from the moment a service's consumer or relay failed until the process exits.
+        router.get("/healthz") { _, _ -> String in
+            if let failure = messaging.failure { throw APIError(.serviceUnavailable, code: "unavailable", "\(failure); the process is stopping") }
+            return "ok\n"
+        }
         for node in nodes {
             switch node.name {
             case "user": UserAPI.register(on: router, node: node)
@@ -89,6 +94,8 @@ struct ServeCommand: AsyncParsableCommand {
                       failureTerminationBehavior: .gracefullyShutdownGroup),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do { try await group.run() } catch is ServiceHost.Failure {
+            throw ExitCode(1)  // the error was logged when it happened
+        }
     }
 }

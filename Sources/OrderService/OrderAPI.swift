@@ -7,12 +7,12 @@ import ServiceRuntime
 
 /// `POST /orders` starts an order saga; `GET /orders/{id}` shows where it is.
 public enum OrderAPI {
-    struct NewOrder: Decodable {
+    struct NewOrder: Codable {
         let userId: Int64
         let items: [OrderItem]
     }
 
-    struct OrderView: Encodable {
+    struct OrderView: Encodable, Sendable {
         let order: Order
         enum Keys: String, CodingKey { case orderId, userId, items, amount, status, reason, paymentId, sagaId }
         func encode(to encoder: any Encoder) throws {
@@ -30,22 +30,22 @@ public enum OrderAPI {
 
     public static func register(on router: Router<BasicRequestContext>, node: ServiceNode) {
         router.post("/orders") { request, _ -> Response in
-            let new = try await JSON.decode(NewOrder.self, from: request)
+            let post = try await Post(NewOrder.self, from: request)
+            let new = post.body
             guard new.userId > 0 else { throw APIError.badRequest("userId must be a positive integer") }
             guard (1...100).contains(new.items.count) else { throw APIError.badRequest("items must hold 1-100 lines, got \(new.items.count)") }
             for item in new.items {
                 guard item.productId > 0 else { throw APIError.badRequest("items[].productId must be a positive integer") }
                 guard (1...1_000_000).contains(item.quantity) else { throw APIError.badRequest("items[].quantity must be 1-1000000, got \(item.quantity)") }
             }
-            let order = try await node.transaction(idempotencyKey: request.idempotencyKey) { db in
+            return try await node.respond(to: post, status: .accepted) { db in
                 try db.execute(sql: "INSERT INTO orders (user_id, items, status) VALUES (?, ?, 'PENDING')",
                                arguments: [new.userId, String(decoding: try JSONEncoder().encode(new.items), as: UTF8.self)])
                 let order = Order(orderId: db.lastInsertedRowID, userId: new.userId, items: new.items, status: .pending)
                 let event = node.event(EventType.orderRequested, saga: order.sagaId, subject: "order/\(order.orderId)",
                                        .init(userId: new.userId, orderId: order.orderId, items: new.items, status: "PENDING"))
-                return (order, [event])
+                return (OrderView(order: order), [event])
             }
-            return try JSON.response(OrderView(order: order), status: .accepted)
         }
 
         router.get("/orders/:orderId") { _, context -> Response in

@@ -31,8 +31,8 @@ public struct OrderService: DomainService {
     }
 
     private func place(_ event: CommerceEvent, _ db: Database, _ node: ServiceNode) throws -> [CommerceEvent] {
-        guard let orderId = event.data.orderId, let amount = event.data.amount, let saga = event.sagaid else {
-            throw DomainError("cart removed without orderId, amount and sagaid")
+        guard let orderId = event.data.orderId, let amount = event.data.amount, amount > 0, let saga = event.sagaid else {
+            throw DomainError("cart removed without orderId, positive amount and sagaid")
         }
         guard let order = try Order.fetch(orderId, db), order.status == .pending else { return [] }
         if node.faults.fails("order.place", saga: saga) { return try cancel(event, reason: "injected fault at order.place", db, node) }

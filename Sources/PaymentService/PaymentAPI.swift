@@ -6,7 +6,7 @@ import ServiceRuntime
 
 /// `POST /payments` starts a payment saga; `GET /payments/{id}` shows where it is.
 public enum PaymentAPI {
-    struct NewPayment: Decodable {
+    struct NewPayment: Codable {
         let orderId: Int64
         let userId: Int64
         let amount: Int64
@@ -14,10 +14,11 @@ public enum PaymentAPI {
 
     public static func register(on router: Router<BasicRequestContext>, node: ServiceNode) {
         router.post("/payments") { request, _ -> Response in
-            let new = try await JSON.decode(NewPayment.self, from: request)
+            let post = try await Post(NewPayment.self, from: request)
+            let new = post.body
             guard new.orderId > 0, new.userId > 0 else { throw APIError.badRequest("orderId and userId must be positive integers") }
             guard new.amount > 0, new.amount <= 1_000_000_000_000 else { throw APIError.badRequest("amount must be 1-1000000000000, got \(new.amount)") }
-            let payment = try await node.transaction(idempotencyKey: request.idempotencyKey) { db in
+            return try await node.respond(to: post, status: .accepted) { db in
                 try db.execute(sql: "INSERT INTO payments (order_id, user_id, amount, status) VALUES (?, ?, ?, 'REQUESTED')",
                                arguments: [new.orderId, new.userId, new.amount])
                 let id = db.lastInsertedRowID
@@ -26,7 +27,6 @@ public enum PaymentAPI {
                                        .init(userId: new.userId, orderId: new.orderId, paymentId: id, amount: new.amount, status: "REQUESTED"))
                 return (payment, [event])
             }
-            return try JSON.response(payment, status: .accepted)
         }
 
         router.get("/payments/:paymentId") { _, context -> Response in

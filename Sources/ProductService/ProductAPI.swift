@@ -6,7 +6,7 @@ import ServiceRuntime
 
 /// `POST /products`, `GET /products/{id}`, `POST /users/{id}/cart`, `GET /users/{id}/cart`.
 public enum ProductAPI {
-    struct NewProduct: Decodable {
+    struct NewProduct: Codable {
         let name: String
         let price: Int64
         let stock: Int64
@@ -31,15 +31,15 @@ public enum ProductAPI {
 
     public static func register(on router: Router<BasicRequestContext>, node: ServiceNode) {
         router.post("/products") { request, _ -> Response in
-            let new = try await JSON.decode(NewProduct.self, from: request)
+            let post = try await Post(NewProduct.self, from: request)
+            let new = post.body
             guard !new.name.trimmingCharacters(in: .whitespaces).isEmpty, new.name.count <= 200 else { throw APIError.badRequest("name must be 1-200 characters") }
             guard new.price > 0, new.price <= 1_000_000_000 else { throw APIError.badRequest("price must be 1-1000000000, got \(new.price)") }
             guard new.stock >= 0, new.stock <= 1_000_000_000 else { throw APIError.badRequest("stock must be 0-1000000000, got \(new.stock)") }
-            let product = try await node.transaction(idempotencyKey: request.idempotencyKey) { db in
+            return try await node.respond(to: post, status: .created) { db in
                 try db.execute(sql: "INSERT INTO products (name, price, stock) VALUES (?, ?, ?)", arguments: [new.name, new.price, new.stock])
                 return (Product(id: db.lastInsertedRowID, name: new.name, price: new.price, stock: new.stock), [])
             }
-            return try JSON.response(product, status: .created)
         }
 
         router.get("/products/:productId") { _, context -> Response in
@@ -50,17 +50,20 @@ public enum ProductAPI {
 
         router.post("/users/:userId/cart") { request, context -> Response in
             let userId = try context.id("userId")
-            let line = try await JSON.decode(CartLine.self, from: request)
+            let post = try await Post(CartLine.self, from: request)
+            let line = post.body
             guard line.quantity > 0, line.quantity <= 1_000_000 else { throw APIError.badRequest("quantity must be 1-1000000, got \(line.quantity)") }
-            let cart = try await node.transaction(idempotencyKey: request.idempotencyKey) { db in
+            return try await node.respond(to: post) { db in
                 guard try fetchProduct(line.productId, db) != nil else { throw APIError.notFound("product \(line.productId) does not exist") }
-                try db.execute(sql: """
-                    INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, ?)
-                    ON CONFLICT(user_id, product_id) DO UPDATE SET quantity = quantity + excluded.quantity
-                    """, arguments: [userId, line.productId, line.quantity])
+                try ProductService.setCartLine(of: userId, product: line.productId, db) { current in
+                    let (total, overflow) = current.addingReportingOverflow(line.quantity)
+                    guard !overflow else {
+                        throw APIError.conflict("cart_overflow", "cart of user \(userId) holds \(current) of product \(line.productId); \(line.quantity) more would overflow")
+                    }
+                    return total
+                }
                 return (try fetchCart(userId, db), [])
             }
-            return try JSON.response(cart)
         }
 
         router.get("/users/:userId/cart") { _, context -> Response in

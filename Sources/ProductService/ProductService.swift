@@ -39,20 +39,21 @@ public struct ProductService: DomainService {
             throw DomainError("order request without orderId, userId, items and sagaid")
         }
         if try Bool.fetchOne(db, sql: "SELECT 1 FROM reservations WHERE order_id = ?", arguments: [orderId]) == true { return [] }
-        let needed = Dictionary(items.map { ($0.productId, $0.quantity) }, uniquingKeysWith: +)
+        let needed = try Self.merge(items, of: orderId)
         var failure: String?
-        var amount: Int64 = 0
         if node.faults.fails("stock.decrease", saga: saga) { failure = "injected fault at stock.decrease" }
-        for (productId, quantity) in needed.sorted(by: { $0.key < $1.key }) where failure == nil {
+        if failure == nil, let line = items.first(where: { $0.quantity <= 0 }) { failure = "quantity of product \(line.productId) must be positive" }
+        // The amount is summed over every known product whatever else fails, so an order whose
+        // amount overflows is always rejected as impossible, never sometimes just cancelled.
+        var amount: Int64 = 0
+        for (productId, quantity) in needed.sorted(by: { $0.key < $1.key }) {
             guard let row = try Row.fetchOne(db, sql: "SELECT price, stock FROM products WHERE id = ?", arguments: [productId]) else {
-                failure = "unknown product \(productId)"
-                break
+                failure = failure ?? "unknown product \(productId)"
+                continue
             }
             let stock: Int64 = row["stock"], price: Int64 = row["price"]
-            if quantity <= 0 { failure = "quantity of product \(productId) must be positive" } else if stock < quantity {
-                failure = "insufficient stock for product \(productId): has \(stock), order needs \(quantity)"
-            }
-            amount += price * quantity
+            amount = try Checked.sum(amount, try Checked.product(price, quantity, "amount of order \(orderId)"), "amount of order \(orderId)")
+            if failure == nil, stock < quantity { failure = "insufficient stock for product \(productId): has \(stock), order needs \(quantity)" }
         }
         let subject = "order/\(orderId)"
         if let failure {
@@ -66,11 +67,20 @@ public struct ProductService: DomainService {
         return [node.event(EventType.stockDecreased, saga: saga, subject: subject, .init(userId: userId, orderId: orderId, amount: amount, items: items))]
     }
 
+    /// The quantity per product of an order's lines (a product may be on several lines).
+    static func merge(_ items: [OrderItem], of orderId: Int64) throws -> [Int64: Int64] {
+        var needed: [Int64: Int64] = [:]
+        for item in items {
+            needed[item.productId] = try Checked.sum(needed[item.productId] ?? 0, item.quantity, "quantity of product \(item.productId) in order \(orderId)")
+        }
+        return needed
+    }
+
     private func removeFromCart(_ event: CommerceEvent, _ db: Database, _ node: ServiceNode) throws -> [CommerceEvent] {
         guard let orderId = event.data.orderId, let saga = event.sagaid else { throw DomainError("stock decreased without orderId and sagaid") }
         guard let r = try Reservation.fetch(orderId, db), r.cart == "NONE", r.stock == "DECREASED" else { return [] }
         let subject = "order/\(orderId)"
-        let needed = Dictionary(r.items.map { ($0.productId, $0.quantity) }, uniquingKeysWith: +)
+        let needed = try Self.merge(r.items, of: orderId)
         var failure: String?
         if node.faults.fails("cart.remove", saga: saga) { failure = "injected fault at cart.remove" }
         for (productId, quantity) in needed.sorted(by: { $0.key < $1.key }) where failure == nil {
@@ -98,7 +108,9 @@ public struct ProductService: DomainService {
         var out: [CommerceEvent] = []
         if r.stock == "DECREASED" {
             for item in r.items {
-                try db.execute(sql: "UPDATE products SET stock = stock + ? WHERE id = ?", arguments: [item.quantity, item.productId])
+                guard let stock = try Int64.fetchOne(db, sql: "SELECT stock FROM products WHERE id = ?", arguments: [item.productId]) else { continue }
+                try db.execute(sql: "UPDATE products SET stock = ? WHERE id = ?",
+                               arguments: [try Checked.sum(stock, item.quantity, "stock of product \(item.productId)"), item.productId])
             }
             try db.execute(sql: "UPDATE reservations SET stock = 'RESTORED' WHERE order_id = ?", arguments: [orderId])
             out.append(node.event(EventType.stockRestored, saga: saga, subject: subject,
@@ -106,16 +118,26 @@ public struct ProductService: DomainService {
         }
         if r.cart == "REMOVED" {
             for item in r.items {
-                try db.execute(sql: """
-                    INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, ?)
-                    ON CONFLICT(user_id, product_id) DO UPDATE SET quantity = quantity + excluded.quantity
-                    """, arguments: [r.userId, item.productId, item.quantity])
+                try Self.setCartLine(of: r.userId, product: item.productId, db) { current in
+                    try Checked.sum(current, item.quantity, "cart quantity of product \(item.productId) for user \(r.userId)")
+                }
             }
             try db.execute(sql: "UPDATE reservations SET cart = 'RESTORED' WHERE order_id = ?", arguments: [orderId])
             out.append(node.event(EventType.cartRestored, saga: saga, subject: subject,
                                   .init(userId: r.userId, orderId: orderId, items: r.items, reason: event.data.reason)))
         }
         return out
+    }
+
+    /// Sets a user's cart line to `total(quantity it holds now)`. Callers add with a check here,
+    /// not in SQL: SQLite turns an overflowing integer into a float, which traps when read back.
+    static func setCartLine(of userId: Int64, product productId: Int64, _ db: Database, total: (Int64) throws -> Int64) throws {
+        let current = try Int64.fetchOne(db, sql: "SELECT quantity FROM cart_items WHERE user_id = ? AND product_id = ?",
+                                         arguments: [userId, productId]) ?? 0
+        try db.execute(sql: """
+            INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, ?)
+            ON CONFLICT(user_id, product_id) DO UPDATE SET quantity = excluded.quantity
+            """, arguments: [userId, productId, try total(current)])
     }
 
     private func record(_ orderId: Int64, _ userId: Int64, _ items: [OrderItem], amount: Int64, stock: String, _ db: Database) throws {

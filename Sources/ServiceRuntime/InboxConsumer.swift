@@ -21,31 +21,41 @@ final class InboxConsumer: Sendable {
         consumer = try KafkaConsumer(configuration: configuration, logger: logger)
     }
 
+    /// Consumes until `stopped`. A fatal poll error or a failed transaction (the database is
+    /// broken: a DomainError never gets here) ends it with that error, after leaving the group.
     func run(until stopped: @escaping @Sendable () -> Bool) async throws {
         defer { logger.debug("consumer stopped", metadata: ["service": "\(node.name)"]) }
-        while !stopped() {
-            let messages: [KafkaMessage]
-            do {
-                messages = try await consumer.poll(maxMessages: 200, timeout: .milliseconds(200)).messages
-            } catch let error as KafkaError where !error.isFatal {
-                logger.warning("poll failed, retrying", metadata: ["service": "\(node.name)", "error": "\(error)"])
-                try? await Task.sleep(for: .seconds(1))
-                continue
-            }
-            guard !messages.isEmpty else { continue }
-            let service = node.service
-            let types = try await node.database.write { [node, logger] db in
-                try Self.apply(messages, service: service, node: node, db: db, logger: logger)
-            }
-            node.committed(types)
-            var offsets: [TopicPartition: Int64] = [:]
-            for m in messages { offsets[m.topicPartition] = max(offsets[m.topicPartition] ?? 0, m.offset + 1) }
-            do { try await consumer.commit(offsets) } catch {
-                // Harmless: what was applied is in the inbox, so a redelivery does nothing.
-                logger.warning("offset commit failed; the batch may be redelivered", metadata: ["error": "\(error)"])
-            }
+        do {
+            while !stopped() { try await consumeOnce() }
+        } catch {
+            await consumer.close()
+            throw error
         }
         await consumer.close()
+    }
+
+    /// One poll; a batch is applied in one transaction, then its offsets are committed.
+    private func consumeOnce() async throws {
+        let messages: [KafkaMessage]
+        do {
+            messages = try await consumer.poll(maxMessages: 200, timeout: .milliseconds(200)).messages
+        } catch let error as KafkaError where !error.isFatal {
+            logger.warning("poll failed, retrying", metadata: ["service": "\(node.name)", "error": "\(error)"])
+            try? await Task.sleep(for: .seconds(1))
+            return
+        }
+        guard !messages.isEmpty else { return }
+        let service = node.service
+        let types = try await node.database.write { [node, logger] db in
+            try Self.apply(messages, service: service, node: node, db: db, logger: logger)
+        }
+        node.committed(types)
+        var offsets: [TopicPartition: Int64] = [:]
+        for m in messages { offsets[m.topicPartition] = max(offsets[m.topicPartition] ?? 0, m.offset + 1) }
+        do { try await consumer.commit(offsets) } catch {
+            // Harmless: what was applied is in the inbox, so a redelivery does nothing.
+            logger.warning("offset commit failed; the batch may be redelivered", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Applies a batch; returns the types of the events it wrote to the outbox.

@@ -18,16 +18,19 @@ public final class ServiceNode: Sendable {
     /// Event types after whose commit the process exits at once, before publishing: the
     /// crash window the outbox exists for, reachable from tests.
     let crashAfterCommitOf: Set<String>
+    /// The Idempotency-Keys this node shares with the other services of its process.
+    public let keySpace: KeySpace
     let relayWakeups: AsyncStream<Void>
     private let wakeRelay: AsyncStream<Void>.Continuation
     private let logger: Logger
 
     public init(service: any DomainService, directory: String, faults: FaultPlan = FaultPlan(), topicPrefix: String = "",
-                crashAfterCommitOf: Set<String> = [], logger: Logger = Logger(label: "commerce")) throws {
+                crashAfterCommitOf: Set<String> = [], keySpace: KeySpace = KeySpace(), logger: Logger = Logger(label: "commerce")) throws {
         self.service = service
         self.topicPrefix = topicPrefix
         self.faults = faults
         self.crashAfterCommitOf = crashAfterCommitOf
+        self.keySpace = keySpace
         self.logger = logger
         (relayWakeups, wakeRelay) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -40,6 +43,7 @@ public final class ServiceNode: Sendable {
         Self.registerRuntimeTables(&migrator)
         service.migrate(&migrator)
         try migrator.migrate(database)
+        keySpace.join(service.name, database)
     }
 
     /// Runs `body` in one local transaction and writes the events it returns to the outbox in
@@ -53,22 +57,6 @@ public final class ServiceNode: Sendable {
         }
         committed(types)
         return value
-    }
-
-    /// `transaction` for a client request that may be retried: the first result under
-    /// `idempotencyKey` is stored in the same transaction and returned again for a repeat,
-    /// without running `body`, so a retried POST creates nothing twice.
-    public func transaction<T: Codable & Sendable>(idempotencyKey: String?,
-                                                   _ body: @escaping @Sendable (Database) throws -> (T, [CommerceEvent])) async throws -> T {
-        guard let key = idempotencyKey else { return try await transaction(body) }
-        return try await transaction { db in
-            if let stored = try Data.fetchOne(db, sql: "SELECT result FROM idempotency WHERE key = ?", arguments: [key]) {
-                return (try JSONDecoder().decode(T.self, from: stored), [])
-            }
-            let (value, events) = try body(db)
-            try db.execute(sql: "INSERT INTO idempotency (key, result) VALUES (?, ?)", arguments: [key, try JSONEncoder().encode(value)])
-            return (value, events)
-        }
     }
 
     public func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
@@ -104,6 +92,15 @@ public final class ServiceNode: Sendable {
                                               key TEXT, value BLOB NOT NULL, error TEXT NOT NULL, rejected_at INTEGER NOT NULL,
                                               PRIMARY KEY (topic, partition, "offset"));
                 CREATE TABLE idempotency (key TEXT PRIMARY KEY, result BLOB NOT NULL) WITHOUT ROWID;
+                """)
+        }
+        // v1 kept answers without what they answered, so a key could not be checked against its
+        // request; those rows cannot be bound after the fact and are dropped.
+        migrator.registerMigration("runtime-v2") { db in
+            try db.execute(sql: """
+                DROP TABLE idempotency;
+                CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, request TEXT NOT NULL, fingerprint BLOB NOT NULL,
+                                               status INTEGER NOT NULL, answer BLOB NOT NULL) WITHOUT ROWID;
                 """)
         }
     }

@@ -6,7 +6,7 @@ import ServiceRuntime
 
 /// `POST /users/{id}/charge`, `GET /users/{id}/balance`.
 public enum UserAPI {
-    struct ChargeRequest: Decodable { let amount: Int64 }
+    struct ChargeRequest: Codable { let amount: Int64 }
 
     struct Balance: Codable, Sendable {
         let userId: Int64
@@ -17,9 +17,10 @@ public enum UserAPI {
     public static func register(on router: Router<BasicRequestContext>, node: ServiceNode) {
         router.post("/users/:userId/charge") { request, context -> Response in
             let userId = try context.id("userId")
-            let amount = try await JSON.decode(ChargeRequest.self, from: request).amount
+            let post = try await Post(ChargeRequest.self, from: request)
+            let amount = post.body.amount
             guard amount > 0, amount <= 1_000_000_000_000 else { throw APIError.badRequest("amount must be 1-1000000000000, got \(amount)") }
-            let result = try await node.transaction(idempotencyKey: request.idempotencyKey) { db in
+            return try await node.respond(to: post) { db in
                 let before = try UserService.balance(of: userId, db) ?? 0
                 guard before <= Int64.max - amount else { throw APIError.conflict("balance_overflow", "balance of user \(userId) would overflow") }
                 try db.execute(sql: "INSERT INTO users (id, balance) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET balance = excluded.balance",
@@ -30,7 +31,6 @@ public enum UserAPI {
                                        .init(userId: userId, amount: amount, balanceBefore: before, balanceAfter: before + amount))
                 return (Balance(userId: userId, balance: before + amount, chargeId: chargeId), [event])
             }
-            return try JSON.response(result)
         }
 
         router.get("/users/:userId/balance") { _, context -> Response in

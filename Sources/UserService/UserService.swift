@@ -48,11 +48,12 @@ public struct UserService: DomainService {
             return [node.event(EventType.balanceDeductFailed, saga: saga, subject: subject,
                                .init(userId: userId, orderId: orderId, paymentId: paymentId, amount: amount, reason: failure))]
         }
-        try db.execute(sql: "UPDATE users SET balance = ? WHERE id = ?", arguments: [balance - amount, userId])
+        let after = try Checked.difference(balance, amount, "balance of user \(userId)")
+        try db.execute(sql: "UPDATE users SET balance = ? WHERE id = ?", arguments: [after, userId])
         try db.execute(sql: "INSERT INTO deductions VALUES (?, ?, ?, ?, 'DEDUCTED')", arguments: [paymentId, userId, orderId, amount])
         return [node.event(EventType.balanceDeducted, saga: saga, subject: subject,
                            .init(userId: userId, orderId: orderId, paymentId: paymentId, amount: amount,
-                                 balanceBefore: balance, balanceAfter: balance - amount))]
+                                 balanceBefore: balance, balanceAfter: after))]
     }
 
     /// Gives back what this payment deducted, once; a payment that deducted nothing needs nothing.
@@ -62,11 +63,12 @@ public struct UserService: DomainService {
                                          arguments: [paymentId]) else { return [] }
         let userId: Int64 = row["user_id"], amount: Int64 = row["amount"], orderId: Int64 = row["order_id"]
         let balance = try Self.balance(of: userId, db) ?? 0
-        try db.execute(sql: "UPDATE users SET balance = ? WHERE id = ?", arguments: [balance + amount, userId])
+        let after = try Checked.sum(balance, amount, "balance of user \(userId)")
+        try db.execute(sql: "UPDATE users SET balance = ? WHERE id = ?", arguments: [after, userId])
         try db.execute(sql: "UPDATE deductions SET state = 'RESTORED' WHERE payment_id = ?", arguments: [paymentId])
         return [node.event(EventType.balanceRestored, saga: saga, subject: "user/\(userId)",
                            .init(userId: userId, orderId: orderId, paymentId: paymentId, amount: amount,
-                                 balanceBefore: balance, balanceAfter: balance + amount, reason: event.data.reason))]
+                                 balanceBefore: balance, balanceAfter: after, reason: event.data.reason))]
     }
 
     static func balance(of userId: Int64, _ db: Database) throws -> Int64? {

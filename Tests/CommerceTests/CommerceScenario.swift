@@ -54,9 +54,20 @@ final class CommerceScenario: @unchecked Sendable {
     }
 
     func restartServices() async throws {
+        try await stopServices()
+        try await startServices()
+    }
+
+    /// SIGTERM, and waits for the exit.
+    func stopServices() async throws {
         services.terminate()
         await services.waitForExit()
+    }
+
+    /// A new process on the same data folder, port and topics, without faults.
+    func startServices(waitUntilHealthy: Bool = true) async throws {
         services = try Self.launch(id: id, dataDir: dataDir, port: port, faults: nil, crashAfterCommit: nil)
+        guard waitUntilHealthy else { return }
         #expect(try await eventually { await ChildProcess.get("http://127.0.0.1:\(self.port)/healthz")?.0 == 200 }, "\(services.output)")
     }
 

@@ -1,0 +1,37 @@
+import Events
+import Foundation
+import GRDB
+import Hummingbird
+import ServiceRuntime
+
+extension ServiceNode {
+    /// Makes a POST's change and answers it. With an Idempotency-Key the answer (status and
+    /// body) is stored in the change's own transaction, and a retry gets it back without the
+    /// change being made again. A 4xx decided inside `change` is an answer too, stored with
+    /// the change rolled back; a 5xx is not, so a retry tries again.
+    public func respond<Body, Answer: Encodable & Sendable>(
+        to post: Post<Body>, status: HTTPResponse.Status = .ok,
+        _ change: @escaping @Sendable (Database) throws -> (Answer, [CommerceEvent])
+    ) async throws -> Response {
+        guard let key = post.key else { return try JSON.response(try await transaction(change), status: status) }
+        let answer = try await transaction { db -> (StoredAnswer, [CommerceEvent]) in
+            if let stored = try IdempotencyStore.find(key.value, db) ?? self.keySpace.answer(for: key.value, elsewhereThan: self.name) {
+                guard stored.fingerprint == key.fingerprint else { throw APIError.keyReused(key, firstUsedFor: stored.request) }
+                return (stored, [])
+            }
+            var result: (StoredAnswer, [CommerceEvent])?
+            do {
+                try db.inSavepoint {
+                    let (value, events) = try change(db)
+                    result = (StoredAnswer(request: key.request, fingerprint: key.fingerprint, status: status.code, body: try JSON.bytes(value)), events)
+                    return .commit
+                }
+            } catch let error as APIError where (400..<500).contains(error.status.code) {
+                result = (StoredAnswer(request: key.request, fingerprint: key.fingerprint, status: error.status.code, body: try error.bytes()), [])
+            }
+            try IdempotencyStore.save(key.value, result!.0, db)
+            return result!
+        }
+        return JSON.response(bytes: answer.body, status: HTTPResponse.Status(code: answer.status))
+    }
+}
