@@ -342,6 +342,78 @@ def simulate_with_a_crash():
                   f"invariants_held={len(held)}/{len(held) + len(broken)}")
 
 
+def broken_service():
+    """One service's storage breaks under `commerce serve all` (a bad sector in product.sqlite's
+    inbox table): the failure is logged once, /healthz stops answering 200, and the process exits
+    non-zero within seconds so that a supervisor restarts it, instead of serving HTTP while that
+    service's saga steps have stopped."""
+    import sqlite3, urllib.request
+    sid = f"b{int(time.time())}{random.randint(100, 999)}"
+    prefix, port = f"{sid}.", free_port()
+    data = os.path.join(ROOT, ".run", f"faults-{sid}-data")
+    log_path = os.path.join(ROOT, ".run", f"faults-{sid}-services.log")
+
+    def serve():
+        return spawn([COMMERCE_BIN, "serve", "all", "--data-dir", data, "--http-port", str(port), "--topic-prefix", prefix,
+                      "--brokers", BROKERS], stdout=open(log_path, "a"), stderr=subprocess.STDOUT, env=dict(os.environ, LOG_LEVEL="warning"))
+
+    def health():
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except OSError:
+            return 0
+
+    def post(path, body):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        return json.loads(urllib.request.urlopen(req, timeout=5).read() or b"{}")
+
+    services = serve()
+    deadline = time.time() + 60
+    while health() != 200 and time.time() < deadline:
+        time.sleep(0.2)
+    services.send_signal(signal.SIGTERM)
+    services.wait(60)
+    # The inbox's root page filled with 0xFF, as a bad sector would leave it.
+    db = os.path.join(data, "product.sqlite")
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page = con.execute("SELECT rootpage FROM sqlite_master WHERE name = 'inbox'").fetchone()[0]
+    size = con.execute("PRAGMA page_size").fetchone()[0]
+    con.close()
+    with open(db, "r+b") as f:
+        f.seek((page - 1) * size)
+        f.write(b"\xff" * size)
+    open(log_path, "a").write("--- restarted with product.sqlite's inbox broken ---\n")
+    services = serve()
+    while health() != 200 and time.time() < deadline + 60:
+        time.sleep(0.2)
+    healthy_at_start = health() == 200
+    user = 1
+    product = post("/products", {"name": "mug", "price": 1000, "stock": 10})["id"]
+    post(f"/users/{user}/cart", {"productId": product, "quantity": 1})
+    post("/orders", {"userId": user, "items": [{"productId": product, "quantity": 1}]})
+    ordered, first_unhealthy, healthy_again = time.time(), None, False
+    while services.poll() is None and time.time() < ordered + 60:
+        status = health()
+        if status not in (0, 200) and first_unhealthy is None:
+            first_unhealthy = status
+        if status == 200 and first_unhealthy is not None:
+            healthy_again = True
+        time.sleep(0.05)
+    exited = services.poll() is not None
+    took = time.time() - ordered
+    log = open(log_path).read().split("--- restarted", 1)[-1]
+    logged = log.count("failed; stopping the process")
+    ok = healthy_at_start and exited and services.returncode != 0 and first_unhealthy == 503 and not healthy_again and logged == 1
+    if not ok:
+        print("\n".join(log.splitlines()[-20:]), flush=True)
+    print_verdict("broken service", ok, f"exited={exited} status={services.returncode} after={took:.1f}s healthz_before_exit={first_unhealthy} "
+                  f"errors_logged={logged}")
+
+
 def print_verdict(name, ok, text):
     print(f"{name}: {'PASS' if ok else 'FAIL'} {text}", flush=True)
     verdicts.append(ok)
@@ -349,7 +421,7 @@ def print_verdict(name, ok, text):
 
 if __name__ == "__main__":
     os.makedirs(os.path.join(ROOT, ".run"), exist_ok=True)
-    everything = (malformed, poison, mongo_outage, three_archivers, kill9, simulate_with_a_crash)
+    everything = (malformed, poison, mongo_outage, three_archivers, kill9, simulate_with_a_crash, broken_service)
     chosen = [f for f in everything if f.__name__ in sys.argv[1:]] or everything  # `faults.py poison kill9`: a subset
     for scenario in chosen:
         try:
