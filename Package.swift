@@ -41,6 +41,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
     ],
     targets: [
         // C bindings: nothing above Kafka/Mongo sees a C type.
@@ -74,7 +75,11 @@ let package = Package(
         .target(name: "ProductService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
         .target(name: "OrderService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
         .target(name: "PaymentService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
-        .target(name: "Simulator", dependencies: ["Mongo", log]),
+        // Its HTTP client is SwiftNIO's (already under Hummingbird): simulate shares the machine it measures.
+        .target(name: "Simulator", dependencies: [
+            "Mongo", log, .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         .executableTarget(name: "CommerceCLI", dependencies: [
             "CLISupport", "ServiceRuntime", "CommerceAPI", "UserService", "ProductService", "OrderService", "PaymentService",
             "Simulator", "AdminServer", "Kafka", argumentParser, log, lifecycle, hummingbird,

@@ -25,6 +25,18 @@ public enum Settings {
         return port
     }
 
+    /// An integer setting within `range`.
+    public static func integer(_ flag: Int?, _ flagName: String, _ variable: String, _ fallback: Int, range: ClosedRange<Int>) throws -> Int {
+        let bounds = "\(range.lowerBound)-\(range.upperBound)"
+        if let flag {
+            guard range.contains(flag) else { throw ValidationError("\(flagName) must be \(bounds), got \(flag)") }
+            return flag
+        }
+        guard let raw = environment[variable], !raw.isEmpty else { return fallback }
+        guard let value = Int(raw), range.contains(value) else { throw ValidationError("\(variable) must be an integer \(bounds), got '\(raw)'") }
+        return value
+    }
+
     /// KAFKA_BROKERS / --brokers and KAFKA_CONFIG_FILE / --kafka-config-file.
     public static func kafka(brokers flag: String?, configFile: String?) throws -> KafkaConfiguration {
         let brokers = value(flag, "KAFKA_BROKERS", "127.0.0.1:9092")

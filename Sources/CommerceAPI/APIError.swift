@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 
 /// Every API error is JSON: `{"error": {"code": "...", "message": "..."}}` with a 4xx for
@@ -7,11 +8,14 @@ public struct APIError: HTTPResponseError, CustomStringConvertible {
     public let status: HTTPResponse.Status
     public let code: String
     public let message: String
+    /// Sent with the error, e.g. `Retry-After` with a 503.
+    public var headers: HTTPFields
 
-    public init(_ status: HTTPResponse.Status, code: String, _ message: String) {
+    public init(_ status: HTTPResponse.Status, code: String, _ message: String, headers: HTTPFields = [:]) {
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers
     }
 
     public static func badRequest(_ message: String) -> APIError { APIError(.badRequest, code: "bad_request", message) }
@@ -25,7 +29,9 @@ public struct APIError: HTTPResponseError, CustomStringConvertible {
     public var description: String { "\(status.code) \(code): \(message)" }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        JSON.response(bytes: try bytes(), status: status)
+        var response = JSON.response(bytes: try bytes(), status: status)
+        response.headers.append(contentsOf: headers)
+        return response
     }
 
     func bytes() throws -> Data { try JSON.bytes(Body(error: .init(code: code, message: message))) }

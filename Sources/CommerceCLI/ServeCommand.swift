@@ -39,6 +39,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Prefix for every topic and consumer group (env COMMERCE_TOPIC_PREFIX); for isolated test runs.")
     var topicPrefix: String?
 
+    @Option(help: "Most requests waiting at once in long polls (waitFor/timeoutMs) in this process; more get a 503 (env COMMERCE_MAX_WAITERS, default \(ChangeWaiters.defaultLimit)).")
+    var maxWaiters: Int?
+
     @Option(help: .hidden)
     var crashAfterCommit: [String] = []
 
@@ -58,13 +61,15 @@ struct ServeCommand: AsyncParsableCommand {
         let faults: FaultPlan
         do { faults = try FaultPlan(parsing: Settings.value(fault, "COMMERCE_FAULTS", "")) } catch { throw ValidationError("\(error)") }
         let kafka = try kafkaOptions.configuration
+        let waiterLimit = try Settings.integer(maxWaiters, "--max-waiters", "COMMERCE_MAX_WAITERS", ChangeWaiters.defaultLimit, range: 0...1_000_000)
 
         let names = service == "all" ? ["user", "product", "order", "payment"] : [service]
         let keys = KeySpace()  // one HTTP port, one space of Idempotency-Keys
+        let waiters = ChangeWaiters(limit: waiterLimit)  // one bound on long polls per process
         let nodes = try names.map { name in
             do {
                 return try ServiceNode(service: Self.services[name]!(), directory: directory, faults: faults, topicPrefix: prefix,
-                                       crashAfterCommitOf: Set(crashAfterCommit), keySpace: keys, logger: logger)
+                                       crashAfterCommitOf: Set(crashAfterCommit), keySpace: keys, waiters: waiters, logger: logger)
             } catch { throw ValidationError("cannot open the \(name) database in '\(directory)': \(error)") }
         }
         let messaging = try ServiceHost(nodes: nodes, kafka: kafka, groupPrefix: "commerce-\(prefix)", logger: logger)

@@ -41,10 +41,14 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Seconds to wait for sagas and compensations to settle.")
     var settleSeconds = 60.0
 
+    @Option(help: "Orders started per second, as far as --concurrency shoppers allow (default: each shopper orders again as soon as it is done).")
+    var rate: Double?
+
     func validate() throws {
         guard (1...1_000_000).contains(orders) else { throw ValidationError("--orders must be 1-1000000, got \(orders)") }
         guard (1...100_000).contains(users) else { throw ValidationError("--users must be 1-100000, got \(users)") }
         guard (1...256).contains(concurrency) else { throw ValidationError("--concurrency must be 1-256, got \(concurrency)") }
+        if let rate { guard rate > 0, rate <= 100_000 else { throw ValidationError("--rate must be above 0 and at most 100000, got \(rate)") } }
     }
 
     func run() async throws {
@@ -68,11 +72,15 @@ struct SimulateCommand: AsyncParsableCommand {
         options.concurrency = concurrency
         options.seed = seed
         options.settleSeconds = settleSeconds
+        options.rate = rate
         options.mongoURI = skipHistory ? nil : Settings.value(mongoUri, "MONGO_URI", "mongodb://127.0.0.1:27017")
         options.historyDatabase = Settings.value(database, "ARCHIVER_DATABASE", "history")
         let report: SimulationReport
         do {
-            report = try await Simulation(options: options).run { line in print("simulate: \(line)") }
+            report = try await Simulation(options: options).run { line in
+                print("simulate: \(line)")
+                fflush(nil)  // every stream, stdout included: a reader of a pipe (scripts/bench) times the phases by these lines
+            }
         } catch {
             throw ValidationError("simulation stopped: \(error)")
         }

@@ -46,18 +46,7 @@ public struct CommerceEvent: Codable, Sendable, Equatable {
         return Topic.deadLetters
     }
 
-    public func encoded() throws -> [UInt8] { Array(try Self.encoder.encode(self)) }
-
-    public static func decode(_ bytes: [UInt8]) throws -> CommerceEvent {
-        try decoder.decode(CommerceEvent.self, from: Data(bytes))
-    }
-
-    private static let encoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.outputFormatting = [.withoutEscapingSlashes]
-        return e
-    }()
-    private static let decoder = JSONDecoder()
+    // encoded() and decode(_:) are in CommerceEventCodec.swift: by hand, not through Foundation.
 }
 
 /// One line of an order.

@@ -196,6 +196,17 @@ public final class KafkaConsumer: Sendable {
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: err, operation: "commit") }
     }
 
+    /// Hands these offsets to librdkafka to commit in the background and returns at once: for a
+    /// consumer whose redelivered messages are harmless (an inbox), so the next poll does not
+    /// wait for the broker's answer. A failed commit only means those messages come again.
+    /// Ordered with `poll` and `commit` on the consumer's queue.
+    public func commitInBackground(_ offsets: [TopicPartition: Int64]) {
+        guard !offsets.isEmpty else { return }
+        queue.async { [client] in
+            _ = offsets.map { ($0.key, $0.value) }.withPartitionList { list in rd_kafka_commit(client.handle, list, 1) }
+        }
+    }
+
     /// Commits those of these offsets whose partitions this member owns at the moment of the
     /// commit: a retry after a rebalance never moves a new owner's offsets back.
     public func commitOwned(_ offsets: [TopicPartition: Int64]) async throws {

@@ -5,7 +5,7 @@ import GRDB
 import Hummingbird
 import ServiceRuntime
 
-/// `POST /orders` starts an order saga; `GET /orders/{id}` shows where it is.
+/// `POST /orders` starts an order saga; `GET /orders/{id}` shows where it is, and can wait for it to move.
 public enum OrderAPI {
     struct NewOrder: Codable {
         let userId: Int64
@@ -39,8 +39,8 @@ public enum OrderAPI {
                 guard (1...1_000_000).contains(item.quantity) else { throw APIError.badRequest("items[].quantity must be 1-1000000, got \(item.quantity)") }
             }
             return try await node.respond(to: post, status: .accepted) { db in
-                try db.execute(sql: "INSERT INTO orders (user_id, items, status) VALUES (?, ?, 'PENDING')",
-                               arguments: [new.userId, String(decoding: try JSONEncoder().encode(new.items), as: UTF8.self)])
+                try db.cachedStatement(sql: "INSERT INTO orders (user_id, items, status) VALUES (?, ?, 'PENDING')").execute(
+                               arguments: [new.userId, OrderItem.encodeList(new.items)])
                 let order = Order(orderId: db.lastInsertedRowID, userId: new.userId, items: new.items, status: .pending)
                 let event = node.event(EventType.orderRequested, saga: order.sagaId, subject: "order/\(order.orderId)",
                                        .init(userId: new.userId, orderId: order.orderId, items: new.items, status: "PENDING"))
@@ -48,9 +48,13 @@ public enum OrderAPI {
             }
         }
 
-        router.get("/orders/:orderId") { _, context -> Response in
+        // `?waitFor=PLACED,CANCELLED&timeoutMs=5000`: a long poll, see StatusWait.
+        router.get("/orders/:orderId") { request, context -> Response in
             let id = try context.id("orderId")
-            guard let order = try await node.read({ db in try Order.fetch(id, db) }) else { throw APIError.notFound("order \(id) does not exist") }
+            let wait = try StatusWait.parse(request, resource: "order", statuses: Order.Status.allCases.map(\.rawValue), initial: Order.Status.pending.rawValue)
+            guard let order = try await node.read("order/\(id)", waiting: wait, final: [Order.Status.cancelled.rawValue], status: { $0.status.rawValue },
+                                                   { db in try Order.fetch(id, db) })
+            else { throw APIError.notFound("order \(id) does not exist") }
             return try JSON.response(OrderView(order: order))
         }
     }

@@ -8,6 +8,8 @@ import ServiceRuntime
 public struct OrderService: DomainService {
     public let name = "order"
     public let topics = [Topic.product, Topic.balance, Topic.payment]
+    /// Exactly the types `handle` switches on.
+    public let handledTypes: Set<String>? = [EventType.stockDecreaseFailed, EventType.cartRemoveFailed, EventType.cartRemoved, EventType.balanceDeducted, EventType.paymentFailed]
 
     public init() {}
 
@@ -36,7 +38,7 @@ public struct OrderService: DomainService {
         }
         guard let order = try Order.fetch(orderId, db), order.status == .pending else { return [] }
         if node.faults.fails("order.place", saga: saga) { return try cancel(event, reason: "injected fault at order.place", db, node) }
-        try db.execute(sql: "UPDATE orders SET status = 'PLACED', amount = ? WHERE id = ?", arguments: [amount, orderId])
+        try db.cachedStatement(sql: "UPDATE orders SET status = 'PLACED', amount = ? WHERE id = ?").execute(arguments: [amount, orderId])
         return [node.event(EventType.orderPlaced, saga: saga, subject: "order/\(orderId)",
                            .init(userId: order.userId, orderId: orderId, amount: amount, items: order.items, status: "PLACED"))]
     }
@@ -45,7 +47,7 @@ public struct OrderService: DomainService {
     private func cancel(_ event: CommerceEvent, reason: String, _ db: Database, _ node: ServiceNode) throws -> [CommerceEvent] {
         guard let orderId = event.data.orderId, let saga = event.sagaid else { throw DomainError("\(event.type) without orderId and sagaid") }
         guard let order = try Order.fetch(orderId, db), order.status == .pending else { return [] }
-        try db.execute(sql: "UPDATE orders SET status = 'CANCELLED', reason = ? WHERE id = ?", arguments: [reason, orderId])
+        try db.cachedStatement(sql: "UPDATE orders SET status = 'CANCELLED', reason = ? WHERE id = ?").execute(arguments: [reason, orderId])
         return [node.event(EventType.orderCancelled, saga: saga, subject: "order/\(orderId)",
                            .init(userId: order.userId, orderId: orderId, status: "CANCELLED", reason: reason))]
     }
@@ -71,7 +73,7 @@ public struct OrderService: DomainService {
             failed.reason = failure
             return [node.event(EventType.orderStatusChangeFailed, saga: saga, subject: "order/\(orderId)", failed)]
         }
-        try db.execute(sql: "UPDATE orders SET status = 'PAID', payment_id = ? WHERE id = ?", arguments: [paymentId, orderId])
+        try db.cachedStatement(sql: "UPDATE orders SET status = 'PAID', payment_id = ? WHERE id = ?").execute(arguments: [paymentId, orderId])
         var paid = data
         paid.status = "PAID"
         return [node.event(EventType.orderPaid, saga: saga, subject: "order/\(orderId)", paid)]
@@ -83,14 +85,14 @@ public struct OrderService: DomainService {
             throw DomainError("payment failed without orderId, paymentId and sagaid")
         }
         guard let order = try Order.fetch(orderId, db), order.status == .paid, order.paymentId == paymentId else { return [] }
-        try db.execute(sql: "UPDATE orders SET status = 'PLACED', payment_id = NULL WHERE id = ?", arguments: [orderId])
+        try db.cachedStatement(sql: "UPDATE orders SET status = 'PLACED', payment_id = NULL WHERE id = ?").execute(arguments: [orderId])
         return [node.event(EventType.orderStatusRestored, saga: saga, subject: "order/\(orderId)",
                            .init(userId: order.userId, orderId: orderId, paymentId: paymentId, status: "PLACED", reason: event.data.reason))]
     }
 }
 
 struct Order: Codable, Sendable {
-    enum Status: String, Codable, Sendable {
+    enum Status: String, Codable, Sendable, CaseIterable {
         case pending = "PENDING", placed = "PLACED", paid = "PAID", cancelled = "CANCELLED"
     }
 
@@ -104,9 +106,9 @@ struct Order: Codable, Sendable {
     var sagaId: String { "order-\(orderId)" }
 
     static func fetch(_ id: Int64, _ db: Database) throws -> Order? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM orders WHERE id = ?", arguments: [id]) else { return nil }
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM orders WHERE id = ?"), arguments: [id]) else { return nil }
         return Order(orderId: row["id"], userId: row["user_id"],
-                     items: try JSONDecoder().decode([OrderItem].self, from: Data((row["items"] as String).utf8)),
+                     items: try OrderItem.decodeList(row["items"]),
                      amount: row["amount"], status: Status(rawValue: row["status"]) ?? .pending, reason: row["reason"], paymentId: row["payment_id"])
     }
 }

@@ -4,7 +4,7 @@ import GRDB
 import Hummingbird
 import ServiceRuntime
 
-/// `POST /payments` starts a payment saga; `GET /payments/{id}` shows where it is.
+/// `POST /payments` starts a payment saga; `GET /payments/{id}` shows where it is, and can wait for it to end.
 public enum PaymentAPI {
     struct NewPayment: Codable {
         let orderId: Int64
@@ -19,7 +19,7 @@ public enum PaymentAPI {
             guard new.orderId > 0, new.userId > 0 else { throw APIError.badRequest("orderId and userId must be positive integers") }
             guard new.amount > 0, new.amount <= 1_000_000_000_000 else { throw APIError.badRequest("amount must be 1-1000000000000, got \(new.amount)") }
             return try await node.respond(to: post, status: .accepted) { db in
-                try db.execute(sql: "INSERT INTO payments (order_id, user_id, amount, status) VALUES (?, ?, ?, 'REQUESTED')",
+                try db.cachedStatement(sql: "INSERT INTO payments (order_id, user_id, amount, status) VALUES (?, ?, ?, 'REQUESTED')").execute(
                                arguments: [new.orderId, new.userId, new.amount])
                 let id = db.lastInsertedRowID
                 let payment = Payment(paymentId: id, orderId: new.orderId, userId: new.userId, amount: new.amount, status: "REQUESTED", sagaId: "pay-\(id)")
@@ -29,9 +29,13 @@ public enum PaymentAPI {
             }
         }
 
-        router.get("/payments/:paymentId") { _, context -> Response in
+        // `?waitFor=COMPLETED&timeoutMs=5000`: a long poll, see StatusWait.
+        router.get("/payments/:paymentId") { request, context -> Response in
             let id = try context.id("paymentId")
-            guard let payment = try await node.read({ db in try Payment.fetch(id, db) }) else { throw APIError.notFound("payment \(id) does not exist") }
+            let wait = try StatusWait.parse(request, resource: "payment", statuses: Payment.statuses, initial: "REQUESTED")
+            guard let payment = try await node.read("payment/\(id)", waiting: wait, final: ["COMPLETED", "FAILED"], status: { $0.status },
+                                                     { db in try Payment.fetch(id, db) })
+            else { throw APIError.notFound("payment \(id) does not exist") }
             return try JSON.response(payment)
         }
     }

@@ -7,6 +7,8 @@ import ServiceRuntime
 public struct PaymentService: DomainService {
     public let name = "payment"
     public let topics = [Topic.balance, Topic.order]
+    /// Exactly the types `handle` switches on.
+    public let handledTypes: Set<String>? = [EventType.balanceDeductFailed, EventType.orderStatusChangeFailed, EventType.orderPaid]
 
     public init() {}
 
@@ -31,7 +33,7 @@ public struct PaymentService: DomainService {
         guard let paymentId = event.data.paymentId, let saga = event.sagaid else { throw DomainError("order paid without paymentId and sagaid") }
         guard let p = try Payment.fetch(paymentId, db), p.status == "REQUESTED" else { return [] }
         if node.faults.fails("payment.complete", saga: saga) { return try fail(event, reason: "injected fault at payment.complete", db, node) }
-        try db.execute(sql: "UPDATE payments SET status = 'COMPLETED' WHERE id = ?", arguments: [paymentId])
+        try db.cachedStatement(sql: "UPDATE payments SET status = 'COMPLETED' WHERE id = ?").execute(arguments: [paymentId])
         return [node.event(EventType.paymentCompleted, saga: saga, subject: "payment/\(paymentId)",
                            .init(userId: p.userId, orderId: p.orderId, paymentId: paymentId, amount: p.amount, status: "COMPLETED"))]
     }
@@ -39,13 +41,14 @@ public struct PaymentService: DomainService {
     private func fail(_ event: CommerceEvent, reason: String, _ db: Database, _ node: ServiceNode) throws -> [CommerceEvent] {
         guard let paymentId = event.data.paymentId, let saga = event.sagaid else { throw DomainError("\(event.type) without paymentId and sagaid") }
         guard let p = try Payment.fetch(paymentId, db), p.status == "REQUESTED" else { return [] }
-        try db.execute(sql: "UPDATE payments SET status = 'FAILED', reason = ? WHERE id = ?", arguments: [reason, paymentId])
+        try db.cachedStatement(sql: "UPDATE payments SET status = 'FAILED', reason = ? WHERE id = ?").execute(arguments: [reason, paymentId])
         return [node.event(EventType.paymentFailed, saga: saga, subject: "payment/\(paymentId)",
                            .init(userId: p.userId, orderId: p.orderId, paymentId: paymentId, amount: p.amount, status: "FAILED", reason: reason))]
     }
 }
 
 struct Payment: Codable, Sendable {
+    static let statuses = ["REQUESTED", "COMPLETED", "FAILED"]
     var paymentId: Int64
     var orderId: Int64
     var userId: Int64
@@ -55,7 +58,7 @@ struct Payment: Codable, Sendable {
     var sagaId: String
 
     static func fetch(_ id: Int64, _ db: Database) throws -> Payment? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM payments WHERE id = ?", arguments: [id]) else { return nil }
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM payments WHERE id = ?"), arguments: [id]) else { return nil }
         return Payment(paymentId: row["id"], orderId: row["order_id"], userId: row["user_id"], amount: row["amount"],
                        status: row["status"], reason: row["reason"], sagaId: "pay-\(id)")
     }

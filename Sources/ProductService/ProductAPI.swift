@@ -37,7 +37,7 @@ public enum ProductAPI {
             guard new.price > 0, new.price <= 1_000_000_000 else { throw APIError.badRequest("price must be 1-1000000000, got \(new.price)") }
             guard new.stock >= 0, new.stock <= 1_000_000_000 else { throw APIError.badRequest("stock must be 0-1000000000, got \(new.stock)") }
             return try await node.respond(to: post, status: .created) { db in
-                try db.execute(sql: "INSERT INTO products (name, price, stock) VALUES (?, ?, ?)", arguments: [new.name, new.price, new.stock])
+                try db.cachedStatement(sql: "INSERT INTO products (name, price, stock) VALUES (?, ?, ?)").execute(arguments: [new.name, new.price, new.stock])
                 return (Product(id: db.lastInsertedRowID, name: new.name, price: new.price, stock: new.stock), [])
             }
         }
@@ -73,13 +73,13 @@ public enum ProductAPI {
     }
 
     static func fetchProduct(_ id: Int64, _ db: Database) throws -> Product? {
-        try Row.fetchOne(db, sql: "SELECT * FROM products WHERE id = ?", arguments: [id]).map {
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM products WHERE id = ?"), arguments: [id]).map {
             Product(id: $0["id"], name: $0["name"], price: $0["price"], stock: $0["stock"])
         }
     }
 
     static func fetchCart(_ userId: Int64, _ db: Database) throws -> Cart {
-        let lines = try Row.fetchAll(db, sql: "SELECT product_id, quantity FROM cart_items WHERE user_id = ? ORDER BY product_id", arguments: [userId])
+        let lines = try Row.fetchAll(db.cachedStatement(sql: "SELECT product_id, quantity FROM cart_items WHERE user_id = ? ORDER BY product_id"), arguments: [userId])
             .map { CartLine(productId: $0["product_id"], quantity: $0["quantity"]) }
         return Cart(userId: userId, items: lines)
     }

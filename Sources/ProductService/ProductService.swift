@@ -8,6 +8,8 @@ import ServiceRuntime
 public struct ProductService: DomainService {
     public let name = "product"
     public let topics = [Topic.order, Topic.product]
+    /// Exactly the types `handle` switches on.
+    public let handledTypes: Set<String>? = [EventType.orderRequested, EventType.stockDecreased, EventType.orderCancelled]
 
     public init() {}
 
@@ -38,7 +40,7 @@ public struct ProductService: DomainService {
         guard let orderId = d.orderId, let userId = d.userId, let items = d.items, !items.isEmpty, let saga = event.sagaid else {
             throw DomainError("order request without orderId, userId, items and sagaid")
         }
-        if try Bool.fetchOne(db, sql: "SELECT 1 FROM reservations WHERE order_id = ?", arguments: [orderId]) == true { return [] }
+        if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM reservations WHERE order_id = ?"), arguments: [orderId]) == true { return [] }
         let needed = try Self.merge(items, of: orderId)
         var failure: String?
         if node.faults.fails("stock.decrease", saga: saga) { failure = "injected fault at stock.decrease" }
@@ -47,7 +49,7 @@ public struct ProductService: DomainService {
         // amount overflows is always rejected as impossible, never sometimes just cancelled.
         var amount: Int64 = 0
         for (productId, quantity) in needed.sorted(by: { $0.key < $1.key }) {
-            guard let row = try Row.fetchOne(db, sql: "SELECT price, stock FROM products WHERE id = ?", arguments: [productId]) else {
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT price, stock FROM products WHERE id = ?"), arguments: [productId]) else {
                 failure = failure ?? "unknown product \(productId)"
                 continue
             }
@@ -61,7 +63,7 @@ public struct ProductService: DomainService {
             return [node.event(EventType.stockDecreaseFailed, saga: saga, subject: subject, .init(userId: userId, orderId: orderId, reason: failure))]
         }
         for (productId, quantity) in needed {
-            try db.execute(sql: "UPDATE products SET stock = stock - ? WHERE id = ?", arguments: [quantity, productId])
+            try db.cachedStatement(sql: "UPDATE products SET stock = stock - ? WHERE id = ?").execute(arguments: [quantity, productId])
         }
         try record(orderId, userId, items, amount: amount, stock: "DECREASED", db)
         return [node.event(EventType.stockDecreased, saga: saga, subject: subject, .init(userId: userId, orderId: orderId, amount: amount, items: items))]
@@ -84,19 +86,19 @@ public struct ProductService: DomainService {
         var failure: String?
         if node.faults.fails("cart.remove", saga: saga) { failure = "injected fault at cart.remove" }
         for (productId, quantity) in needed.sorted(by: { $0.key < $1.key }) where failure == nil {
-            let held = try Int64.fetchOne(db, sql: "SELECT quantity FROM cart_items WHERE user_id = ? AND product_id = ?",
+            let held = try Int64.fetchOne(db.cachedStatement(sql: "SELECT quantity FROM cart_items WHERE user_id = ? AND product_id = ?"),
                                           arguments: [r.userId, productId]) ?? 0
             if held < quantity { failure = "cart of user \(r.userId) holds \(held) of product \(productId), order needs \(quantity)" }
         }
         if let failure {
-            try db.execute(sql: "UPDATE reservations SET cart = 'FAILED' WHERE order_id = ?", arguments: [orderId])
+            try db.cachedStatement(sql: "UPDATE reservations SET cart = 'FAILED' WHERE order_id = ?").execute(arguments: [orderId])
             return [node.event(EventType.cartRemoveFailed, saga: saga, subject: subject, .init(userId: r.userId, orderId: orderId, reason: failure))]
         }
         for (productId, quantity) in needed {
-            try db.execute(sql: "UPDATE cart_items SET quantity = quantity - ? WHERE user_id = ? AND product_id = ?", arguments: [quantity, r.userId, productId])
+            try db.cachedStatement(sql: "UPDATE cart_items SET quantity = quantity - ? WHERE user_id = ? AND product_id = ?").execute(arguments: [quantity, r.userId, productId])
         }
-        try db.execute(sql: "DELETE FROM cart_items WHERE user_id = ? AND quantity <= 0", arguments: [r.userId])
-        try db.execute(sql: "UPDATE reservations SET cart = 'REMOVED' WHERE order_id = ?", arguments: [orderId])
+        try db.cachedStatement(sql: "DELETE FROM cart_items WHERE user_id = ? AND quantity <= 0").execute(arguments: [r.userId])
+        try db.cachedStatement(sql: "UPDATE reservations SET cart = 'REMOVED' WHERE order_id = ?").execute(arguments: [orderId])
         return [node.event(EventType.cartRemoved, saga: saga, subject: subject, .init(userId: r.userId, orderId: orderId, amount: r.amount, items: r.items))]
     }
 
@@ -108,11 +110,11 @@ public struct ProductService: DomainService {
         var out: [CommerceEvent] = []
         if r.stock == "DECREASED" {
             for item in r.items {
-                guard let stock = try Int64.fetchOne(db, sql: "SELECT stock FROM products WHERE id = ?", arguments: [item.productId]) else { continue }
-                try db.execute(sql: "UPDATE products SET stock = ? WHERE id = ?",
+                guard let stock = try Int64.fetchOne(db.cachedStatement(sql: "SELECT stock FROM products WHERE id = ?"), arguments: [item.productId]) else { continue }
+                try db.cachedStatement(sql: "UPDATE products SET stock = ? WHERE id = ?").execute(
                                arguments: [try Checked.sum(stock, item.quantity, "stock of product \(item.productId)"), item.productId])
             }
-            try db.execute(sql: "UPDATE reservations SET stock = 'RESTORED' WHERE order_id = ?", arguments: [orderId])
+            try db.cachedStatement(sql: "UPDATE reservations SET stock = 'RESTORED' WHERE order_id = ?").execute(arguments: [orderId])
             out.append(node.event(EventType.stockRestored, saga: saga, subject: subject,
                                   .init(userId: r.userId, orderId: orderId, items: r.items, reason: event.data.reason)))
         }
@@ -122,7 +124,7 @@ public struct ProductService: DomainService {
                     try Checked.sum(current, item.quantity, "cart quantity of product \(item.productId) for user \(r.userId)")
                 }
             }
-            try db.execute(sql: "UPDATE reservations SET cart = 'RESTORED' WHERE order_id = ?", arguments: [orderId])
+            try db.cachedStatement(sql: "UPDATE reservations SET cart = 'RESTORED' WHERE order_id = ?").execute(arguments: [orderId])
             out.append(node.event(EventType.cartRestored, saga: saga, subject: subject,
                                   .init(userId: r.userId, orderId: orderId, items: r.items, reason: event.data.reason)))
         }
@@ -132,17 +134,17 @@ public struct ProductService: DomainService {
     /// Sets a user's cart line to `total(quantity it holds now)`. Callers add with a check here,
     /// not in SQL: SQLite turns an overflowing integer into a float, which traps when read back.
     static func setCartLine(of userId: Int64, product productId: Int64, _ db: Database, total: (Int64) throws -> Int64) throws {
-        let current = try Int64.fetchOne(db, sql: "SELECT quantity FROM cart_items WHERE user_id = ? AND product_id = ?",
+        let current = try Int64.fetchOne(db.cachedStatement(sql: "SELECT quantity FROM cart_items WHERE user_id = ? AND product_id = ?"),
                                          arguments: [userId, productId]) ?? 0
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, ?)
             ON CONFLICT(user_id, product_id) DO UPDATE SET quantity = excluded.quantity
-            """, arguments: [userId, productId, try total(current)])
+            """).execute(arguments: [userId, productId, try total(current)])
     }
 
     private func record(_ orderId: Int64, _ userId: Int64, _ items: [OrderItem], amount: Int64, stock: String, _ db: Database) throws {
-        try db.execute(sql: "INSERT INTO reservations VALUES (?, ?, ?, ?, ?, 'NONE')",
-                       arguments: [orderId, userId, String(decoding: try JSONEncoder().encode(items), as: UTF8.self), amount, stock])
+        try db.cachedStatement(sql: "INSERT INTO reservations VALUES (?, ?, ?, ?, ?, 'NONE')").execute(
+                       arguments: [orderId, userId, OrderItem.encodeList(items), amount, stock])
     }
 }
 
@@ -154,8 +156,8 @@ struct Reservation {
     var cart: String
 
     static func fetch(_ orderId: Int64, _ db: Database) throws -> Reservation? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM reservations WHERE order_id = ?", arguments: [orderId]) else { return nil }
-        let items = try JSONDecoder().decode([OrderItem].self, from: Data((row["items"] as String).utf8))
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM reservations WHERE order_id = ?"), arguments: [orderId]) else { return nil }
+        let items = try OrderItem.decodeList(row["items"])
         return Reservation(userId: row["user_id"], items: items, amount: row["amount"], stock: row["stock"], cart: row["cart"])
     }
 }

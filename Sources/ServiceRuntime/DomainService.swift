@@ -7,9 +7,19 @@ public protocol DomainService: Sendable {
     var name: String { get }
     /// Topics whose events `handle` is given; events of types it does not know it ignores.
     var topics: [String] { get }
+    /// The event types `handle` acts on. The consumer skips every other event of `topics`
+    /// before touching the database: it would change nothing, so it is not recorded in the inbox
+    /// either. nil hands every event to `handle`.
+    var handledTypes: Set<String>? { get }
     /// Registers this service's schema migrations.
     func migrate(_ migrator: inout DatabaseMigrator)
     /// Applies one consumed event, inside the transaction that also records it in the inbox.
-    /// The events returned are written to the outbox in that same transaction.
+    /// The events returned are written to the outbox in that same transaction. Every change of
+    /// a resource's status must emit an event whose `subject` names the resource ("order/12"):
+    /// after the commit, that subject wakes the long polls waiting on it.
     func handle(_ event: CommerceEvent, in db: Database, node: ServiceNode) throws -> [CommerceEvent]
+}
+
+extension DomainService {
+    public var handledTypes: Set<String>? { nil }
 }

@@ -6,7 +6,8 @@ import Logging
 
 /// Feeds a node's service the events of its topics, exactly once in effect: each batch is
 /// applied in one local transaction that also records every event id in the inbox, so a
-/// redelivered event is a no-op; offsets are committed only after that transaction.
+/// redelivered event is a no-op; offsets are committed only after that transaction (in the
+/// background, every half second, and when stopping).
 final class InboxConsumer: Sendable {
     let node: ServiceNode
     let consumer: KafkaConsumer
@@ -21,21 +22,38 @@ final class InboxConsumer: Sendable {
         consumer = try KafkaConsumer(configuration: configuration, logger: logger)
     }
 
+    /// How often applied offsets are committed, in the background. A commit per batch cost the
+    /// broker more than the batch (hundreds a second under load); what a crash leaves
+    /// uncommitted is redelivered and dropped by the inbox.
+    static let commitInterval: Duration = .milliseconds(500)
+
     /// Consumes until `stopped`. A fatal poll error or a failed transaction (the database is
     /// broken: a DomainError never gets here) ends it with that error, after leaving the group.
     func run(until stopped: @escaping @Sendable () -> Bool) async throws {
         defer { logger.debug("consumer stopped", metadata: ["service": "\(node.name)"]) }
+        var applied = Applied()
         do {
-            while !stopped() { try await consumeOnce() }
+            while !stopped() { try await consumeOnce(&applied) }
         } catch {
             await consumer.close()
             throw error
         }
+        // Stopping: what was applied is committed before leaving the group.
+        do { try await consumer.commit(applied.offsets) } catch {
+            logger.warning("offset commit failed; the last events may be redelivered", metadata: ["service": "\(node.name)", "error": "\(error)"])
+        }
         await consumer.close()
     }
 
-    /// One poll; a batch is applied in one transaction, then its offsets are committed.
-    private func consumeOnce() async throws {
+    /// Offsets applied (in the inbox) and not committed yet.
+    struct Applied {
+        var offsets: [TopicPartition: Int64] = [:]
+        var lastCommit = ContinuousClock.now
+    }
+
+    /// One poll; a batch is applied in one transaction; its offsets are committed with the next
+    /// background commit.
+    private func consumeOnce(_ applied: inout Applied) async throws {
         let messages: [KafkaMessage]
         do {
             messages = try await consumer.poll(maxMessages: 200, timeout: .milliseconds(200)).messages
@@ -44,43 +62,72 @@ final class InboxConsumer: Sendable {
             try? await Task.sleep(for: .seconds(1))
             return
         }
-        guard !messages.isEmpty else { return }
-        let service = node.service
-        let types = try await node.database.write { [node, logger] db in
-            try Self.apply(messages, service: service, node: node, db: db, logger: logger)
+        if !messages.isEmpty {
+            let service = node.service
+            // Decoded and sorted out before the transaction: a batch of events this service does not
+            // act on (about half of what its topics carry) needs no transaction at all.
+            let work = Self.relevant(messages, to: service)
+            if !work.isEmpty {
+                let emitted = try await node.database.write { [node, logger] db in
+                    try Self.apply(work, service: service, node: node, db: db, logger: logger)
+                }
+                node.committed(emitted)
+            }
+            for m in messages { applied.offsets[m.topicPartition] = max(applied.offsets[m.topicPartition] ?? 0, m.offset + 1) }
         }
-        node.committed(types)
-        var offsets: [TopicPartition: Int64] = [:]
-        for m in messages { offsets[m.topicPartition] = max(offsets[m.topicPartition] ?? 0, m.offset + 1) }
-        do { try await consumer.commit(offsets) } catch {
-            // Harmless: what was applied is in the inbox, so a redelivery does nothing.
-            logger.warning("offset commit failed; the batch may be redelivered", metadata: ["error": "\(error)"])
+        // In the background: the next poll does not wait for the broker. A commit that fails is
+        // harmless: what was applied is in the inbox, so a redelivery does nothing.
+        if !applied.offsets.isEmpty, ContinuousClock.now - applied.lastCommit >= Self.commitInterval {
+            consumer.commitInBackground(applied.offsets)
+            applied.offsets = [:]
+            applied.lastCommit = .now
         }
     }
 
-    /// Applies a batch; returns the types of the events it wrote to the outbox.
-    static func apply(_ messages: [KafkaMessage], service: any DomainService, node: ServiceNode, db: Database, logger: Logger) throws -> [String] {
-        var emitted: [String] = []
-        let now = Int64(Date().timeIntervalSince1970 * 1_000)
-        for message in messages {
+    /// A consumed message as the transaction sees it.
+    enum Work {
+        case event(CommerceEvent, KafkaMessage)
+        /// Not a commerce event: kept in `rejected_events` with the reason.
+        case malformed(KafkaMessage, String)
+    }
+
+    /// The messages that change something: events of the types the service handles, and
+    /// malformed messages (kept as rejected). A type the service does not act on changes
+    /// nothing, so it needs neither the transaction nor an inbox row.
+    static func relevant(_ messages: [KafkaMessage], to service: any DomainService) -> [Work] {
+        messages.compactMap { message in
             let event: CommerceEvent
-            do { event = try CommerceEvent.decode(message.value) } catch {
-                try reject(message, because: "not a commerce event: \(error)", db: db, now: now, logger: logger)
+            do { event = try CommerceEvent.decode(message.value) } catch { return .malformed(message, "not a commerce event: \(error)") }
+            if let handled = service.handledTypes, !handled.contains(event.type) { return nil }
+            return .event(event, message)
+        }
+    }
+
+    /// Applies a batch; returns the events it wrote to the outbox.
+    static func apply(_ work: [Work], service: any DomainService, node: ServiceNode, db: Database, logger: Logger) throws -> [CommerceEvent] {
+        var emitted: [CommerceEvent] = []
+        let now = Int64(Date().timeIntervalSince1970 * 1_000)
+        for item in work {
+            let (event, message): (CommerceEvent, KafkaMessage)
+            switch item {
+            case .malformed(let bad, let reason):
+                try reject(bad, because: reason, db: db, now: now, logger: logger)
                 continue
+            case .event(let e, let m): (event, message) = (e, m)
             }
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM inbox WHERE event_id = ?", arguments: [event.id]) == true { continue }
+            if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM inbox WHERE event_id = ?"), arguments: [event.id]) == true { continue }
             do {
                 try db.inSavepoint {
                     let out = try service.handle(event, in: db, node: node)
                     try Outbox.append(out, prefix: node.topicPrefix, db)
-                    emitted += out.map(\.type)
+                    emitted += out
                     return .commit
                 }
             } catch let error as DomainError {
                 // An event this service cannot apply: kept with its reason, never dropped silently.
                 try reject(message, because: "\(event.type) \(event.id): \(error)", db: db, now: now, logger: logger)
             }
-            try db.execute(sql: "INSERT INTO inbox (event_id, type, processed_at) VALUES (?, ?, ?)", arguments: [event.id, event.type, now])
+            try db.cachedStatement(sql: "INSERT INTO inbox (event_id, type, processed_at) VALUES (?, ?, ?)").execute(arguments: [event.id, event.type, now])
         }
         return emitted
     }

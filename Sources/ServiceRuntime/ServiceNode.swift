@@ -20,17 +20,22 @@ public final class ServiceNode: Sendable {
     let crashAfterCommitOf: Set<String>
     /// The Idempotency-Keys this node shares with the other services of its process.
     public let keySpace: KeySpace
+    /// Requests waiting for a change of one of this node's resources (long polls); shared,
+    /// with its bound, by the services of a process.
+    public let waiters: ChangeWaiters
     let relayWakeups: AsyncStream<Void>
     private let wakeRelay: AsyncStream<Void>.Continuation
     private let logger: Logger
 
     public init(service: any DomainService, directory: String, faults: FaultPlan = FaultPlan(), topicPrefix: String = "",
-                crashAfterCommitOf: Set<String> = [], keySpace: KeySpace = KeySpace(), logger: Logger = Logger(label: "commerce")) throws {
+                crashAfterCommitOf: Set<String> = [], keySpace: KeySpace = KeySpace(), waiters: ChangeWaiters = ChangeWaiters(),
+                logger: Logger = Logger(label: "commerce")) throws {
         self.service = service
         self.topicPrefix = topicPrefix
         self.faults = faults
         self.crashAfterCommitOf = crashAfterCommitOf
         self.keySpace = keySpace
+        self.waiters = waiters
         self.logger = logger
         (relayWakeups, wakeRelay) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -50,12 +55,12 @@ public final class ServiceNode: Sendable {
     /// that same transaction: a rolled-back change publishes nothing, a committed one is
     /// published even if the process dies right after.
     public func transaction<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> (T, [CommerceEvent])) async throws -> T {
-        let (value, types) = try await database.write { db in
+        let (value, events) = try await database.write { db in
             let (value, events) = try body(db)
             try Outbox.append(events, prefix: self.topicPrefix, db)
-            return (value, events.map(\.type))
+            return (value, events)
         }
-        committed(types)
+        committed(events)
         return value
     }
 
@@ -63,20 +68,52 @@ public final class ServiceNode: Sendable {
         try await database.read(body)
     }
 
+    /// A long poll's read: `body` again each time a commit of this node emits an event whose
+    /// subject is `subject` ("order/12"), until `done` holds for what it read or `timeout` passes;
+    /// returns the last read. Waiting holds no thread and no database connection.
+    /// Throws `ChangeWaiters.LimitReached` when the process already has its limit of waiters.
+    public func readAwaitingChange<T: Sendable>(of subject: String, timeout: Duration,
+                                                _ body: @escaping @Sendable (Database) throws -> T,
+                                                until done: (T) -> Bool) async throws -> T {
+        let deadline = ContinuousClock.now + timeout
+        let key = waitKey(subject)
+        var value = try await database.read(body)
+        while !done(value), ContinuousClock.now < deadline {
+            // Registered before the read: a commit after that read wakes this ticket.
+            let ticket = try waiters.register(key)
+            value = try await database.read(body)
+            if done(value) {
+                waiters.cancel(ticket)
+                break
+            }
+            switch await waiters.wait(ticket, until: deadline) {
+            case .changed: value = try await database.read(body)  // answered as it is if the deadline has passed meanwhile
+            case .timedOut: return try await database.read(body)
+            case .cancelled: throw CancellationError()
+            }
+        }
+        return value
+    }
+
+    private func waitKey(_ subject: String) -> String { "\(service.name) \(subject)" }
+
     /// A new event from this service.
     public func event(_ type: String, saga: String, subject: String, _ data: CommerceEventData) -> CommerceEvent {
         CommerceEvent(source: source, type: type, subject: subject,
                       timeMs: Int64(Date().timeIntervalSince1970 * 1_000), sagaId: saga, data: data)
     }
 
-    /// Called after every commit that wrote outbox rows.
-    func committed(_ types: [String]) {
-        guard !types.isEmpty else { return }
-        if let type = types.first(where: crashAfterCommitOf.contains) {
+    /// Called after every commit that wrote outbox rows: wakes the relay, and the long polls
+    /// waiting on the events' subjects (every status change of a resource emits an event with
+    /// the resource's subject).
+    func committed(_ events: [CommerceEvent]) {
+        guard !events.isEmpty else { return }
+        if let type = events.lazy.map(\.type).first(where: crashAfterCommitOf.contains) {
             FileHandle.standardError.write(Data("commerce: crashing on purpose after committing \(type), before publishing it\n".utf8))
             _exit(70)
         }
         wakeRelay.yield()
+        if waiters.count > 0 { waiters.notify(events.lazy.compactMap(\.subject).map(waitKey)) }
     }
 
     func wakeRelayPeriodically() { wakeRelay.yield() }
@@ -109,7 +146,7 @@ public final class ServiceNode: Sendable {
 enum Outbox {
     static func append(_ events: [CommerceEvent], prefix: String, _ db: Database) throws {
         for event in events {
-            try db.execute(sql: "INSERT INTO outbox (topic, key, value, event_id, type) VALUES (?, ?, ?, ?, ?)",
+            try db.cachedStatement(sql: "INSERT INTO outbox (topic, key, value, event_id, type) VALUES (?, ?, ?, ?, ?)").execute(
                            arguments: [prefix + event.topic, event.key, Data(try event.encoded()), event.id, event.type])
         }
     }

@@ -20,14 +20,12 @@ public struct APIClient: Sendable {
     }
 
     let endpoints: Endpoints
-    let session: URLSession
+    let plain: any HTTPTransport = HTTPPool()
+    let secure: any HTTPTransport
 
     public init(endpoints: Endpoints, concurrency: Int) {
         self.endpoints = endpoints
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.httpMaximumConnectionsPerHost = max(4, concurrency)
-        configuration.timeoutIntervalForRequest = 30
-        session = URLSession(configuration: configuration)
+        secure = URLSessionTransport(concurrency: concurrency)
     }
 
     struct Balance: Decodable { let balance: Int64; let chargeId: Int64? }
@@ -56,19 +54,25 @@ public struct APIClient: Sendable {
         try await post(endpoints.order, "/orders", OrderBody(userId: user, items: items.map { .init(productId: $0.0, quantity: $0.1) }), as: Order.self)
     }
     func order(_ id: Int64) async throws -> Order { try await get(endpoints.order, "/orders/\(id)", as: Order.self) }
+    /// A long poll: answers once the order left PENDING, or after `waitMs` with it as it is.
+    func order(_ id: Int64, waitMs: Int) async throws -> Order {
+        try await get(endpoints.order, "/orders/\(id)", query: "timeoutMs=\(waitMs)", timeout: .milliseconds(waitMs) + .seconds(30), as: Order.self)
+    }
     func pay(order: Int64, user: Int64, amount: Int64) async throws -> Payment {
         try await post(endpoints.payment, "/payments", ["orderId": order, "userId": user, "amount": amount], as: Payment.self)
     }
     func payment(_ id: Int64) async throws -> Payment { try await get(endpoints.payment, "/payments/\(id)", as: Payment.self) }
+    /// A long poll: answers once the payment left REQUESTED, or after `waitMs` with it as it is.
+    func payment(_ id: Int64, waitMs: Int) async throws -> Payment {
+        try await get(endpoints.payment, "/payments/\(id)", query: "timeoutMs=\(waitMs)", timeout: .milliseconds(waitMs) + .seconds(30), as: Payment.self)
+    }
 
     /// Fails fast, naming the URL, when nothing answers there: the retries below are for a
     /// service that restarts mid-run, not for one that was never started.
     func checkReachable() async throws {
         for base in Set([endpoints.user, endpoints.product, endpoints.order, endpoints.payment]) {
-            var request = URLRequest(url: base.appendingPathComponent("/healthz"))
-            request.timeoutInterval = 5
-            do { _ = try await session.data(for: request) } catch {
-                throw Failure(status: 0, body: "no commerce service answers at \(base.absoluteString): \(error.localizedDescription)")
+            do { _ = try await transport(base).send(method: "GET", url: base.appendingPathComponent("/healthz"), body: nil, headers: [], timeout: .seconds(5)) } catch {
+                throw Failure(status: 0, body: "no commerce service answers at \(base.absoluteString): \(error)")
             }
         }
     }
@@ -80,32 +84,39 @@ public struct APIClient: Sendable {
         let items: [Item]
     }
 
-    private func get<T: Decodable>(_ base: URL, _ path: String, as: T.Type) async throws -> T {
-        try await send(URLRequest(url: base.appendingPathComponent(path)), as: T.self)
+    private func transport(_ base: URL) -> any HTTPTransport { base.scheme == "https" ? secure : plain }
+
+    private func get<T: Decodable>(_ base: URL, _ path: String, query: String? = nil, timeout: Duration = .seconds(30), as: T.Type) async throws -> T {
+        var url = base.appendingPathComponent(path)
+        if let query, let withQuery = URL(string: url.absoluteString + "?" + query) { url = withQuery }
+        return try await send("GET", url, body: nil, headers: [], timeout: timeout, as: T.self)
     }
 
     private func post<T: Decodable>(_ base: URL, _ path: String, _ body: some Encodable, as: T.Type) async throws -> T {
-        var request = URLRequest(url: base.appendingPathComponent(path))
-        request.httpMethod = "POST"
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.httpBody = try JSONEncoder().encode(body)
         // One key per intended request, so the retries below can never create anything twice.
-        request.setValue(UUID().uuidString, forHTTPHeaderField: "Idempotency-Key")
-        return try await send(request, as: T.self)
+        try await send("POST", base.appendingPathComponent(path), body: try JSONEncoder().encode(body),
+                       headers: [("Content-Type", "application/json"), ("Idempotency-Key", UUID().uuidString)], timeout: .seconds(30), as: T.self)
     }
 
     /// Retries what never got an answer (a service restarting) for up to a minute.
-    private func send<T: Decodable>(_ request: URLRequest, as: T.Type) async throws -> T {
+    private func send<T: Decodable>(_ method: String, _ url: URL, body: Data?, headers: [(String, String)], timeout: Duration, as: T.Type) async throws -> T {
         let deadline = Date().addingTimeInterval(60)
-        var answer: (Data, URLResponse)?
+        let transport = transport(url)
+        var answer: (Int, Data)?
         while answer == nil {
-            do { answer = try await session.data(for: request) } catch let error as URLError where Date() < deadline {
+            do {
+                answer = try await transport.send(method: method, url: url, body: body, headers: headers, timeout: timeout)
+                // A long poll refused because the process holds its limit of waiters: ask again later.
+                if answer?.0 == 503, method == "GET", Date() < deadline {
+                    answer = nil
+                    try await Task.sleep(for: .seconds(1))
+                }
+            } catch let error as TransportFailure where Date() < deadline {
                 _ = error
                 try await Task.sleep(for: .milliseconds(250))
             }
         }
-        let (data, response) = answer!
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        let (status, data) = answer!
         guard (200..<300).contains(status) else { throw Failure(status: status, body: String(decoding: data, as: UTF8.self)) }
         return try JSONDecoder().decode(T.self, from: data)
     }

@@ -150,6 +150,7 @@ public struct SimulationReport: Sendable {
     public var invariants: [Invariant]
     public var elapsed: Double
     public var settledAfter: Double
+    public var shopping: Shopping?
     public var passed: Bool { invariants.allSatisfy(\.holds) }
 
     public var rendered: String {
@@ -163,6 +164,7 @@ public struct SimulationReport: Sendable {
             lines += i.problems.prefix(5).map { "         \($0)" }
             if i.problems.count > 5 { lines.append("         ... and \(i.problems.count - 5) more") }
         }
+        lines += shopping?.rendered ?? []
         lines.append(String(format: "%@ in %.1f s", passed ? "all invariants hold" : "INVARIANTS VIOLATED", elapsed))
         return lines.joined(separator: "\n")
     }

@@ -14,6 +14,9 @@ public struct SimulationOptions: Sendable {
     public var mongoURI: String?
     public var historyDatabase = "history"
     public var settleSeconds = 60.0
+    /// Orders started per second (an open arrival rate, as far as `concurrency` shoppers allow);
+    /// nil starts the next order as soon as a shopper is free.
+    public var rate: Double?
 
     public init(endpoints: APIClient.Endpoints) { self.endpoints = endpoints }
 }
@@ -25,6 +28,10 @@ struct OrderRun: Sendable {
     var items: [(Int64, Int64)]
     var addedToCart: [(Int64, Int64)]
     var payments: [Int64] = []
+    /// Seconds from the order request to the shopper seeing PLACED (nil if it never was).
+    var placedAfter: Double?
+    /// Seconds from each payment request to the shopper seeing COMPLETED, for those that completed.
+    var completedAfter: [Double] = []
 }
 
 public final class Simulation: Sendable {
@@ -75,11 +82,14 @@ public final class Simulation: Sendable {
 
         let productIds = products.keys.sorted()
         let counter = Counter()
+        let shoppingStarted = ContinuousClock.now
+        let cpuBefore = ProcessCPU.seconds()
         let runs = try await withThrowingTaskGroup(of: [OrderRun].self) { group in
             for _ in 0..<options.concurrency {
                 group.addTask {
                     var done: [OrderRun] = []
                     while let i = counter.next(below: self.options.orders) {
+                        if let rate = self.options.rate { try await Task.sleep(until: shoppingStarted + .seconds(Double(i) / rate), clock: .continuous) }
                         done.append(try await self.shop(i, users: users, products: productIds))
                         let n = counter.finished()
                         if n % max(1, self.options.orders / 10) == 0 { progress("\(n)/\(self.options.orders) orders through their sagas") }
@@ -89,11 +99,14 @@ public final class Simulation: Sendable {
             }
             return try await group.reduce(into: []) { $0 += $1 }
         }
+        let shopping = Shopping(orders: runs.count, seconds: (ContinuousClock.now - shoppingStarted).seconds,
+                                cpuSeconds: ProcessCPU.seconds() - cpuBefore,
+                                placedAfter: runs.compactMap(\.placedAfter), completedAfter: runs.flatMap(\.completedAfter))
         progress("all \(runs.count) order sagas ended; waiting for compensations and the archiver to settle")
         let checker = InvariantChecker(api: api, options: options)
         let result = try await checker.settle(runs: runs, initial: initial, charged: charged, chargeIds: chargeIds)
         return SimulationReport(outcomes: result.outcomes, invariants: result.invariants, elapsed: Date().timeIntervalSince(started),
-                                settledAfter: result.settledAfter)
+                                settledAfter: result.settledAfter, shopping: shopping)
     }
 
     /// One shopper: fill the cart, order, wait, pay (sometimes wrongly or twice), wait.
@@ -105,28 +118,92 @@ public final class Simulation: Sendable {
         // 5%: one line never reaches the cart, so the cart step must fail and compensate.
         let added = rng.next(in: 0...99) < 5 ? Array(items.dropFirst()) : items
         for (product, quantity) in added { try await api.addToCart(user, product, quantity) }
+        let ordered = ContinuousClock.now
         let placed = try await api.placeOrder(user, items)
         var run = OrderRun(orderId: placed.orderId, userId: user, items: items, addedToCart: added)
-        let order = try await waitFor { try await self.api.order(placed.orderId) } until: { $0.status != "PENDING" }
+        let order = try await waitFor { try await self.api.order(placed.orderId, waitMs: $0) } until: { $0.status != "PENDING" }
         guard order.status == "PLACED", let amount = order.amount else { return run }
+        run.placedAfter = (ContinuousClock.now - ordered).seconds
         let roll = rng.next(in: 0...99)
         let payAmount = roll < 4 && amount > 1 ? amount - 1 : amount  // 4%: wrong amount
         for _ in 0..<(roll >= 94 ? 2 : 1) {  // 6%: paid twice
+            let requested = ContinuousClock.now
             let payment = try await api.pay(order: placed.orderId, user: user, amount: payAmount)
             run.payments.append(payment.paymentId)
-            _ = try await waitFor { try await self.api.payment(payment.paymentId) } until: { $0.status != "REQUESTED" }
+            let final = try await waitFor { try await self.api.payment(payment.paymentId, waitMs: $0) } until: { $0.status != "REQUESTED" }
+            if final.status == "COMPLETED" { run.completedAfter.append((ContinuousClock.now - requested).seconds) }
         }
         return run
     }
 
-    func waitFor<T: Sendable>(_ fetch: @escaping @Sendable () async throws -> T, until done: (T) -> Bool) async throws -> T {
-        let deadline = Date().addingTimeInterval(options.settleSeconds)
+    /// Long polls until `done` or the settle time is up: each request waits on the server (up to
+    /// 10 s) for the saga to move, so a shopper asks about once per step instead of every 40 ms.
+    func waitFor<T: Sendable>(_ fetch: @escaping @Sendable (_ waitMs: Int) async throws -> T, until done: (T) -> Bool) async throws -> T {
+        let deadline = ContinuousClock.now + .seconds(options.settleSeconds)
         while true {
-            let value = try await fetch()
-            if done(value) || Date() > deadline { return value }
-            try await Task.sleep(for: .milliseconds(40))
+            let waitMs = max(0, min(10_000, Int(((deadline - ContinuousClock.now).seconds * 1_000).rounded(.down))))
+            let asked = ContinuousClock.now
+            let value = try await fetch(waitMs)
+            if done(value) || ContinuousClock.now >= deadline { return value }
+            // A server that answered before the wait was over does not long-poll (an older
+            // version): fall back to asking every 40 ms.
+            if ContinuousClock.now - asked < .milliseconds(waitMs / 2) { try await Task.sleep(for: .milliseconds(40)) }
         }
     }
+}
+
+/// What the shoppers saw while shopping: seeding before and settling after are not in it.
+public struct Shopping: Sendable {
+    public var orders: Int
+    public var seconds: Double
+    /// This process's own CPU (user + system) while shopping.
+    public var cpuSeconds: Double
+    /// Order request -> PLACED, seconds, for the orders that were placed.
+    public var placedAfter: [Double]
+    /// Payment request -> COMPLETED, seconds, for the payments that completed.
+    public var completedAfter: [Double]
+
+    /// Completed payments: each is an order+payment pair (a second payment of an order never completes).
+    public var pairs: Int { completedAfter.count }
+
+    /// Nearest-rank percentile, in milliseconds.
+    public static func percentileMs(_ values: [Double], _ q: Double) -> Double {
+        guard !values.isEmpty else { return .nan }
+        let sorted = values.sorted()
+        return sorted[max(0, min(sorted.count - 1, Int((q * Double(sorted.count)).rounded(.up)) - 1))] * 1_000
+    }
+
+    public var rendered: [String] {
+        func latency(_ values: [Double]) -> String {
+            String(format: "p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d)", Self.percentileMs(values, 0.5), Self.percentileMs(values, 0.99),
+                   (values.max() ?? .nan) * 1_000, values.count)
+        }
+        return [
+            String(format: "shopping: %d orders in %.2f s, %.1f orders/s; %d pairs completed, %.1f pairs/s", orders, seconds,
+                   Double(orders) / seconds, pairs, Double(pairs) / seconds),
+            "saga latency: order request -> PLACED \(latency(placedAfter)); payment request -> COMPLETED \(latency(completedAfter))",
+            String(format: "simulate CPU while shopping: %.2f s, %.2f ms per pair", cpuSeconds, cpuSeconds * 1_000 / Double(max(1, pairs))),
+        ]
+    }
+}
+
+#if canImport(Glibc)
+private let RUSAGE_SELF_WHO = __rusage_who_t(RUSAGE_SELF.rawValue)
+#else
+private let RUSAGE_SELF_WHO = RUSAGE_SELF
+#endif
+
+/// This process's CPU time so far, user + system.
+enum ProcessCPU {
+    static func seconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF_WHO, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
 struct Baseline: Sendable {

@@ -6,6 +6,8 @@ import ServiceRuntime
 public struct UserService: DomainService {
     public let name = "user"
     public let topics = [Topic.payment]
+    /// Exactly the types `handle` switches on.
+    public let handledTypes: Set<String>? = [EventType.paymentRequested, EventType.paymentFailed]
 
     public init() {}
 
@@ -34,7 +36,7 @@ public struct UserService: DomainService {
         let d = event.data
         guard let paymentId = d.paymentId, let orderId = d.orderId, let userId = d.userId, let amount = d.amount, amount > 0,
               let saga = event.sagaid else { throw DomainError("payment request without paymentId, orderId, userId, positive amount and sagaid") }
-        if try Bool.fetchOne(db, sql: "SELECT 1 FROM deductions WHERE payment_id = ?", arguments: [paymentId]) == true { return [] }
+        if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM deductions WHERE payment_id = ?"), arguments: [paymentId]) == true { return [] }
         let balance = try Self.balance(of: userId, db) ?? 0
         var failure: String?
         if node.faults.fails("balance.deduct", saga: saga) {
@@ -44,13 +46,13 @@ public struct UserService: DomainService {
         }
         let subject = "user/\(userId)"
         if let failure {
-            try db.execute(sql: "INSERT INTO deductions VALUES (?, ?, ?, ?, 'FAILED')", arguments: [paymentId, userId, orderId, amount])
+            try db.cachedStatement(sql: "INSERT INTO deductions VALUES (?, ?, ?, ?, 'FAILED')").execute(arguments: [paymentId, userId, orderId, amount])
             return [node.event(EventType.balanceDeductFailed, saga: saga, subject: subject,
                                .init(userId: userId, orderId: orderId, paymentId: paymentId, amount: amount, reason: failure))]
         }
         let after = try Checked.difference(balance, amount, "balance of user \(userId)")
-        try db.execute(sql: "UPDATE users SET balance = ? WHERE id = ?", arguments: [after, userId])
-        try db.execute(sql: "INSERT INTO deductions VALUES (?, ?, ?, ?, 'DEDUCTED')", arguments: [paymentId, userId, orderId, amount])
+        try db.cachedStatement(sql: "UPDATE users SET balance = ? WHERE id = ?").execute(arguments: [after, userId])
+        try db.cachedStatement(sql: "INSERT INTO deductions VALUES (?, ?, ?, ?, 'DEDUCTED')").execute(arguments: [paymentId, userId, orderId, amount])
         return [node.event(EventType.balanceDeducted, saga: saga, subject: subject,
                            .init(userId: userId, orderId: orderId, paymentId: paymentId, amount: amount,
                                  balanceBefore: balance, balanceAfter: after))]
@@ -59,19 +61,19 @@ public struct UserService: DomainService {
     /// Gives back what this payment deducted, once; a payment that deducted nothing needs nothing.
     private func restore(_ event: CommerceEvent, _ db: Database, _ node: ServiceNode) throws -> [CommerceEvent] {
         guard let paymentId = event.data.paymentId, let saga = event.sagaid else { throw DomainError("payment failure without paymentId and sagaid") }
-        guard let row = try Row.fetchOne(db, sql: "SELECT user_id, order_id, amount FROM deductions WHERE payment_id = ? AND state = 'DEDUCTED'",
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT user_id, order_id, amount FROM deductions WHERE payment_id = ? AND state = 'DEDUCTED'"),
                                          arguments: [paymentId]) else { return [] }
         let userId: Int64 = row["user_id"], amount: Int64 = row["amount"], orderId: Int64 = row["order_id"]
         let balance = try Self.balance(of: userId, db) ?? 0
         let after = try Checked.sum(balance, amount, "balance of user \(userId)")
-        try db.execute(sql: "UPDATE users SET balance = ? WHERE id = ?", arguments: [after, userId])
-        try db.execute(sql: "UPDATE deductions SET state = 'RESTORED' WHERE payment_id = ?", arguments: [paymentId])
+        try db.cachedStatement(sql: "UPDATE users SET balance = ? WHERE id = ?").execute(arguments: [after, userId])
+        try db.cachedStatement(sql: "UPDATE deductions SET state = 'RESTORED' WHERE payment_id = ?").execute(arguments: [paymentId])
         return [node.event(EventType.balanceRestored, saga: saga, subject: "user/\(userId)",
                            .init(userId: userId, orderId: orderId, paymentId: paymentId, amount: amount,
                                  balanceBefore: balance, balanceAfter: after, reason: event.data.reason))]
     }
 
     static func balance(of userId: Int64, _ db: Database) throws -> Int64? {
-        try Int64.fetchOne(db, sql: "SELECT balance FROM users WHERE id = ?", arguments: [userId])
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT balance FROM users WHERE id = ?"), arguments: [userId])
     }
 }

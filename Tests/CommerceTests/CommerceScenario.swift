@@ -26,12 +26,16 @@ final class CommerceScenario: @unchecked Sendable {
     let archiverTask: Task<Void, Error>
     let store: HistoryStore
 
-    init(faults: String? = nil, crashAfterCommit: String? = nil) async throws {
+    /// Flags given to every `serve all` this scenario starts, besides its own.
+    let extraArguments: [String]
+
+    init(faults: String? = nil, crashAfterCommit: String? = nil, extraArguments: [String] = []) async throws {
         let id = String(UUID().uuidString.prefix(8).lowercased())
         self.id = id
+        self.extraArguments = extraArguments
         dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("commerce-\(id)").path
         store = HistoryStore(database: try MongoClient(uri: mongoURI).database("c_\(id)"))
-        services = try Self.launch(id: id, dataDir: dataDir, port: port, faults: faults, crashAfterCommit: crashAfterCommit)
+        services = try Self.launch(id: id, dataDir: dataDir, port: port, faults: faults, crashAfterCommit: crashAfterCommit, extra: extraArguments)
         var config = ArchiverConfiguration(kafka: KafkaConfiguration(brokers: brokers), mongoURI: mongoURI, database: "c_\(id)", groupID: "c-\(id)-archiver")
         config.topics = ["c\(id).commerce.balance", "c\(id).commerce.payment", "c\(id).commerce.order"]
         config.deadLetterTopic = "c\(id).archive.dlq"
@@ -46,8 +50,8 @@ final class CommerceScenario: @unchecked Sendable {
         #expect(try await eventually { await ChildProcess.get("http://127.0.0.1:\(self.port)/healthz")?.0 == 200 }, "\(services.output)")
     }
 
-    static func launch(id: String, dataDir: String, port: Int, faults: String?, crashAfterCommit: String?) throws -> ChildProcess {
-        var arguments = ["serve", "all", "--data-dir", dataDir, "--http-port", "\(port)", "--topic-prefix", "c\(id).", "--brokers", brokers]
+    static func launch(id: String, dataDir: String, port: Int, faults: String?, crashAfterCommit: String?, extra: [String] = []) throws -> ChildProcess {
+        var arguments = ["serve", "all", "--data-dir", dataDir, "--http-port", "\(port)", "--topic-prefix", "c\(id).", "--brokers", brokers] + extra
         if let faults { arguments += ["--fault", faults] }
         if let crashAfterCommit { arguments += ["--crash-after-commit", crashAfterCommit] }
         return try ChildProcess(executable: binary("commerce"), arguments: arguments, logName: "commerce-\(id)")
@@ -66,7 +70,7 @@ final class CommerceScenario: @unchecked Sendable {
 
     /// A new process on the same data folder, port and topics, without faults.
     func startServices(waitUntilHealthy: Bool = true) async throws {
-        services = try Self.launch(id: id, dataDir: dataDir, port: port, faults: nil, crashAfterCommit: nil)
+        services = try Self.launch(id: id, dataDir: dataDir, port: port, faults: nil, crashAfterCommit: nil, extra: extraArguments)
         guard waitUntilHealthy else { return }
         #expect(try await eventually { await ChildProcess.get("http://127.0.0.1:\(self.port)/healthz")?.0 == 200 }, "\(services.output)")
     }
