@@ -313,45 +313,64 @@ def simulate(port, database, orders, concurrency, seed, pids, rate=None):
     return r
 
 
+class SagaStack:
+    """`commerce serve all` and `archiver run` on topics, a data folder and a database of their own,
+    warmed up with a few sagas (the consumer groups take seconds to join on Tansu). Every measured
+    run gets a fresh one: a run after another measures the previous run's backlog too (the
+    archiver catching up, grown tables)."""
+
+    def __init__(self, name):
+        import socket
+        def free_port():
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                return sock.getsockname()[1]
+        tag = f"{run_id}{name}"
+        prefix, self.port = f"saga{tag}.", free_port()
+        self.database = f"bench_saga_{tag}"
+        data = os.path.join(ROOT, ".run", f"bench-saga-{tag}")
+        log = open(os.path.join(ROOT, ".run", f"bench-saga-{tag}.log"), "w")
+        env = dict(os.environ, LOG_LEVEL="warning")
+        self.services = subprocess.Popen([os.path.join(REL, "commerce"), "serve", "all", "--data-dir", data, "--http-port", str(self.port),
+                                          "--topic-prefix", prefix, "--brokers", BROKERS], stdout=log, stderr=log, env=env)
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        AdminClient({"bootstrap.servers": BROKERS}).create_topics(
+            [NewTopic(prefix + t, num_partitions=4, replication_factor=1) for t in ("archive.dlq", "archive.compensation")])
+        self.archiver = subprocess.Popen([os.path.join(REL, "archiver"), "run", "--brokers", BROKERS, "--mongo-uri", MONGO,
+                                          "--database", self.database, "--group", f"bench-saga-{tag}", "--admin-port", str(free_port()),
+                                          "--topics", ",".join(prefix + "commerce." + t for t in ("balance", "payment", "order")),
+                                          "--dead-letter-topic", prefix + "archive.dlq", "--compensation-topic", prefix + "archive.compensation",
+                                          "--session-timeout-ms", "6000", "--max-poll-interval-ms", "10000"], stdout=log, stderr=log, env=env)
+        self.pids = {"services": self.services.pid, "archiver": self.archiver.pid}
+        kafka_port, mongo_port = BROKERS.rsplit(":", 1)[1], MONGO.rsplit(":", 1)[1].split("/")[0]
+        broker, mongo = server_pid("tansu broker", f":{kafka_port}"), server_pid("nx-27017", f"-p {mongo_port}")
+        if broker:
+            self.pids["broker"] = broker
+        if mongo:
+            self.pids["mongo"] = mongo
+        simulate(self.port, self.database, 8, 4, 99, self.pids)
+
+    def run(self, orders, concurrency, seed, rate=None):
+        r = simulate(self.port, self.database, orders, concurrency, seed, self.pids, rate)
+        for p in (self.services, self.archiver):
+            p.terminate()
+            p.wait(60)
+        if not r["held"]:
+            print(r["output"][-3000:], file=sys.stderr)
+        return r
+
+
 def sagas(orders):
     """Order+payment sagas through `commerce serve all` (release) with the archiver running,
     driven by `commerce simulate` (long polls, no injected faults) at several concurrencies, then
     at half the best rate for latency; the history invariant is checked after every run."""
-    import socket
-    def free_port():
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return sock.getsockname()[1]
-    prefix, port = f"saga{run_id}.", free_port()
-    data = os.path.join(ROOT, ".run", f"bench-saga-{run_id}")
-    log = open(os.path.join(ROOT, ".run", f"bench-saga-{run_id}.log"), "w")
-    env = dict(os.environ, LOG_LEVEL="warning")
-    database = f"bench_saga_{run_id}"
-    services = subprocess.Popen([os.path.join(REL, "commerce"), "serve", "all", "--data-dir", data, "--http-port", str(port),
-                                 "--topic-prefix", prefix, "--brokers", BROKERS], stdout=log, stderr=log, env=env)
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.5)
-    AdminClient({"bootstrap.servers": BROKERS}).create_topics(
-        [NewTopic(prefix + t, num_partitions=4, replication_factor=1) for t in ("archive.dlq", "archive.compensation")])
-    archiver = subprocess.Popen([os.path.join(REL, "archiver"), "run", "--brokers", BROKERS, "--mongo-uri", MONGO,
-                                 "--database", database, "--group", f"bench-saga-{run_id}", "--admin-port", str(free_port()),
-                                 "--topics", ",".join(prefix + "commerce." + t for t in ("balance", "payment", "order")),
-                                 "--dead-letter-topic", prefix + "archive.dlq", "--compensation-topic", prefix + "archive.compensation",
-                                 "--session-timeout-ms", "6000", "--max-poll-interval-ms", "10000"], stdout=log, stderr=log, env=env)
-    pids = {"services": services.pid, "archiver": archiver.pid}
-    kafka_port, mongo_port = BROKERS.rsplit(":", 1)[1], MONGO.rsplit(":", 1)[1].split("/")[0]
-    broker, mongo = server_pid("tansu broker", f":{kafka_port}"), server_pid("nx-27017", f"-p {mongo_port}")
-    if broker:
-        pids["broker"] = broker
-    if mongo:
-        pids["mongo"] = mongo
-    # A few sagas first: the consumer groups join (seconds on Tansu) before anything is timed.
-    simulate(port, database, 8, 4, 99, pids)
-    out = [f"sagas through `commerce serve all` + archiver, {orders} orders per run, 100 users, no faults; "
+    broker = server_pid("tansu broker", f":{BROKERS.rsplit(':', 1)[1]}")
+    out = [f"sagas through `commerce serve all` + archiver, {orders} orders per run, 100 users, no faults, a fresh stack per run; "
            "pairs/s and latency over the shopping phase (seeding and the invariant check excluded); "
            "CPU per completed order+payment pair from /proc over the same phase"
            + ("" if broker else " (broker process not found: no broker CPU)"), "",
@@ -368,22 +387,15 @@ def sagas(orders):
     runs = []
     concurrencies = [int(c) for c in os.environ.get("BENCH_SAGA_CONCURRENCY", "16,64,128").split(",")]
     for n, c in enumerate(concurrencies):
-        r = simulate(port, database, orders, c, 1 + n, pids)
+        r = SagaStack(f"c{c}").run(orders, c, 1 + n)
         runs.append(r)
         out.append(row(r))
-        if not r["held"]:
-            print(r["output"][-3000:], file=sys.stderr)
     best = max(runs, key=lambda r: r["orders_per_s"] if r["orders_per_s"] == r["orders_per_s"] else 0)
     if best["orders_per_s"] == best["orders_per_s"]:
         # Half the best rate, as an open arrival rate: enough shoppers that arrivals never wait for one.
         rate = best["orders_per_s"] / 2
-        half = simulate(port, database, max(200, int(rate * float(os.environ.get("BENCH_SAGA_LATENCY_SECONDS", "10")))), 256, 50, pids, rate=rate)
-        out.append(row(half))
-        if not half["held"]:
-            print(half["output"][-3000:], file=sys.stderr)
-    for p in (services, archiver):
-        p.terminate()
-        p.wait(60)
+        count = max(200, int(rate * float(os.environ.get("BENCH_SAGA_LATENCY_SECONDS", "10"))))
+        out.append(row(SagaStack("half").run(count, 256, 50, rate=rate)))
     return "\n".join(out)
 
 
