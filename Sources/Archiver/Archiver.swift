@@ -42,7 +42,9 @@ public final class Archiver: Service, Sendable {
 
     /// Connects to both servers (failing fast with a named error when one is unreachable) and migrates.
     /// - Parameter registry: where its series go; `/metrics` serves the same registry.
-    public init(configuration: ArchiverConfiguration, logger: Logger, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) async throws {
+    public init(
+        configuration: ArchiverConfiguration, logger: Logger, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
+    ) async throws {
         config = configuration
         self.logger = logger
         metrics = ArchiverMetrics(registry: registry)
@@ -95,7 +97,8 @@ public final class Archiver: Service, Sendable {
             defer { s.carryOver = [] }
             return s.carryOver
         }
-        let result = try await consumer.poll(maxMessages: max(1, config.batchSize - carried.count), timeout: .milliseconds(carried.isEmpty ? config.pollTimeoutMs : 0))
+        let result = try await consumer.poll(
+            maxMessages: max(1, config.batchSize - carried.count), timeout: .milliseconds(carried.isEmpty ? config.pollTimeoutMs : 0))
         handle(result.rebalances)
         await checkBrokers()
         let assignment = consumer.assignment
@@ -124,21 +127,27 @@ public final class Archiver: Service, Sendable {
             consumer.setPauseNewAssignments(false)
             try await consumer.resume(Array(consumer.assignment))
         }
-        logger.info("batch", metadata: ["events": "\(batch.count)", "archived": "\(outcome.archived)", "compensated": "\(outcome.compensated)",
-                                        "suppressed": "\(outcome.suppressed)", "deadLettered": "\(outcome.deadLettered)", "ignored": "\(outcome.ignored)"])
+        logger.info(
+            "batch",
+            metadata: [
+                "events": "\(batch.count)", "archived": "\(outcome.archived)", "compensated": "\(outcome.compensated)",
+                "suppressed": "\(outcome.suppressed)", "deadLettered": "\(outcome.deadLettered)", "ignored": "\(outcome.ignored)",
+            ])
         updateLag()
     }
 
     private var executor: BatchExecutor {
-        BatchExecutor(store: store, producer: producer, retrier: retrier, metrics: metrics, logger: logger,
-                      deadLetterTopic: config.deadLetterTopic, compensationTopic: config.compensationTopic)
+        BatchExecutor(
+            store: store, producer: producer, retrier: retrier, metrics: metrics, logger: logger,
+            deadLetterTopic: config.deadLetterTopic, compensationTopic: config.compensationTopic)
     }
 
     var retrier: Retrier {
         let grace = Duration.milliseconds(config.shutdownGraceMs)
-        return Retrier(initialMs: config.retryInitialMs, maxMs: config.retryMaxMs, logger: logger, metrics: metrics, status: status,
-                       shouldGiveUp: { [loop] in loop.withLock { $0.stopRequestedAt.map { .now - $0 > grace } ?? false } },
-                       waiter: { [self] in await waitPaused($0) })
+        return Retrier(
+            initialMs: config.retryInitialMs, maxMs: config.retryMaxMs, logger: logger, metrics: metrics, status: status,
+            shouldGiveUp: { [loop] in loop.withLock { $0.stopRequestedAt.map { .now - $0 > grace } ?? false } },
+            waiter: { [self] in await waitPaused($0) })
     }
 
     /// Commits the next offset of every partition in the batch that is still ours, owned being
@@ -191,7 +200,11 @@ public final class Archiver: Service, Sendable {
     /// archiver); a metadata probe, at most once a second, notices the brokers coming back.
     private func checkBrokers() async {
         guard consumer.brokersDown else {
-            if loop.withLock({ s in defer { s.brokersDownReported = false }; return s.brokersDownReported }) { status.setReachable(kafka: true) }
+            if loop.withLock({ s in
+                defer { s.brokersDownReported = false }; return s.brokersDownReported
+            }) {
+                status.setReachable(kafka: true)
+            }
             return
         }
         if !loop.withLock({ $0.brokersDownReported }) {

@@ -1,8 +1,8 @@
+import AdminServer
+import Archiver
+import ArgumentParser
 import CLISupport
 import Foundation
-import AdminServer
-import ArgumentParser
-import Archiver
 import Logging
 import ServiceLifecycle
 
@@ -50,9 +50,10 @@ struct RunCommand: AsyncParsableCommand {
         CLILogging.bootstrap(default: .info)
         let logger = Logger(label: "archiver")
         let port = try ConnectionOptions.port(adminPort, "ARCHIVER_ADMIN_PORT", 9464)
-        var config = ArchiverConfiguration(kafka: try connection.kafka, mongoURI: connection.resolvedMongoURI,
-                                           database: try connection.resolvedDatabase,
-                                           groupID: ConnectionOptions.value(group, "ARCHIVER_GROUP", "history-archiver"))
+        var config = ArchiverConfiguration(
+            kafka: try connection.kafka, mongoURI: connection.resolvedMongoURI,
+            database: try connection.resolvedDatabase,
+            groupID: ConnectionOptions.value(group, "ARCHIVER_GROUP", "history-archiver"))
         config.batchSize = batchSize
         config.sessionTimeoutMs = sessionTimeoutMs
         config.maxPollIntervalMs = maxPollIntervalMs
@@ -62,17 +63,24 @@ struct RunCommand: AsyncParsableCommand {
         config.compensationTopic = compensationTopic
         let registry = AdminServer.bootstrapMetrics()
         let archiver = try await Archiver(configuration: config, logger: logger, registry: registry)
-        let admin = AdminServer.application(host: adminHost, port: port, registry: registry, readiness: {
-            let s = archiver.status.snapshot
-            return AdminServer.Readiness(ready: s.ready, detail: "mongo=\(s.mongoReachable ? "up" : "down") kafka=\(s.kafkaReachable ? "up" : "down") partitions=\(s.assignedPartitions)" + (s.ready ? "" : s.lastError.map { " last_error=\($0)" } ?? ""))
-        }, logger: logger)
-        let group = ServiceGroup(configuration: .init(
-            services: [
-                .init(service: archiver, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
-                // A port already taken must stop the process with that error, not leave it running unobservable.
-                .init(service: admin, failureTerminationBehavior: .gracefullyShutdownGroup),
-            ],
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let admin = AdminServer.application(
+            host: adminHost, port: port, registry: registry,
+            readiness: {
+                let s = archiver.status.snapshot
+                return AdminServer.Readiness(
+                    ready: s.ready,
+                    detail: "mongo=\(s.mongoReachable ? "up" : "down") kafka=\(s.kafkaReachable ? "up" : "down") partitions=\(s.assignedPartitions)"
+                        + (s.ready ? "" : s.lastError.map { " last_error=\($0)" } ?? ""))
+            }, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(
+                        service: archiver, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+                    // A port already taken must stop the process with that error, not leave it running unobservable.
+                    .init(service: admin, failureTerminationBehavior: .gracefullyShutdownGroup),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }

@@ -22,8 +22,10 @@ public struct APIError: HTTPResponseError, CustomStringConvertible {
     public static func notFound(_ message: String) -> APIError { APIError(.notFound, code: "not_found", message) }
     public static func conflict(_ code: String, _ message: String) -> APIError { APIError(.conflict, code: code, message) }
     public static func keyReused(_ key: IdempotencyKey, firstUsedFor request: String) -> APIError {
-        APIError(.unprocessableContent, code: "idempotency_key_reused",
-                 "Idempotency-Key '\(key.value)' was first used for \(request == key.request ? "\(request) with another body" : request); a new request needs a new key")
+        APIError(
+            .unprocessableContent, code: "idempotency_key_reused",
+            "Idempotency-Key '\(key.value)' was first used for \(request == key.request ? "\(request) with another body" : request); a new request needs a new key"
+        )
     }
 
     public var description: String { "\(status.code) \(code): \(message)" }

@@ -48,7 +48,8 @@ public struct StatusWait: Sendable {
                 wanted = Set(names)
                 return StatusWait(wanted: wanted, timeoutMs: timeoutMs)
             }
-            throw APIError.badRequest("waitFor must be a comma-separated list of \(resource) statuses (\(statuses.joined(separator: ", "))), got '\(unknown.prefix(40))'")
+            throw APIError.badRequest(
+                "waitFor must be a comma-separated list of \(resource) statuses (\(statuses.joined(separator: ", "))), got '\(unknown.prefix(40))'")
         }
         return StatusWait(wanted: wanted, timeoutMs: timeoutMs)
     }
@@ -57,8 +58,10 @@ public struct StatusWait: Sendable {
 extension ServiceNode {
     /// Reads a resource whose status can be waited for; with a wait, answers once its status is
     /// wanted or final, or at the timeout. nil when it does not exist.
-    public func read<T: Sendable>(_ subject: String, waiting wait: StatusWait?, final: Set<String>, status: @escaping @Sendable (T) -> String,
-                                  _ body: @escaping @Sendable (Database) throws -> T?) async throws -> T? {
+    public func read<T: Sendable>(
+        _ subject: String, waiting wait: StatusWait?, final: Set<String>, status: @escaping @Sendable (T) -> String,
+        _ body: @escaping @Sendable (Database) throws -> T?
+    ) async throws -> T? {
         guard let wait, wait.timeoutMs > 0 else { return try await read(body) }
         do {
             return try await readAwaitingChange(of: subject, timeout: .milliseconds(wait.timeoutMs), body) { value in
@@ -67,8 +70,9 @@ extension ServiceNode {
                 return wait.wanted.contains(s) || final.contains(s)
             }
         } catch let error as ChangeWaiters.LimitReached {
-            throw APIError(.serviceUnavailable, code: "too_many_waiters",
-                           "\(error); retry later, or read without waitFor and timeoutMs", headers: [.retryAfter: "1"])
+            throw APIError(
+                .serviceUnavailable, code: "too_many_waiters",
+                "\(error); retry later, or read without waitFor and timeoutMs", headers: [.retryAfter: "1"])
         }
     }
 }

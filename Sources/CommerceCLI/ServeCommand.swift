@@ -33,13 +33,19 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Folder of the services' SQLite files (env COMMERCE_DATA_DIR, default ./data).")
     var dataDir: String?
 
-    @Option(help: "Injected failures, step=rate or step=sagaId, comma-separated (env COMMERCE_FAULTS). Steps: \(FaultPlan.steps.joined(separator: ", ")), *.")
+    @Option(
+        help:
+            "Injected failures, step=rate or step=sagaId, comma-separated (env COMMERCE_FAULTS). Steps: \(FaultPlan.steps.joined(separator: ", ")), *."
+    )
     var fault: String?
 
     @Option(help: "Prefix for every topic and consumer group (env COMMERCE_TOPIC_PREFIX); for isolated test runs.")
     var topicPrefix: String?
 
-    @Option(help: "Most requests waiting at once in long polls (waitFor/timeoutMs) in this process; more get a 503 (env COMMERCE_MAX_WAITERS, default \(ChangeWaiters.defaultLimit)).")
+    @Option(
+        help:
+            "Most requests waiting at once in long polls (waitFor/timeoutMs) in this process; more get a 503 (env COMMERCE_MAX_WAITERS, default \(ChangeWaiters.defaultLimit))."
+    )
     var maxWaiters: Int?
 
     @Option(help: .hidden)
@@ -68,8 +74,9 @@ struct ServeCommand: AsyncParsableCommand {
         let waiters = ChangeWaiters(limit: waiterLimit)  // one bound on long polls per process
         let nodes = try names.map { name in
             do {
-                return try ServiceNode(service: Self.services[name]!(), directory: directory, faults: faults, topicPrefix: prefix,
-                                       crashAfterCommitOf: Set(crashAfterCommit), keySpace: keys, waiters: waiters, logger: logger)
+                return try ServiceNode(
+                    service: Self.services[name]!(), directory: directory, faults: faults, topicPrefix: prefix,
+                    crashAfterCommitOf: Set(crashAfterCommit), keySpace: keys, waiters: waiters, logger: logger)
             } catch { throw ValidationError("cannot open the \(name) database in '\(directory)': \(error)") }
         }
         let messaging = try ServiceHost(nodes: nodes, kafka: kafka, groupPrefix: "commerce-\(prefix)", logger: logger)
@@ -92,13 +99,17 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let http = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "commerce"), logger: logger)
         if !faults.isEmpty { logger.warning("fault injection on", metadata: ["faults": "\(faults)"]) }
-        let group = ServiceGroup(configuration: .init(
-            services: [
-                .init(service: messaging, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
-                .init(service: AdminServer.Addressed(http, name: "HTTP API", address: "\(host):\(port)"),
-                      failureTerminationBehavior: .gracefullyShutdownGroup),
-            ],
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(
+                        service: messaging, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup
+                    ),
+                    .init(
+                        service: AdminServer.Addressed(http, name: "HTTP API", address: "\(host):\(port)"),
+                        failureTerminationBehavior: .gracefullyShutdownGroup),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do { try await group.run() } catch is ServiceHost.Failure {
             throw ExitCode(1)  // the error was logged when it happened
         }

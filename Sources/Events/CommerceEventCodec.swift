@@ -48,16 +48,27 @@ extension CommerceEvent {
         var data: CommerceEventData?
 
         mutating func read(_ key: JSONReader.Key, _ r: inout JSONReader) throws(JSONReader.Failure) {
-            if key.is("data") { data = try CommerceEventData.read(&r) }
-            else if key.is("id") { id = try r.optionalString("id") }
-            else if key.is("type") { type = try r.optionalString("type") }
-            else if key.is("source") { source = try r.optionalString("source") }
-            else if key.is("specversion") { specversion = try r.optionalString("specversion") }
-            else if key.is("sagaid") { sagaid = try r.optionalString("sagaid") }
-            else if key.is("subject") { subject = try r.optionalString("subject") }
-            else if key.is("time") { time = try r.optionalString("time") }
-            else if key.is("datacontenttype") { datacontenttype = try r.optionalString("datacontenttype") }
-            else { try r.skipValue() }
+            if key.is("data") {
+                data = try CommerceEventData.read(&r)
+            } else if key.is("id") {
+                id = try r.optionalString("id")
+            } else if key.is("type") {
+                type = try r.optionalString("type")
+            } else if key.is("source") {
+                source = try r.optionalString("source")
+            } else if key.is("specversion") {
+                specversion = try r.optionalString("specversion")
+            } else if key.is("sagaid") {
+                sagaid = try r.optionalString("sagaid")
+            } else if key.is("subject") {
+                subject = try r.optionalString("subject")
+            } else if key.is("time") {
+                time = try r.optionalString("time")
+            } else if key.is("datacontenttype") {
+                datacontenttype = try r.optionalString("datacontenttype")
+            } else {
+                try r.skipValue()
+            }
         }
 
         func event() throws(EventDecodingError) -> CommerceEvent {
@@ -66,8 +77,9 @@ extension CommerceEvent {
                 return value
             }
             guard let data else { throw .schema("missing member 'data'") }
-            var event = CommerceEvent(id: try required(id, "id"), source: try required(source, "source"), type: try required(type, "type"),
-                                      subject: subject, timeMs: 0, sagaId: "", data: data)
+            var event = CommerceEvent(
+                id: try required(id, "id"), source: try required(source, "source"), type: try required(type, "type"),
+                subject: subject, timeMs: 0, sagaId: "", data: data)
             event.specversion = try required(specversion, "specversion")
             event.time = try required(time, "time")
             event.datacontenttype = datacontenttype
@@ -100,18 +112,27 @@ extension CommerceEventData {
         guard try r.peek() == 0x7B else { throw JSONReader.Failure(message: "data must be an object, got \(try r.kindOfNext())") }
         var d = CommerceEventData()
         try r.object { (r: inout JSONReader, key) throws(JSONReader.Failure) in
-            if key.is("userId") { d.userId = try r.optionalInteger("userId") }
-            else if key.is("orderId") { d.orderId = try r.optionalInteger("orderId") }
-            else if key.is("paymentId") { d.paymentId = try r.optionalInteger("paymentId") }
-            else if key.is("amount") { d.amount = try r.optionalInteger("amount") }
-            else if key.is("balanceBefore") { d.balanceBefore = try r.optionalInteger("balanceBefore") }
-            else if key.is("balanceAfter") { d.balanceAfter = try r.optionalInteger("balanceAfter") }
-            else if key.is("items") {
+            if key.is("userId") {
+                d.userId = try r.optionalInteger("userId")
+            } else if key.is("orderId") {
+                d.orderId = try r.optionalInteger("orderId")
+            } else if key.is("paymentId") {
+                d.paymentId = try r.optionalInteger("paymentId")
+            } else if key.is("amount") {
+                d.amount = try r.optionalInteger("amount")
+            } else if key.is("balanceBefore") {
+                d.balanceBefore = try r.optionalInteger("balanceBefore")
+            } else if key.is("balanceAfter") {
+                d.balanceAfter = try r.optionalInteger("balanceAfter")
+            } else if key.is("items") {
                 if try r.peek() == 0x6E { try r.literal("null") } else { d.items = try OrderItem.readList(&r) }
+            } else if key.is("status") {
+                d.status = try r.optionalString("status")
+            } else if key.is("reason") {
+                d.reason = try r.optionalString("reason")
+            } else {
+                try r.skipValue()
             }
-            else if key.is("status") { d.status = try r.optionalString("status") }
-            else if key.is("reason") { d.reason = try r.optionalString("reason") }
-            else { try r.skipValue() }
         }
         return d
     }
@@ -156,9 +177,13 @@ extension OrderItem {
             guard try r.peek() == 0x7B else { throw JSONReader.Failure(message: "an item must be an object, got \(try r.kindOfNext())") }
             var productId: Int64?, quantity: Int64?
             try r.object { (r: inout JSONReader, key) throws(JSONReader.Failure) in
-                if key.is("productId") { productId = try r.optionalInteger("productId") }
-                else if key.is("quantity") { quantity = try r.optionalInteger("quantity") }
-                else { try r.skipValue() }
+                if key.is("productId") {
+                    productId = try r.optionalInteger("productId")
+                } else if key.is("quantity") {
+                    quantity = try r.optionalInteger("quantity")
+                } else {
+                    try r.skipValue()
+                }
             }
             guard let productId, let quantity else { throw JSONReader.Failure(message: "an item needs integers productId and quantity") }
             items.append(OrderItem(productId: productId, quantity: quantity))

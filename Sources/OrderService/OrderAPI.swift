@@ -36,14 +36,17 @@ public enum OrderAPI {
             guard (1...100).contains(new.items.count) else { throw APIError.badRequest("items must hold 1-100 lines, got \(new.items.count)") }
             for item in new.items {
                 guard item.productId > 0 else { throw APIError.badRequest("items[].productId must be a positive integer") }
-                guard (1...1_000_000).contains(item.quantity) else { throw APIError.badRequest("items[].quantity must be 1-1000000, got \(item.quantity)") }
+                guard (1...1_000_000).contains(item.quantity) else {
+                    throw APIError.badRequest("items[].quantity must be 1-1000000, got \(item.quantity)")
+                }
             }
             return try await node.respond(to: post, status: .accepted) { db in
                 try db.cachedStatement(sql: "INSERT INTO orders (user_id, items, status) VALUES (?, ?, 'PENDING')").execute(
-                               arguments: [new.userId, OrderItem.encodeList(new.items)])
+                    arguments: [new.userId, OrderItem.encodeList(new.items)])
                 let order = Order(orderId: db.lastInsertedRowID, userId: new.userId, items: new.items, status: .pending)
-                let event = node.event(EventType.orderRequested, saga: order.sagaId, subject: "order/\(order.orderId)",
-                                       .init(userId: new.userId, orderId: order.orderId, items: new.items, status: "PENDING"))
+                let event = node.event(
+                    EventType.orderRequested, saga: order.sagaId, subject: "order/\(order.orderId)",
+                    .init(userId: new.userId, orderId: order.orderId, items: new.items, status: "PENDING"))
                 return (OrderView(order: order), [event])
             }
         }
@@ -51,9 +54,12 @@ public enum OrderAPI {
         // `?waitFor=PLACED,CANCELLED&timeoutMs=5000`: a long poll, see StatusWait.
         router.get("/orders/:orderId") { request, context -> Response in
             let id = try context.id("orderId")
-            let wait = try StatusWait.parse(request, resource: "order", statuses: Order.Status.allCases.map(\.rawValue), initial: Order.Status.pending.rawValue)
-            guard let order = try await node.read("order/\(id)", waiting: wait, final: [Order.Status.cancelled.rawValue], status: { $0.status.rawValue },
-                                                   { db in try Order.fetch(id, db) })
+            let wait = try StatusWait.parse(
+                request, resource: "order", statuses: Order.Status.allCases.map(\.rawValue), initial: Order.Status.pending.rawValue)
+            guard
+                let order = try await node.read(
+                    "order/\(id)", waiting: wait, final: [Order.Status.cancelled.rawValue], status: { $0.status.rawValue },
+                    { db in try Order.fetch(id, db) })
             else { throw APIError.notFound("order \(id) does not exist") }
             return try JSON.response(OrderView(order: order))
         }

@@ -17,14 +17,18 @@ public enum PaymentAPI {
             let post = try await Post(NewPayment.self, from: request)
             let new = post.body
             guard new.orderId > 0, new.userId > 0 else { throw APIError.badRequest("orderId and userId must be positive integers") }
-            guard new.amount > 0, new.amount <= 1_000_000_000_000 else { throw APIError.badRequest("amount must be 1-1000000000000, got \(new.amount)") }
+            guard new.amount > 0, new.amount <= 1_000_000_000_000 else {
+                throw APIError.badRequest("amount must be 1-1000000000000, got \(new.amount)")
+            }
             return try await node.respond(to: post, status: .accepted) { db in
                 try db.cachedStatement(sql: "INSERT INTO payments (order_id, user_id, amount, status) VALUES (?, ?, ?, 'REQUESTED')").execute(
-                               arguments: [new.orderId, new.userId, new.amount])
+                    arguments: [new.orderId, new.userId, new.amount])
                 let id = db.lastInsertedRowID
-                let payment = Payment(paymentId: id, orderId: new.orderId, userId: new.userId, amount: new.amount, status: "REQUESTED", sagaId: "pay-\(id)")
-                let event = node.event(EventType.paymentRequested, saga: payment.sagaId, subject: "payment/\(id)",
-                                       .init(userId: new.userId, orderId: new.orderId, paymentId: id, amount: new.amount, status: "REQUESTED"))
+                let payment = Payment(
+                    paymentId: id, orderId: new.orderId, userId: new.userId, amount: new.amount, status: "REQUESTED", sagaId: "pay-\(id)")
+                let event = node.event(
+                    EventType.paymentRequested, saga: payment.sagaId, subject: "payment/\(id)",
+                    .init(userId: new.userId, orderId: new.orderId, paymentId: id, amount: new.amount, status: "REQUESTED"))
                 return (payment, [event])
             }
         }
@@ -33,8 +37,10 @@ public enum PaymentAPI {
         router.get("/payments/:paymentId") { request, context -> Response in
             let id = try context.id("paymentId")
             let wait = try StatusWait.parse(request, resource: "payment", statuses: Payment.statuses, initial: "REQUESTED")
-            guard let payment = try await node.read("payment/\(id)", waiting: wait, final: ["COMPLETED", "FAILED"], status: { $0.status },
-                                                     { db in try Payment.fetch(id, db) })
+            guard
+                let payment = try await node.read(
+                    "payment/\(id)", waiting: wait, final: ["COMPLETED", "FAILED"], status: { $0.status },
+                    { db in try Payment.fetch(id, db) })
             else { throw APIError.notFound("payment \(id) does not exist") }
             return try JSON.response(payment)
         }

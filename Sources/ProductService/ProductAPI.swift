@@ -33,18 +33,24 @@ public enum ProductAPI {
         router.post("/products") { request, _ -> Response in
             let post = try await Post(NewProduct.self, from: request)
             let new = post.body
-            guard !new.name.trimmingCharacters(in: .whitespaces).isEmpty, new.name.count <= 200 else { throw APIError.badRequest("name must be 1-200 characters") }
+            guard !new.name.trimmingCharacters(in: .whitespaces).isEmpty, new.name.count <= 200 else {
+                throw APIError.badRequest("name must be 1-200 characters")
+            }
             guard new.price > 0, new.price <= 1_000_000_000 else { throw APIError.badRequest("price must be 1-1000000000, got \(new.price)") }
             guard new.stock >= 0, new.stock <= 1_000_000_000 else { throw APIError.badRequest("stock must be 0-1000000000, got \(new.stock)") }
             return try await node.respond(to: post, status: .created) { db in
-                try db.cachedStatement(sql: "INSERT INTO products (name, price, stock) VALUES (?, ?, ?)").execute(arguments: [new.name, new.price, new.stock])
+                try db.cachedStatement(sql: "INSERT INTO products (name, price, stock) VALUES (?, ?, ?)").execute(arguments: [
+                    new.name, new.price, new.stock,
+                ])
                 return (Product(id: db.lastInsertedRowID, name: new.name, price: new.price, stock: new.stock), [])
             }
         }
 
         router.get("/products/:productId") { _, context -> Response in
             let id = try context.id("productId")
-            guard let product = try await node.read({ db in try fetchProduct(id, db) }) else { throw APIError.notFound("product \(id) does not exist") }
+            guard let product = try await node.read({ db in try fetchProduct(id, db) }) else {
+                throw APIError.notFound("product \(id) does not exist")
+            }
             return try JSON.response(product)
         }
 
@@ -58,7 +64,9 @@ public enum ProductAPI {
                 try ProductService.setCartLine(of: userId, product: line.productId, db) { current in
                     let (total, overflow) = current.addingReportingOverflow(line.quantity)
                     guard !overflow else {
-                        throw APIError.conflict("cart_overflow", "cart of user \(userId) holds \(current) of product \(line.productId); \(line.quantity) more would overflow")
+                        throw APIError.conflict(
+                            "cart_overflow",
+                            "cart of user \(userId) holds \(current) of product \(line.productId); \(line.quantity) more would overflow")
                     }
                     return total
                 }
@@ -79,8 +87,10 @@ public enum ProductAPI {
     }
 
     static func fetchCart(_ userId: Int64, _ db: Database) throws -> Cart {
-        let lines = try Row.fetchAll(db.cachedStatement(sql: "SELECT product_id, quantity FROM cart_items WHERE user_id = ? ORDER BY product_id"), arguments: [userId])
-            .map { CartLine(productId: $0["product_id"], quantity: $0["quantity"]) }
+        let lines = try Row.fetchAll(
+            db.cachedStatement(sql: "SELECT product_id, quantity FROM cart_items WHERE user_id = ? ORDER BY product_id"), arguments: [userId]
+        )
+        .map { CartLine(productId: $0["product_id"], quantity: $0["quantity"]) }
         return Cart(userId: userId, items: lines)
     }
 }

@@ -23,14 +23,15 @@ public struct StoredAnswer: Sendable, Equatable {
 
 public enum IdempotencyStore {
     public static func find(_ key: String, _ db: Database) throws -> StoredAnswer? {
-        try Row.fetchOne(db.cachedStatement(sql: "SELECT request, fingerprint, status, answer FROM idempotency_keys WHERE key = ?"), arguments: [key]).map {
-            StoredAnswer(request: $0["request"], fingerprint: $0["fingerprint"], status: $0["status"], body: $0["answer"])
-        }
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT request, fingerprint, status, answer FROM idempotency_keys WHERE key = ?"), arguments: [key])
+            .map {
+                StoredAnswer(request: $0["request"], fingerprint: $0["fingerprint"], status: $0["status"], body: $0["answer"])
+            }
     }
 
     public static func save(_ key: String, _ answer: StoredAnswer, _ db: Database) throws {
         try db.cachedStatement(sql: "INSERT INTO idempotency_keys (key, request, fingerprint, status, answer) VALUES (?, ?, ?, ?, ?)").execute(
-                       arguments: [key, answer.request, answer.fingerprint, answer.status, answer.body])
+            arguments: [key, answer.request, answer.fingerprint, answer.status, answer.body])
     }
 }
 

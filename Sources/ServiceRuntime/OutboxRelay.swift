@@ -80,7 +80,8 @@ final class OutboxRelay: Sendable {
             if progress.inFlight.isEmpty, let failure = progress.failure {
                 progress.failure = nil
                 progress.sent = progress.published
-                logger.warning("outbox not published yet; it stays until the broker takes it", metadata: ["service": "\(node.name)", "error": "\(failure)"])
+                logger.warning(
+                    "outbox not published yet; it stays until the broker takes it", metadata: ["service": "\(node.name)", "error": "\(failure)"])
                 // Stopping must not wait for the broker: what stays is published by the next process.
                 if finishing || stopping() { return }
                 try? await Task.sleep(for: .milliseconds(500))
@@ -98,7 +99,8 @@ final class OutboxRelay: Sendable {
             let rows = try await unpublished(after: progress.sent)
             guard let last = rows.last?.0 else { break }
             do { _ = try await producer.send(rows.map(\.1)) } catch let error as KafkaError where !error.isFatal {
-                logger.warning("outbox not published yet; it stays until the broker takes it", metadata: ["service": "\(node.name)", "error": "\(error)"])
+                logger.warning(
+                    "outbox not published yet; it stays until the broker takes it", metadata: ["service": "\(node.name)", "error": "\(error)"])
                 break
             }
             progress.sent = last
@@ -137,12 +139,14 @@ final class OutboxRelay: Sendable {
 
     private func unpublished(after seq: Int64) async throws -> [(Int64, KafkaRecord)] {
         try await node.database.read { [batchSize] db in
-            try Row.fetchAll(db.cachedStatement(sql: "SELECT seq, topic, key, value FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?"),
-                             arguments: [seq, batchSize])
-                .map { row -> (Int64, KafkaRecord) in
-                    let value: Data = row["value"]
-                    return (row["seq"], KafkaRecord(topic: row["topic"], key: Array((row["key"] as String).utf8), value: Array(value)))
-                }
+            try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT seq, topic, key, value FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?"),
+                arguments: [seq, batchSize]
+            )
+            .map { row -> (Int64, KafkaRecord) in
+                let value: Data = row["value"]
+                return (row["seq"], KafkaRecord(topic: row["topic"], key: Array((row["key"] as String).utf8), value: Array(value)))
+            }
         }
     }
 

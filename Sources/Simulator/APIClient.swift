@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -35,7 +36,9 @@ public struct APIClient: Sendable {
     struct Payment: Decodable { let paymentId: Int64; let amount: Int64; let status: String; let reason: String? }
 
     func balance(_ user: Int64) async throws -> Int64? {
-        do { return try await get(endpoints.user, "/users/\(user)/balance", as: Balance.self).balance } catch let f as Failure where f.status == 404 { return nil }
+        do { return try await get(endpoints.user, "/users/\(user)/balance", as: Balance.self).balance } catch let f as Failure where f.status == 404 {
+            return nil
+        }
     }
     func chargeReturningId(_ user: Int64, _ amount: Int64) async throws -> Int64 {
         try await post(endpoints.user, "/users/\(user)/charge", ["amount": amount], as: Balance.self).chargeId ?? 0
@@ -48,10 +51,12 @@ public struct APIClient: Sendable {
         _ = try await post(endpoints.product, "/users/\(user)/cart", ["productId": product, "quantity": quantity], as: Cart.self)
     }
     func cart(_ user: Int64) async throws -> [Int64: Int64] {
-        Dictionary(try await get(endpoints.product, "/users/\(user)/cart", as: Cart.self).items.map { ($0.productId, $0.quantity) }, uniquingKeysWith: +)
+        Dictionary(
+            try await get(endpoints.product, "/users/\(user)/cart", as: Cart.self).items.map { ($0.productId, $0.quantity) }, uniquingKeysWith: +)
     }
     func placeOrder(_ user: Int64, _ items: [(Int64, Int64)]) async throws -> Order {
-        try await post(endpoints.order, "/orders", OrderBody(userId: user, items: items.map { .init(productId: $0.0, quantity: $0.1) }), as: Order.self)
+        try await post(
+            endpoints.order, "/orders", OrderBody(userId: user, items: items.map { .init(productId: $0.0, quantity: $0.1) }), as: Order.self)
     }
     func order(_ id: Int64) async throws -> Order { try await get(endpoints.order, "/orders/\(id)", as: Order.self) }
     /// A long poll: answers once the order left PENDING, or after `waitMs` with it as it is.
@@ -64,14 +69,18 @@ public struct APIClient: Sendable {
     func payment(_ id: Int64) async throws -> Payment { try await get(endpoints.payment, "/payments/\(id)", as: Payment.self) }
     /// A long poll: answers once the payment left REQUESTED, or after `waitMs` with it as it is.
     func payment(_ id: Int64, waitMs: Int) async throws -> Payment {
-        try await get(endpoints.payment, "/payments/\(id)", query: "timeoutMs=\(waitMs)", timeout: .milliseconds(waitMs) + .seconds(30), as: Payment.self)
+        try await get(
+            endpoints.payment, "/payments/\(id)", query: "timeoutMs=\(waitMs)", timeout: .milliseconds(waitMs) + .seconds(30), as: Payment.self)
     }
 
     /// Fails fast, naming the URL, when nothing answers there: the retries below are for a
     /// service that restarts mid-run, not for one that was never started.
     func checkReachable() async throws {
         for base in Set([endpoints.user, endpoints.product, endpoints.order, endpoints.payment]) {
-            do { _ = try await transport(base).send(method: "GET", url: base.appendingPathComponent("/healthz"), body: nil, headers: [], timeout: .seconds(5)) } catch {
+            do {
+                _ = try await transport(base).send(
+                    method: "GET", url: base.appendingPathComponent("/healthz"), body: nil, headers: [], timeout: .seconds(5))
+            } catch {
                 throw Failure(status: 0, body: "no commerce service answers at \(base.absoluteString): \(error)")
             }
         }
@@ -86,7 +95,8 @@ public struct APIClient: Sendable {
 
     private func transport(_ base: URL) -> any HTTPTransport { base.scheme == "https" ? secure : plain }
 
-    private func get<T: Decodable>(_ base: URL, _ path: String, query: String? = nil, timeout: Duration = .seconds(30), as: T.Type) async throws -> T {
+    private func get<T: Decodable>(_ base: URL, _ path: String, query: String? = nil, timeout: Duration = .seconds(30), as: T.Type) async throws -> T
+    {
         var url = base.appendingPathComponent(path)
         if let query, let withQuery = URL(string: url.absoluteString + "?" + query) { url = withQuery }
         return try await send("GET", url, body: nil, headers: [], timeout: timeout, as: T.self)
@@ -94,12 +104,15 @@ public struct APIClient: Sendable {
 
     private func post<T: Decodable>(_ base: URL, _ path: String, _ body: some Encodable, as: T.Type) async throws -> T {
         // One key per intended request, so the retries below can never create anything twice.
-        try await send("POST", base.appendingPathComponent(path), body: try JSONEncoder().encode(body),
-                       headers: [("Content-Type", "application/json"), ("Idempotency-Key", UUID().uuidString)], timeout: .seconds(30), as: T.self)
+        try await send(
+            "POST", base.appendingPathComponent(path), body: try JSONEncoder().encode(body),
+            headers: [("Content-Type", "application/json"), ("Idempotency-Key", UUID().uuidString)], timeout: .seconds(30), as: T.self)
     }
 
     /// Retries what never got an answer (a service restarting) for up to a minute.
-    private func send<T: Decodable>(_ method: String, _ url: URL, body: Data?, headers: [(String, String)], timeout: Duration, as: T.Type) async throws -> T {
+    private func send<T: Decodable>(
+        _ method: String, _ url: URL, body: Data?, headers: [(String, String)], timeout: Duration, as: T.Type
+    ) async throws -> T {
         let deadline = Date().addingTimeInterval(60)
         let transport = transport(url)
         var answer: (Int, Data)?

@@ -1,11 +1,12 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Synchronization
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 /// How the simulation's requests reach the services. `commerce simulate` runs on the machine it
 /// measures, so its own CPU per request counts: URLSession (libcurl underneath on Linux) spent

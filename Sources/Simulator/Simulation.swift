@@ -89,7 +89,9 @@ public final class Simulation: Sendable {
                 group.addTask {
                     var done: [OrderRun] = []
                     while let i = counter.next(below: self.options.orders) {
-                        if let rate = self.options.rate { try await Task.sleep(until: shoppingStarted + .seconds(Double(i) / rate), clock: .continuous) }
+                        if let rate = self.options.rate {
+                            try await Task.sleep(until: shoppingStarted + .seconds(Double(i) / rate), clock: .continuous)
+                        }
                         done.append(try await self.shop(i, users: users, products: productIds))
                         let n = counter.finished()
                         if n % max(1, self.options.orders / 10) == 0 { progress("\(n)/\(self.options.orders) orders through their sagas") }
@@ -99,14 +101,16 @@ public final class Simulation: Sendable {
             }
             return try await group.reduce(into: []) { $0 += $1 }
         }
-        let shopping = Shopping(orders: runs.count, seconds: (ContinuousClock.now - shoppingStarted).seconds,
-                                cpuSeconds: ProcessCPU.seconds() - cpuBefore,
-                                placedAfter: runs.compactMap(\.placedAfter), completedAfter: runs.flatMap(\.completedAfter))
+        let shopping = Shopping(
+            orders: runs.count, seconds: (ContinuousClock.now - shoppingStarted).seconds,
+            cpuSeconds: ProcessCPU.seconds() - cpuBefore,
+            placedAfter: runs.compactMap(\.placedAfter), completedAfter: runs.flatMap(\.completedAfter))
         progress("all \(runs.count) order sagas ended; waiting for compensations and the archiver to settle")
         let checker = InvariantChecker(api: api, options: options)
         let result = try await checker.settle(runs: runs, initial: initial, charged: charged, chargeIds: chargeIds)
-        return SimulationReport(outcomes: result.outcomes, invariants: result.invariants, elapsed: Date().timeIntervalSince(started),
-                                settledAfter: result.settledAfter, shopping: shopping)
+        return SimulationReport(
+            outcomes: result.outcomes, invariants: result.invariants, elapsed: Date().timeIntervalSince(started),
+            settledAfter: result.settledAfter, shopping: shopping)
     }
 
     /// One shopper: fill the cart, order, wait, pay (sometimes wrongly or twice), wait.
@@ -121,7 +125,11 @@ public final class Simulation: Sendable {
         let ordered = ContinuousClock.now
         let placed = try await api.placeOrder(user, items)
         var run = OrderRun(orderId: placed.orderId, userId: user, items: items, addedToCart: added)
-        let order = try await waitFor { try await self.api.order(placed.orderId, waitMs: $0) } until: { $0.status != "PENDING" }
+        let order = try await waitFor {
+            try await self.api.order(placed.orderId, waitMs: $0)
+        } until: {
+            $0.status != "PENDING"
+        }
         guard order.status == "PLACED", let amount = order.amount else { return run }
         run.placedAfter = (ContinuousClock.now - ordered).seconds
         let roll = rng.next(in: 0...99)
@@ -130,7 +138,11 @@ public final class Simulation: Sendable {
             let requested = ContinuousClock.now
             let payment = try await api.pay(order: placed.orderId, user: user, amount: payAmount)
             run.payments.append(payment.paymentId)
-            let final = try await waitFor { try await self.api.payment(payment.paymentId, waitMs: $0) } until: { $0.status != "REQUESTED" }
+            let final = try await waitFor {
+                try await self.api.payment(payment.paymentId, waitMs: $0)
+            } until: {
+                $0.status != "REQUESTED"
+            }
             if final.status == "COMPLETED" { run.completedAfter.append((ContinuousClock.now - requested).seconds) }
         }
         return run
@@ -175,12 +187,14 @@ public struct Shopping: Sendable {
 
     public var rendered: [String] {
         func latency(_ values: [Double]) -> String {
-            String(format: "p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d)", Self.percentileMs(values, 0.5), Self.percentileMs(values, 0.99),
-                   (values.max() ?? .nan) * 1_000, values.count)
+            String(
+                format: "p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d)", Self.percentileMs(values, 0.5), Self.percentileMs(values, 0.99),
+                (values.max() ?? .nan) * 1_000, values.count)
         }
         return [
-            String(format: "shopping: %d orders in %.2f s, %.1f orders/s; %d pairs completed, %.1f pairs/s", orders, seconds,
-                   Double(orders) / seconds, pairs, Double(pairs) / seconds),
+            String(
+                format: "shopping: %d orders in %.2f s, %.1f orders/s; %d pairs completed, %.1f pairs/s", orders, seconds,
+                Double(orders) / seconds, pairs, Double(pairs) / seconds),
             "saga latency: order request -> PLACED \(latency(placedAfter)); payment request -> COMPLETED \(latency(completedAfter))",
             String(format: "simulate CPU while shopping: %.2f s, %.2f ms per pair", cpuSeconds, cpuSeconds * 1_000 / Double(max(1, pairs))),
         ]
@@ -224,7 +238,11 @@ final class Counter: @unchecked Sendable {
             return issued - 1
         }
     }
-    func finished() -> Int { lock.withLock { done += 1; return done } }
+    func finished() -> Int {
+        lock.withLock {
+            done += 1; return done
+        }
+    }
 }
 
 /// Reproducible across platforms, unlike the system generator.

@@ -8,9 +8,10 @@ import Testing
 struct CommerceEventCodecTests {
     static let full = CommerceEvent(
         id: "e-1", source: "/commerce/order", type: "commerce.order.requested", subject: "order/7", timeMs: 1_795_600_000_123, sagaId: "order-7",
-        data: CommerceEventData(userId: 3, orderId: 7, paymentId: 9, amount: -12, balanceBefore: 100, balanceAfter: Int64.max,
-                                items: [OrderItem(productId: 1, quantity: 2), OrderItem(productId: 5, quantity: 1)], status: "PENDING",
-                                reason: "quote \" backslash \\ slash / newline \n tab \t bell \u{07} é ✓"))
+        data: CommerceEventData(
+            userId: 3, orderId: 7, paymentId: 9, amount: -12, balanceBefore: 100, balanceAfter: Int64.max,
+            items: [OrderItem(productId: 1, quantity: 2), OrderItem(productId: 5, quantity: 1)], status: "PENDING",
+            reason: "quote \" backslash \\ slash / newline \n tab \t bell \u{07} é ✓"))
 
     @Test func whatItWritesFoundationReadsAndTheOtherWayRound() throws {
         let mine = try Self.full.encoded()
@@ -19,14 +20,17 @@ struct CommerceEventCodecTests {
         #expect(try CommerceEvent.decode(Array(foundations)) == Self.full)
         #expect(try CommerceEvent.decode(mine) == Self.full)
         let text = String(decoding: mine, as: UTF8.self)
-        #expect(text.hasPrefix(#"{"specversion":"1.0","id":"e-1","source":"/commerce/order","type":"commerce.order.requested","subject":"order/7","time":"#))
+        #expect(
+            text.hasPrefix(
+                #"{"specversion":"1.0","id":"e-1","source":"/commerce/order","type":"commerce.order.requested","subject":"order/7","time":"#))
     }
 
     @Test func absentOptionalsAreLeftOutAndNullIsAbsent() throws {
         let bare = CommerceEvent(id: "e-2", source: "/s", type: "t", timeMs: 0, sagaId: "s", data: CommerceEventData(orderId: 1))
         let text = String(decoding: try bare.encoded(), as: UTF8.self)
         #expect(text.contains(#""data":{"orderId":1}"#) && !text.contains("subject"), "\(text)")
-        let withNulls = #"{"specversion":"1.0","id":"x","source":"/s","type":"t","time":"2026-11-24T10:00:00.000Z","subject":null,"extra":[1,{"a":2}],"data":{"orderId":null,"items":null,"unknown":true}}"#
+        let withNulls =
+            #"{"specversion":"1.0","id":"x","source":"/s","type":"t","time":"2026-11-24T10:00:00.000Z","subject":null,"extra":[1,{"a":2}],"data":{"orderId":null,"items":null,"unknown":true}}"#
         let event = try CommerceEvent.decode(Array(withNulls.utf8))
         #expect(event.subject == nil && event.data.orderId == nil && event.data.items == nil && event.sagaid == nil)
     }
@@ -35,9 +39,9 @@ struct CommerceEventCodecTests {
         let bad = [
             "{not an event",
             "[1]",
-            #"{"specversion":"1.0","id":"x","source":"/s","type":"t","time":"2026-11-24T10:00:00.000Z"}"#,                        // no data
+            #"{"specversion":"1.0","id":"x","source":"/s","type":"t","time":"2026-11-24T10:00:00.000Z"}"#,  // no data
             #"{"specversion":"1.0","id":"x","source":"/s","type":"t","time":"2026-11-24T10:00:00.000Z","data":null}"#,
-            #"{"specversion":"1.0","source":"/s","type":"t","time":"2026-11-24T10:00:00.000Z","data":{}}"#,                        // no id
+            #"{"specversion":"1.0","source":"/s","type":"t","time":"2026-11-24T10:00:00.000Z","data":{}}"#,  // no id
             #"{"specversion":"1.0","id":"x","source":"/s","type":"t","time":"2026-11-24T10:00:00.000Z","data":{"amount":"15000"}}"#,
             #"{"specversion":"1.0","id":"x","source":"/s","type":"t","time":"2026-11-24T10:00:00.000Z","data":{"amount":150.5}}"#,
             #"{"specversion":"1.0","id":"x","source":"/s","type":"t","time":"2026-11-24T10:00:00.000Z","data":{"amount":99999999999999999999}}"#,
