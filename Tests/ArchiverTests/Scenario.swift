@@ -111,6 +111,7 @@ final class Scenario: Sendable {
         config.sessionTimeoutMs = 6_000
         config.maxPollIntervalMs = 10_000
         config.queuedMaxKBytes = 65_536
+        config.fetchMaxBytes = 52_428_800
         let consumer = try KafkaConsumer(configuration: config)
         var all: [KafkaMessage] = []
         var markers = 0
