@@ -190,21 +190,31 @@ public final class Archiver: Service, Sendable {
     /// Readiness follows librdkafka's "all brokers down" even when no operation is failing (an idle
     /// archiver); a metadata probe, at most once a second, notices the brokers coming back.
     private func checkBrokers() async {
-        guard consumer.brokersDown else {
-            if loop.withLock({ s in defer { s.brokersDownReported = false }; return s.brokersDownReported }) { status.setReachable(kafka: true) }
+        // The loop's own view: was Kafka reported down by this check, and is a probe due?
+        enum Step { case fine, recovered, down(probe: Bool) }
+        let down = consumer.brokersDown
+        let step: Step = loop.withLock { s in
+            guard down else {
+                defer { s.brokersDownReported = false }
+                return s.brokersDownReported ? .recovered : .fine
+            }
+            let probe = ContinuousClock.now - s.lastProbe > .seconds(1)
+            if probe { s.lastProbe = .now }
+            return .down(probe: probe)
+        }
+        switch step {
+        case .fine:
             return
+        case .recovered:
+            status.setReachable(kafka: true)
+        case .down(let probe):
+            if !loop.withLock({ s in defer { s.brokersDownReported = true }; return s.brokersDownReported }) {
+                logger.warning("no Kafka broker reachable")
+            }
+            status.setReachable(kafka: false)
+            // Reached again: the next check sees brokersDown cleared and reports the recovery.
+            if probe { _ = await consumer.probe() }
         }
-        if !loop.withLock({ $0.brokersDownReported }) {
-            logger.warning("no Kafka broker reachable")
-            loop.withLock { $0.brokersDownReported = true }
-        }
-        status.setReachable(kafka: false)
-        let due = loop.withLock { s in
-            guard ContinuousClock.now - s.lastProbe > .seconds(1) else { return false }
-            s.lastProbe = .now
-            return true
-        }
-        if due, await consumer.probe() { loop.withLock { $0.brokersDownReported = false }; status.setReachable(kafka: true) }
     }
 
     private func handle(_ rebalances: [RebalanceEvent]) {
