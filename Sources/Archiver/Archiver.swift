@@ -9,9 +9,11 @@ import ServiceLifecycle
 /// `archiver run`: consume, archive, compensate, dead-letter, commit; batch after batch.
 ///
 /// One event, from poll to commit: `poll` → `Inbound.decode` → `BatchPlanner.plan` →
-/// `BatchExecutor.execute` (upserts, compensations, suppressions, dead letters) → `commit`.
-/// The next poll happens only after the commit, and rebalances are served only inside polls,
-/// so partitions are never revoked with work done but not committed.
+/// `BatchExecutor.execute` (inserts, compensations, suppressions, dead letters) → `commit`.
+/// The next poll happens only after the commit, and rebalances are served only inside polls, so
+/// a partition is revoked with work done but not committed only while an outage is waited out
+/// (those waits poll): then its new owner redoes the batch, every write is idempotent, and this
+/// instance leaves the partition's dead letters to it and commits only what it still owns.
 public final class Archiver: Service, Sendable {
     public let status = ArchiverStatus()
     private let config: ArchiverConfiguration
@@ -130,8 +132,10 @@ public final class Archiver: Service, Sendable {
     }
 
     private var executor: BatchExecutor {
-        BatchExecutor(store: store, producer: producer, retrier: retrier, metrics: metrics, logger: logger,
-                      deadLetterTopic: config.deadLetterTopic, compensationTopic: config.compensationTopic)
+        var executor = BatchExecutor(store: store, producer: producer, retrier: retrier, metrics: metrics, logger: logger,
+                                     deadLetterTopic: config.deadLetterTopic, compensationTopic: config.compensationTopic)
+        executor.owns = { [consumer] in consumer.assignment.contains($0) }
+        return executor
     }
 
     var retrier: Retrier {
@@ -172,8 +176,11 @@ public final class Archiver: Service, Sendable {
                 metrics.ready(status.snapshot.ready)
                 guard !result.messages.isEmpty else { continue }
                 let room = loop.withLock { max(0, config.batchSize - $0.carryOver.count) }
-                loop.withLock { $0.carryOver += result.messages.prefix(room) }
-                try await consumer.seek(Self.firstOffsets(of: result.messages.dropFirst(room)))
+                // Only what is sought back may be dropped: if the seek fails, everything is kept
+                // (more memory, never a gap the next commit would skip).
+                let kept = (try? await consumer.seek(Self.firstOffsets(of: result.messages.dropFirst(room)))) != nil
+                    ? result.messages.prefix(room) : result.messages[...]
+                loop.withLock { $0.carryOver += kept }
             }
         } catch {
             try? await Task.sleep(until: deadline)

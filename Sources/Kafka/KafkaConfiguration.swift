@@ -78,7 +78,8 @@ public struct KafkaConsumerConfiguration: Sendable {
             "session.timeout.ms": String(sessionTimeoutMs),
             "max.poll.interval.ms": String(maxPollIntervalMs),
             "queued.max.messages.kbytes": String(queuedMaxKBytes),
-            "fetch.max.bytes": String(fetchMaxBytes),
+            // librdkafka refuses a fetch.max.bytes below message.max.bytes that a config file raised.
+            "fetch.max.bytes": String(max(fetchMaxBytes, connection.extra["message.max.bytes"].flatMap { Int($0) } ?? 0)),
             "enable.partition.eof": "false",
             // librdkafka's 500 ms default lets a fetch on a quiet partition sit that long before
             // a new message is handed over: every saga hop and archive latency paid it.

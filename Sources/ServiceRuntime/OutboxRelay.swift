@@ -35,17 +35,43 @@ final class OutboxRelay: Sendable {
                         return (row["seq"], KafkaRecord(topic: row["topic"], key: Array((row["key"] as String).utf8), value: Array(value)))
                     }
             }
-            guard let last = rows.last?.0 else { return }
-            do {
-                _ = try await producer.send(rows.map(\.1))
-            } catch let error as KafkaError where !error.isFatal {
-                logger.warning("outbox not published yet; it stays until the broker takes it", metadata: ["service": "\(node.name)", "error": "\(error)"])
+            guard !rows.isEmpty else { return }
+            let results = await producer.sendEach(rows.map(\.1))
+            // Acknowledged rows go, so a retry never publishes them again. A row the broker refuses
+            // for itself (too large) can never be published: it is set aside in rejected_events
+            // (partition -1, offset = -seq), logged, and the outbox moves on.
+            var done: [Int64] = [], refused: [(Int64, KafkaRecord, KafkaError)] = [], failure: KafkaError?
+            for ((seq, record), result) in zip(rows, results) {
+                switch result {
+                case .success: done.append(seq)
+                case .failure(let error) where error.isRecordRefused: refused.append((seq, record, error))
+                case .failure(let error): failure = failure ?? error
+                }
+            }
+            if !done.isEmpty || !refused.isEmpty {
+                try await node.database.write { [done, refused] db in
+                    for (seq, record, error) in refused {
+                        try db.execute(sql: """
+                            INSERT OR IGNORE INTO rejected_events (topic, partition, "offset", key, value, error, rejected_at) VALUES (?, -1, ?, ?, ?, ?, ?)
+                            """, arguments: [record.topic, -seq, record.key.map { String(decoding: $0, as: UTF8.self) }, Data(record.value),
+                                              "outgoing event refused by the broker: \(error.message)", Int64(Date().timeIntervalSince1970 * 1000)])
+                    }
+                    let seqs = done + refused.map(\.0)
+                    try db.execute(sql: "DELETE FROM outbox WHERE seq IN (\(seqs.map { _ in "?" }.joined(separator: ",")))", arguments: StatementArguments(seqs))
+                }
+                for (seq, record, error) in refused {
+                    logger.error("outgoing event refused by the broker; kept in rejected_events", metadata: [
+                        "service": "\(node.name)", "topic": "\(record.topic)", "seq": "\(seq)", "bytes": "\(record.value.count)", "error": "\(error.message)"])
+                }
+            }
+            if let failure {
+                if failure.isFatal { throw failure }
+                logger.warning("outbox not published yet; it stays until the broker takes it", metadata: ["service": "\(node.name)", "error": "\(failure)"])
                 // Stopping must not wait for the broker: what stays is published by the next process.
                 if finalPass || stopping() { return }
                 try? await Task.sleep(for: .milliseconds(500))
                 continue
             }
-            try await node.database.write { db in try db.execute(sql: "DELETE FROM outbox WHERE seq <= ?", arguments: [last]) }
             if rows.count < batchSize { return }
         }
     }

@@ -76,9 +76,10 @@ final class Scenario: Sendable {
     }
 
     /// Records as one consumed batch, offsets in order, all in partition 0 of their topic.
-    static func batch(_ records: [KafkaRecord]) -> [Inbound] {
+    static func batch(_ records: [KafkaRecord], timestampMs: Int64? = nil) -> [Inbound] {
         records.enumerated().map { i, r in
-            Inbound.decode(KafkaMessage(topic: r.topic, partition: 0, offset: Int64(i), key: r.key, value: r.value, headers: r.headers))
+            Inbound.decode(KafkaMessage(topic: r.topic, partition: 0, offset: Int64(i), key: r.key, value: r.value, headers: r.headers,
+                                        timestampMs: timestampMs))
         }
     }
 

@@ -137,3 +137,23 @@ struct TimestampTests {
         #expect(Timestamp.parse(text) == nil)
     }
 }
+
+@Suite("CloudEvent: bounded attributes")
+struct BoundedAttributeTests {
+    func event(id: String, saga: String) -> [UInt8] {
+        Array(#"{"specversion":"1.0","id":"\#(id)","source":"/s","type":"commerce.payment.failed","sagaid":"\#(saga)","data":{"reason":"r"}}"#.utf8)
+    }
+
+    @Test func anIdOrSagaLongerThan256BytesIsASchemaError() {
+        #expect(throws: EventDecodingError.self) { try CloudEvent.decode(event(id: String(repeating: "i", count: 257), saga: "pay-1")) }
+        #expect(throws: EventDecodingError.self) { try CloudEvent.decode(event(id: "e1", saga: String(repeating: "s", count: 257))) }
+        #expect(throws: Never.self) { try CloudEvent.decode(event(id: String(repeating: "i", count: 256), saga: String(repeating: "s", count: 256))) }
+    }
+
+    @Test func textIsCutByBytesAtACharacterBoundary() {
+        let cut = Text.utf8Prefix("a" + String(repeating: "é", count: 10), maxBytes: 6)
+        #expect(cut == "aéé" && cut.utf8.count == 5)
+        let marks = "a" + String(repeating: "\u{301}", count: 1_000)  // one Character, 2,001 bytes
+        #expect(Text.utf8Prefix(marks, maxBytes: 1_000).utf8.count <= 1_000)
+    }
+}
