@@ -85,8 +85,10 @@ struct APIDescriptionTests {
         let (router, directory) = try Self.router(services: ["user"])
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let routes = Set(router.routes.map { "\($0.method.rawValue) \($0.path)" })
-        let served = try OpenAPIDocument.operations(in: try OpenAPIDocument.restricted(to: routes))
+        let document = try OpenAPIDocument.restricted(to: routes)
+        let served = try OpenAPIDocument.operations(in: document)
         #expect(served == routes, "\(served.sorted())")
+        #expect(String(decoding: document, as: UTF8.self).contains(#""maximum":9223372036854775807"#), "64-bit bounds kept exactly")
         #expect(served == ["POST /users/{userId}/charge", "GET /users/{userId}/balance", "GET /healthz", "GET /openapi.json"])
     }
 
