@@ -69,14 +69,18 @@ let package = Package(
         .target(name: "CommerceAPI", dependencies: [
             "ServiceRuntime", "Events", grdb, hummingbird, .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        ], resources: [.embedInCode("openapi.json")]),
         .target(name: "UserService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
         .target(name: "ProductService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
         .target(name: "OrderService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
         .target(name: "PaymentService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
+        // The HTTP face of `commerce serve`: every service's routes, /healthz, /openapi.json.
+        .target(name: "CommerceServer", dependencies: [
+            "CommerceAPI", "ServiceRuntime", "UserService", "ProductService", "OrderService", "PaymentService", hummingbird,
+        ]),
         .target(name: "Simulator", dependencies: ["Mongo", log]),
         .executableTarget(name: "CommerceCLI", dependencies: [
-            "CLISupport", "ServiceRuntime", "CommerceAPI", "UserService", "ProductService", "OrderService", "PaymentService",
+            "CLISupport", "ServiceRuntime", "CommerceAPI", "CommerceServer", "UserService", "ProductService", "OrderService", "PaymentService",
             "Simulator", "AdminServer", "Kafka", argumentParser, log, lifecycle, hummingbird,
         ]),
 
@@ -89,8 +93,8 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CommerceTests", dependencies: [
             "TestSupport",
-            "ServiceRuntime", "UserService", "ProductService", "OrderService", "PaymentService", "Simulator",
-            "Archiver", "Kafka", "Mongo", "Events", grdb, log, hummingbird,
+            "ServiceRuntime", "CommerceAPI", "CommerceServer", "UserService", "ProductService", "OrderService", "PaymentService",
+            "Simulator", "Archiver", "Kafka", "Mongo", "Events", grdb, log, hummingbird,
         ]),
         .testTarget(name: "ArchiverTests", dependencies: ["TestSupport", "Archiver", "Kafka", "Mongo", "Events", log]),
     ],
