@@ -121,6 +121,8 @@ struct JSONReader {
         let start = i
         var escaped = false
         while i < b.count {
+            skipPlainBytes()
+            guard i < b.count else { break }
             let c = b[i]
             if c == 0x22 { i += 1; return (start, i - 1, escaped) }
             if c == 0x5C {
@@ -139,6 +141,23 @@ struct JSONReader {
             i += 1
         }
         throw Failure(message: "unterminated string starting at byte \(start - 1)")
+    }
+
+    /// Moves on eight bytes at a time to the first byte a string's scan must look at: a quote, a
+    /// backslash or a control character. Stops there, or before the last few (under eight) bytes.
+    private mutating func skipPlainBytes() {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        while i + 8 <= b.count {
+            let word = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            let quote = word ^ (0x22 &* ones), backslash = word ^ (0x5C &* ones)
+            // The "has a zero byte" (for the xors) and "has a byte below 0x20" tests: a byte's high
+            // bit ends up set where one is, and the lowest byte so marked always is one (a borrow
+            // only carries upwards, from a byte that is).
+            let found = ((quote &- ones) & ~quote | (backslash &- ones) & ~backslash | (word &- 0x20 &* ones) & ~word)
+                & 0x8080_8080_8080_8080
+            if found != 0 { i += found.trailingZeroBitCount / 8; return }
+            i += 8
+        }
     }
 
     private func isHexDigit(_ c: UInt8) -> Bool { (48...57).contains(c) || (65...70).contains(c) || (97...102).contains(c) }
