@@ -2,7 +2,8 @@
 import PackageDescription
 
 // The archiver's hot-path benchmarks: a package of its own, so the main package does not
-// depend on package-benchmark. Run from the repository root:
+// depend on the benchmark package (ordo-one/benchmark, formerly package-benchmark). Run from the
+// repository root:
 //   swift package --package-path Benchmarks benchmark
 //   scripts/check-benchmarks                    (what CI runs: the committed p90 thresholds)
 // `MallocInterposer` only: the default traits add the ARC runtime interposer, a package that is
@@ -12,18 +13,18 @@ let package = Package(
     platforms: [.macOS(.v15)],
     dependencies: [
         .package(name: "commerce-archiver", path: "../"),
-        .package(url: "https://github.com/ordo-one/package-benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
         .executableTarget(
             name: "HotPath",
             dependencies: [
-                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "Archiver", package: "commerce-archiver"),
                 .product(name: "Kafka", package: "commerce-archiver"),
             ],
             path: "Benchmarks/HotPath",
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
     ],
     swiftLanguageModes: [.v6]

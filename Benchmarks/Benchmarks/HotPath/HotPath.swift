@@ -19,15 +19,14 @@ let benchmarks: @Sendable () -> Void = {
         maxDuration: .seconds(3),
         maxIterations: 2_000,
         // How far a run's p90 may stray from the committed one (either way) and still count as
-        // equal. A metric without an entry here would be checked strictly (0%).
+        // equal. Only the metrics in the thresholds file are checked; one checked without an entry
+        // here would have to match exactly.
         thresholds: [
-            // The time gate: 35%, so a hot path 50% slower fails while the noise of a shared
-            // 2-core machine (p90 seen 15% to 70% over p50 under load) mostly does not;
-            // scripts/check-benchmarks runs the check again before it calls a regression.
+            // The time gate: 35%, so a hot path 50% slower fails while most of the noise of a
+            // shared 2-core machine (p90 seen 5% to 90% over p50 under other builds) does not;
+            // scripts/check-benchmarks runs again before it calls a regression. Wall-clock time is
+            // printed, not checked: its p90 there measures the neighbours.
             threadCPU: .init(relative: [.p90: 35.0]),
-            // Wall-clock p90 also counts the time other processes hold the core: a backstop that
-            // only fails at twice the committed time.
-            .wallClock: .init(relative: [.p90: 100.0]),
             // Allocations are deterministic: ±100 per batch (0.1 per event), so one more
             // allocation per event fails, and so does one more for every tenth event.
             .mallocCountTotal: .init(absolute: [.p90: 100]),
