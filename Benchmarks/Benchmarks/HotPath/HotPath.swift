@@ -12,21 +12,21 @@ import Kafka
 /// thresholds, `Thresholds/<swift>/HotPath.ArchiverHotPath1000.p90.json`, are per batch.
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
-        metrics: [.wallClock, threadCPU, .mallocCountTotal],
+        metrics: [.wallClock, threadCPU, threadCPUBestOf20, .mallocCountTotal],
         timeUnits: .nanoseconds,
         warmupIterations: 10,
         scalingFactor: .kilo,
         maxDuration: .seconds(3),
         maxIterations: 2_000,
         // How far a run's p90 may stray from the committed one (either way) and still count as
-        // equal. Only the metrics in the thresholds file are checked; one checked without an entry
-        // here would have to match exactly.
+        // equal. Only the metrics in the thresholds file are checked (scripts/check-benchmarks
+        // keeps these two); one checked without an entry here would have to match exactly.
         thresholds: [
-            // The time gate: 35%, so a hot path 50% slower fails while most of the noise of a
-            // shared 2-core machine (p90 seen 5% to 90% over p50 under other builds) does not;
-            // scripts/check-benchmarks runs again before it calls a regression. Wall-clock time is
-            // printed, not checked: its p90 there measures the neighbours.
-            threadCPU: .init(relative: [.p90: 35.0]),
+            // The time gate: 25%. On the shared machine its p90 stayed within 2% in 9 runs of 10
+            // (once +37%, with a neighbour's build holding the other hyperthread for long; the
+            // script then runs again), while per-batch thread CPU p90 moved by 20% and wall-clock
+            // p90 by 200%.
+            threadCPUBestOf20: .init(relative: [.p90: 25.0]),
             // Allocations are deterministic: ±100 per batch (0.1 per event), so one more
             // allocation per event fails, and so does one more for every tenth event.
             .mallocCountTotal: .init(absolute: [.p90: 100]),
@@ -39,24 +39,49 @@ let benchmarks: @Sendable () -> Void = {
     // Every event must come out as a history document (about 300 bytes of BSON each), or this
     // measures the dead-letter path.
     precondition(HotPath.encode(batch, archivedAtMs: archivedAtMs) > 150 * batch.count, "the sample events do not decode")
+    let recent = RecentMinimum(count: 20)
 
     // No spaces or `/` in the name: it is the thresholds file's name.
     Benchmark("ArchiverHotPath1000") { benchmark in
+        benchmark.startMeasurement()
         let cpuStart = threadCPUNanoseconds()
         blackHole(HotPath.encode(batch, archivedAtMs: archivedAtMs))
-        benchmark.measurement(threadCPU, threadCPUNanoseconds() - cpuStart)
+        let cpu = threadCPUNanoseconds() - cpuStart
+        benchmark.stopMeasurement()
+        benchmark.measurement(threadCPU, cpu)
+        benchmark.measurement(threadCPUBestOf20, recent.adding(cpu))
     }
 }
 
 /// CPU time of the measuring thread, in ns. `cpuTotal` is read from /proc in 10 ms ticks (a batch
 /// takes about 2 ms), and wall-clock time also counts the time other processes hold the core;
-/// this counts only the time the batch ran.
+/// this counts only the time the batch ran. Still, on a shared 2-core machine a neighbour slows
+/// some batches down by up to 90% (cache, the core's other hyperthread): p90 seen from 3% to 90%
+/// over p50 with the code unchanged.
 let threadCPU = BenchmarkMetric.custom("threadCPUTime")
+
+/// The least `threadCPU` of this batch and the 19 before it (40 ms): neighbours only ever add
+/// time, and a slower hot path slows every batch, so this is what the thresholds check.
+let threadCPUBestOf20 = BenchmarkMetric.custom("threadCPUBestOf20")
 
 func threadCPUNanoseconds() -> Int {
     var t = timespec()
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
     return t.tv_sec * 1_000_000_000 + t.tv_nsec
+}
+
+/// The minimum of the last `count` values added.
+final class RecentMinimum: @unchecked Sendable {  // used by one benchmark thread at a time
+    private var values: [Int]
+    private var next = 0
+
+    init(count: Int) { values = Array(repeating: .max, count: count) }
+
+    func adding(_ value: Int) -> Int {
+        values[next] = value
+        next = (next + 1) % values.count
+        return values.min()!
+    }
 }
 
 /// Messages as `scripts/produce_events.py bulk` makes them: 2/3 `commerce.balance.deducted` on
