@@ -135,6 +135,11 @@ private struct Envelope {
     var data = EventData()
     var problems: [String] = []
 
+    /// The services' `source`s, read as these very strings: "/commerce/payment" and
+    /// "/commerce/product" are longer than the 15 bytes a String holds inline, so reading them
+    /// afresh would cost an allocation per event.
+    static let knownSources = ["/commerce/user", "/commerce/payment", "/commerce/order", "/commerce/product"]
+
     mutating func read(_ key: JSONReader.Key, _ r: inout JSONReader) throws(JSONReader.Failure) {
         if key.is("data") {
             if try r.peek() == 0x7B {
@@ -150,7 +155,10 @@ private struct Envelope {
             type = value
             archiveKind = index.map { ArchiveKind.allCases[$0] }
         }
-        else if key.is("source") { source = try attribute("source", &r) }
+        else if key.is("source") {
+            guard try r.peek() == 0x22 else { source = try attribute("source", &r); return }
+            source = try r.string(interning: Self.knownSources).value
+        }
         else if key.is("specversion") { specversion = try attribute("specversion", &r) }
         else if key.is("sagaid") { sagaId = try attribute("sagaid", &r) }
         else if key.is("subject") { subject = try attribute("subject", &r) }

@@ -116,6 +116,28 @@ struct CloudEventDecodingTests {
         #expect(event.data.reason == "line\nbreak ✓")
         #expect(try JSONValue.parse(out.json)["data"]?["sagaId"] == .string("pay-9"))
     }
+
+    /// Strings are scanned eight bytes at a time: the closing quote, an escape, a control character
+    /// and a non-ASCII character must be seen at every offset in that block.
+    @Test func stringsAreReadTheSameWhereverTheirSpecialBytesFall() throws {
+        func id(_ json: String) throws -> String {
+            try decode(deducted.replacingOccurrences(of: "\"0f1e6a52-5b7e-4a43-9a8e-2c3d1b7f9e10\"", with: "\"\(json)\"")).id
+        }
+        for n in 0..<20 {
+            let head = String(repeating: "a", count: n), tail = String(repeating: "b", count: 19 - n)
+            #expect(try id(head + "x") == head + "x")
+            #expect(try id(head + "\\\"" + tail) == head + "\"" + tail)
+            #expect(try id(head + "\\u00e9" + tail) == head + "é" + tail)
+            #expect(try id(head + "é✓" + tail) == head + "é✓" + tail)
+            #expect(kind(of: deducted.replacingOccurrences(of: "0f1e6a52-5b7e-4a43-9a8e-2c3d1b7f9e10", with: head + "\t" + tail)) == .decode)
+        }
+    }
+
+    @Test func theServicesSourcesAndAnyOtherAreReadAsWritten() throws {
+        for source in ["/commerce/payment", "/commerce/product", "/commerce/paymenX", "/commerce/payments", "/x", "/commerce/order"] {
+            #expect(try decode(deducted.replacingOccurrences(of: "/commerce/user", with: source)).source == source)
+        }
+    }
 }
 
 @Suite("RFC 3339 timestamps")
