@@ -9,7 +9,8 @@ import PackageDescription
 // environment. Where .deps/lib is absent (the Docker image), the system library is used.
 let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
 let rdkafkaLibDir = ProcessInfo.processInfo.environment["RDKAFKA_LIB_DIR"] ?? "\(packageRoot)/.deps/lib"
-let rdkafkaLinker: [LinkerSetting] = FileManager.default.fileExists(atPath: "\(rdkafkaLibDir)/librdkafka.so")
+let rdkafkaLinker: [LinkerSetting] =
+    FileManager.default.fileExists(atPath: "\(rdkafkaLibDir)/librdkafka.so")
     ? [.unsafeFlags(["-Xlinker", "\(rdkafkaLibDir)/librdkafka.so", "-Xlinker", "-rpath", "-Xlinker", rdkafkaLibDir])]
     : [.linkedLibrary("rdkafka")]
 
@@ -45,44 +46,59 @@ let package = Package(
     targets: [
         // C bindings: nothing above Kafka/Mongo sees a C type.
         .systemLibrary(name: "CRdKafka", path: "Sources/CRdKafka"),
-        .systemLibrary(name: "CMongoc", path: "Sources/CMongoc", pkgConfig: "libmongoc-1.0",
-                       providers: [.apt(["libmongoc-dev", "libbson-dev"])]),
+        .systemLibrary(
+            name: "CMongoc", path: "Sources/CMongoc", pkgConfig: "libmongoc-1.0",
+            providers: [.apt(["libmongoc-dev", "libbson-dev"])]),
 
         .target(name: "Kafka", dependencies: ["CRdKafka", log], linkerSettings: rdkafkaLinker),
         .target(name: "Mongo", dependencies: ["CMongoc"]),
         .target(name: "Events"),
-        .target(name: "Archiver", dependencies: ["Kafka", "Mongo", "Events", log, lifecycle,
-                                                 .product(name: "Prometheus", package: "swift-prometheus")]),
-        .target(name: "AdminServer", dependencies: [
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "Prometheus", package: "swift-prometheus"),
-            metrics, lifecycle, log,
-        ]),
+        .target(
+            name: "Archiver",
+            dependencies: [
+                "Kafka", "Mongo", "Events", log, lifecycle,
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
+        .target(
+            name: "AdminServer",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                metrics, lifecycle, log,
+            ]),
         .target(name: "CLISupport", dependencies: ["Kafka", argumentParser, log]),
-        .executableTarget(name: "ArchiverCLI", dependencies: [
-            "CLISupport", "Archiver", "AdminServer", "Kafka", "Mongo", "Events", argumentParser, log, metrics, lifecycle,
-            .product(name: "Prometheus", package: "swift-prometheus"),
-        ]),
+        .executableTarget(
+            name: "ArchiverCLI",
+            dependencies: [
+                "CLISupport", "Archiver", "AdminServer", "Kafka", "Mongo", "Events", argumentParser, log, metrics, lifecycle,
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
 
         // Commerce: four domain services on one reliable-messaging runtime (SQLite + outbox + inbox).
         .target(name: "ServiceRuntime", dependencies: ["Kafka", "Events", grdb, log, metrics, lifecycle]),
-        .target(name: "CommerceAPI", dependencies: [
-            "ServiceRuntime", "Events", grdb, hummingbird, .product(name: "HTTPTypes", package: "swift-http-types"),
-            .product(name: "Crypto", package: "swift-crypto"),
-        ], resources: [.embedInCode("openapi.json")]),
+        .target(
+            name: "CommerceAPI",
+            dependencies: [
+                "ServiceRuntime", "Events", grdb, hummingbird, .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ], resources: [.embedInCode("openapi.json")]),
         .target(name: "UserService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
         .target(name: "ProductService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
         .target(name: "OrderService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
         .target(name: "PaymentService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
         // The HTTP face of `commerce serve`: every service's routes, /healthz, /openapi.json.
-        .target(name: "CommerceServer", dependencies: [
-            "CommerceAPI", "ServiceRuntime", "UserService", "ProductService", "OrderService", "PaymentService", hummingbird,
-        ]),
+        .target(
+            name: "CommerceServer",
+            dependencies: [
+                "CommerceAPI", "ServiceRuntime", "UserService", "ProductService", "OrderService", "PaymentService", hummingbird,
+            ]),
         .target(name: "Simulator", dependencies: ["Mongo", log]),
-        .executableTarget(name: "CommerceCLI", dependencies: [
-            "CLISupport", "ServiceRuntime", "CommerceAPI", "CommerceServer", "UserService", "ProductService", "OrderService", "PaymentService",
-            "Simulator", "AdminServer", "Kafka", argumentParser, log, lifecycle, hummingbird,
-        ]),
+        .executableTarget(
+            name: "CommerceCLI",
+            dependencies: [
+                "CLISupport", "ServiceRuntime", "CommerceAPI", "CommerceServer", "UserService", "ProductService", "OrderService", "PaymentService",
+                "Simulator", "AdminServer", "Kafka", argumentParser, log, lifecycle, hummingbird,
+            ]),
 
         // Server limits for scripts/bench: raw libmongoc bulk upserts, raw consume rate.
         .executableTarget(name: "Bench", dependencies: ["CMongoc", "Kafka"]),
@@ -91,11 +107,13 @@ let package = Package(
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         .testTarget(name: "MongoTests", dependencies: ["Mongo"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "CommerceTests", dependencies: [
-            "TestSupport",
-            "ServiceRuntime", "CommerceAPI", "CommerceServer", "UserService", "ProductService", "OrderService", "PaymentService",
-            "Simulator", "Archiver", "Kafka", "Mongo", "Events", grdb, log, hummingbird,
-        ]),
+        .testTarget(
+            name: "CommerceTests",
+            dependencies: [
+                "TestSupport",
+                "ServiceRuntime", "CommerceAPI", "CommerceServer", "UserService", "ProductService", "OrderService", "PaymentService",
+                "Simulator", "Archiver", "Kafka", "Mongo", "Events", grdb, log, hummingbird,
+            ]),
         .testTarget(name: "ArchiverTests", dependencies: ["TestSupport", "Archiver", "Kafka", "Mongo", "Events", log]),
     ],
     swiftLanguageModes: [.v6]

@@ -21,18 +21,23 @@ public enum AdminServer {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultValueHistogramBuckets = [1, 10, 50, 100, 250, 500, 1_000, 2_000, 5_000]
-        factory.defaultDurationHistogramBuckets = [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25),
-                                                   .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
-                                                   .seconds(1), .seconds(5)]
+        factory.defaultDurationHistogramBuckets = [
+            .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+            .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+            .seconds(1), .seconds(5),
+        ]
         MetricsSystem.bootstrap(factory)
         return registry
     }
 
     /// The HTTP application, a `Service` to run in the process's `ServiceGroup`.
-    public static func application(host: String, port: Int, registry: PrometheusCollectorRegistry,
-                                   readiness: @escaping @Sendable () -> Readiness, logger: Logger) -> some Service {
-        Addressed(makeApplication(host: host, port: port, registry: registry, readiness: readiness, logger: logger),
-                  name: "admin server", address: "\(host):\(port)")
+    public static func application(
+        host: String, port: Int, registry: PrometheusCollectorRegistry,
+        readiness: @escaping @Sendable () -> Readiness, logger: Logger
+    ) -> some Service {
+        Addressed(
+            makeApplication(host: host, port: port, registry: registry, readiness: readiness, logger: logger),
+            name: "admin server", address: "\(host):\(port)")
     }
 
     /// An HTTP application whose failure to serve names it and its address, so
@@ -57,18 +62,22 @@ public enum AdminServer {
         var description: String { message }
     }
 
-    static func makeApplication(host: String, port: Int, registry: PrometheusCollectorRegistry,
-                                readiness: @escaping @Sendable () -> Readiness, logger: Logger) -> some ApplicationProtocol {
+    static func makeApplication(
+        host: String, port: Int, registry: PrometheusCollectorRegistry,
+        readiness: @escaping @Sendable () -> Readiness, logger: Logger
+    ) -> some ApplicationProtocol {
         let router = Router()
         router.get("/healthz") { _, _ in "ok\n" }
         router.get("/readyz") { _, _ -> Response in
             let r = readiness()
-            return Response(status: r.ready ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
-                            body: ResponseBody(byteBuffer: ByteBuffer(string: r.detail + "\n")))
+            return Response(
+                status: r.ready ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: r.detail + "\n")))
         }
         router.get("/metrics") { _, _ -> Response in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                     body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
         }
         return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "admin"), logger: logger)
     }

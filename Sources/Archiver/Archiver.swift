@@ -44,7 +44,9 @@ public final class Archiver: Service, Sendable {
 
     /// Connects to both servers (failing fast with a named error when one is unreachable) and migrates.
     /// - Parameter registry: where its series go; `/metrics` serves the same registry.
-    public init(configuration: ArchiverConfiguration, logger: Logger, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) async throws {
+    public init(
+        configuration: ArchiverConfiguration, logger: Logger, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
+    ) async throws {
         config = configuration
         self.logger = logger
         metrics = ArchiverMetrics(registry: registry)
@@ -97,7 +99,8 @@ public final class Archiver: Service, Sendable {
             defer { s.carryOver = [] }
             return s.carryOver
         }
-        let result = try await consumer.poll(maxMessages: max(1, config.batchSize - carried.count), timeout: .milliseconds(carried.isEmpty ? config.pollTimeoutMs : 0))
+        let result = try await consumer.poll(
+            maxMessages: max(1, config.batchSize - carried.count), timeout: .milliseconds(carried.isEmpty ? config.pollTimeoutMs : 0))
         handle(result.rebalances)
         await checkBrokers()
         let assignment = consumer.assignment
@@ -126,23 +129,29 @@ public final class Archiver: Service, Sendable {
             consumer.setPauseNewAssignments(false)
             try await consumer.resume(Array(consumer.assignment))
         }
-        logger.info("batch", metadata: ["events": "\(batch.count)", "archived": "\(outcome.archived)", "compensated": "\(outcome.compensated)",
-                                        "suppressed": "\(outcome.suppressed)", "deadLettered": "\(outcome.deadLettered)", "ignored": "\(outcome.ignored)"])
+        logger.info(
+            "batch",
+            metadata: [
+                "events": "\(batch.count)", "archived": "\(outcome.archived)", "compensated": "\(outcome.compensated)",
+                "suppressed": "\(outcome.suppressed)", "deadLettered": "\(outcome.deadLettered)", "ignored": "\(outcome.ignored)",
+            ])
         updateLag()
     }
 
     private var executor: BatchExecutor {
-        var executor = BatchExecutor(store: store, producer: producer, retrier: retrier, metrics: metrics, logger: logger,
-                                     deadLetterTopic: config.deadLetterTopic, compensationTopic: config.compensationTopic)
+        var executor = BatchExecutor(
+            store: store, producer: producer, retrier: retrier, metrics: metrics, logger: logger,
+            deadLetterTopic: config.deadLetterTopic, compensationTopic: config.compensationTopic)
         executor.owns = { [consumer] in consumer.assignment.contains($0) }
         return executor
     }
 
     var retrier: Retrier {
         let grace = Duration.milliseconds(config.shutdownGraceMs)
-        return Retrier(initialMs: config.retryInitialMs, maxMs: config.retryMaxMs, logger: logger, metrics: metrics, status: status,
-                       shouldGiveUp: { [loop] in loop.withLock { $0.stopRequestedAt.map { .now - $0 > grace } ?? false } },
-                       waiter: { [self] in await waitPaused($0) })
+        return Retrier(
+            initialMs: config.retryInitialMs, maxMs: config.retryMaxMs, logger: logger, metrics: metrics, status: status,
+            shouldGiveUp: { [loop] in loop.withLock { $0.stopRequestedAt.map { .now - $0 > grace } ?? false } },
+            waiter: { [self] in await waitPaused($0) })
     }
 
     /// Commits the next offset of every partition in the batch that is still ours, owned being
@@ -178,7 +187,8 @@ public final class Archiver: Service, Sendable {
                 let room = loop.withLock { max(0, config.batchSize - $0.carryOver.count) }
                 // Only what is sought back may be dropped: if the seek fails, everything is kept
                 // (more memory, never a gap the next commit would skip).
-                let kept = (try? await consumer.seek(Self.firstOffsets(of: result.messages.dropFirst(room)))) != nil
+                let kept =
+                    (try? await consumer.seek(Self.firstOffsets(of: result.messages.dropFirst(room)))) != nil
                     ? result.messages.prefix(room) : result.messages[...]
                 loop.withLock { $0.carryOver += kept }
             }
@@ -215,7 +225,9 @@ public final class Archiver: Service, Sendable {
         case .recovered:
             status.setReachable(kafka: true)
         case .down(let probe):
-            if !loop.withLock({ s in defer { s.brokersDownReported = true }; return s.brokersDownReported }) {
+            if !loop.withLock({ s in
+                defer { s.brokersDownReported = true }; return s.brokersDownReported
+            }) {
                 logger.warning("no Kafka broker reachable")
             }
             status.setReachable(kafka: false)

@@ -10,8 +10,10 @@ final class ArchiverMetrics: Sendable {
     /// History types first, then saga failures (the archived and compensated series take slices).
     static let knownTypes = ArchiveKind.types
     /// Every operation the retrier names, so each retry series exists (at 0) before the first outage.
-    static let retriedOperations = ["mongo read compensations", "mongo write history", "mongo recheck compensations", "mongo compensate",
-                                    "mongo compensate again", "mongo suppress", "kafka dead-letter", "kafka commit"]
+    static let retriedOperations = [
+        "mongo read compensations", "mongo write history", "mongo recheck compensations", "mongo compensate",
+        "mongo compensate again", "mongo suppress", "kafka dead-letter", "kafka commit",
+    ]
 
     private let registry: PrometheusCollectorRegistry
     private let consumedByType: [String: Counter]
@@ -29,8 +31,10 @@ final class ArchiverMetrics: Sendable {
     private let ready: Gauge
     private let lagGauges = Locked([TopicPartition: Gauge]())
 
-    static let durationBuckets: [Duration] = [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
-                                              .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5)]
+    static let durationBuckets: [Duration] = [
+        .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5),
+    ]
 
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
@@ -41,27 +45,42 @@ final class ArchiverMetrics: Sendable {
             Dictionary(uniqueKeysWithValues: values.map { ($0, registry.makeCounter(descriptor: descriptor, labels: [(label, $0)])) })
         }
         // Each series only with the labels it can have, so /metrics shows no impossible zeros.
-        consumedByType = counters(name("events_consumed", "total", "Messages read from the archived topics, by CloudEvent type (unknown: undecodable; other: outside the contract)."),
-                                  "type", Tally.labels)
-        archivedByType = counters(name("events_archived", "total", "History documents written to MongoDB, by event type."),
-                                  "type", Array(Self.knownTypes.prefix(3)))
-        compensatedByType = counters(name("sagas_compensated", "total", "Sagas compensated (their history deleted), by failure event type."),
-                                     "type", Array(Self.knownTypes.suffix(2)))
-        deadLetteredByKind = counters(name("events_dead_lettered", "total", "Events sent to the dead-letter topic, by kind (decode, schema, rejected)."),
-                                      "kind", DeadLetter.kinds)
-        deadLettersKeptByKind = counters(name("dead_letters_kept_in_mongo", "total", "Dead letters the broker refused, kept whole in MongoDB with a stub on the topic."),
-                                         "kind", DeadLetter.kinds)
-        retriedByOperation = counters(name("retries", "total", "Retries of an operation while MongoDB or Kafka is unreachable."),
-                                      "operation", Self.retriedOperations)
-        suppressedCounter = registry.makeCounter(descriptor: name("events_suppressed", "total", "History documents not kept because their saga was already compensated."))
-        ignoredCounter = registry.makeCounter(descriptor: name("events_ignored", "total", "Events of types the archiver does not archive, committed past."))
-        duplicateFailuresCounter = registry.makeCounter(descriptor: name("duplicate_failures", "total", "Failure events for sagas already compensated."))
-        batchSize = registry.makeValueHistogram(descriptor: name("batch_size", "", "Events per batch."), buckets: [1, 10, 50, 100, 250, 500, 1_000, 2_000, 5_000])
-        writeDuration = registry.makeDurationHistogram(descriptor: name("write_duration", "seconds", "Time of one batch's bulk writes to MongoDB."),
-                                                       buckets: Self.durationBuckets)
-        eventLatency = registry.makeDurationHistogram(descriptor: name("event_latency", "seconds", "From the Kafka message timestamp to the history write acknowledged."),
-                                                      buckets: Self.durationBuckets)
-        ready = registry.makeGauge(descriptor: name("ready", "", "1 when /readyz answers 200 (MongoDB and Kafka reachable, partitions owned), else 0."))
+        consumedByType = counters(
+            name(
+                "events_consumed", "total",
+                "Messages read from the archived topics, by CloudEvent type (unknown: undecodable; other: outside the contract)."),
+            "type", Tally.labels)
+        archivedByType = counters(
+            name("events_archived", "total", "History documents written to MongoDB, by event type."),
+            "type", Array(Self.knownTypes.prefix(3)))
+        compensatedByType = counters(
+            name("sagas_compensated", "total", "Sagas compensated (their history deleted), by failure event type."),
+            "type", Array(Self.knownTypes.suffix(2)))
+        deadLetteredByKind = counters(
+            name("events_dead_lettered", "total", "Events sent to the dead-letter topic, by kind (decode, schema, rejected)."),
+            "kind", DeadLetter.kinds)
+        deadLettersKeptByKind = counters(
+            name("dead_letters_kept_in_mongo", "total", "Dead letters the broker refused, kept whole in MongoDB with a stub on the topic."),
+            "kind", DeadLetter.kinds)
+        retriedByOperation = counters(
+            name("retries", "total", "Retries of an operation while MongoDB or Kafka is unreachable."),
+            "operation", Self.retriedOperations)
+        suppressedCounter = registry.makeCounter(
+            descriptor: name("events_suppressed", "total", "History documents not kept because their saga was already compensated."))
+        ignoredCounter = registry.makeCounter(
+            descriptor: name("events_ignored", "total", "Events of types the archiver does not archive, committed past."))
+        duplicateFailuresCounter = registry.makeCounter(
+            descriptor: name("duplicate_failures", "total", "Failure events for sagas already compensated."))
+        batchSize = registry.makeValueHistogram(
+            descriptor: name("batch_size", "", "Events per batch."), buckets: [1, 10, 50, 100, 250, 500, 1_000, 2_000, 5_000])
+        writeDuration = registry.makeDurationHistogram(
+            descriptor: name("write_duration", "seconds", "Time of one batch's bulk writes to MongoDB."),
+            buckets: Self.durationBuckets)
+        eventLatency = registry.makeDurationHistogram(
+            descriptor: name("event_latency", "seconds", "From the Kafka message timestamp to the history write acknowledged."),
+            buckets: Self.durationBuckets)
+        ready = registry.makeGauge(
+            descriptor: name("ready", "", "1 when /readyz answers 200 (MongoDB and Kafka reachable, partitions owned), else 0."))
     }
 
     /// Counts per label for one batch, so each series is touched once per batch. Indexed by
@@ -102,9 +121,11 @@ final class ArchiverMetrics: Sendable {
     func lag(_ partition: TopicPartition, _ value: Int64) {
         let gauge = lagGauges.withLock { gauges in
             if let gauge = gauges[partition] { return gauge }
-            let gauge = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "archiver", metricName: "consumer_lag", unitName: "",
-                                                                            helpText: "Messages in the partition not yet archived: high watermark minus next offset."),
-                                           labels: [("topic", partition.topic), ("partition", String(partition.partition))])
+            let gauge = registry.makeGauge(
+                descriptor: MetricNameDescriptor(
+                    namespace: "archiver", metricName: "consumer_lag", unitName: "",
+                    helpText: "Messages in the partition not yet archived: high watermark minus next offset."),
+                labels: [("topic", partition.topic), ("partition", String(partition.partition))])
             gauges[partition] = gauge
             return gauge
         }

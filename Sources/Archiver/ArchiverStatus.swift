@@ -22,8 +22,11 @@ public final class ArchiverStatus: Sendable {
     }
 
     public var snapshot: Snapshot {
-        state.withLock { Snapshot(mongoReachable: $0.mongoReachable, kafkaReachable: $0.kafkaReachable,
-                                  assignedPartitions: $0.assignedPartitions, lastError: $0.lastError) }
+        state.withLock {
+            Snapshot(
+                mongoReachable: $0.mongoReachable, kafkaReachable: $0.kafkaReachable,
+                assignedPartitions: $0.assignedPartitions, lastError: $0.lastError)
+        }
     }
 
     func setReachable(mongo: Bool? = nil, kafka: Bool? = nil) {

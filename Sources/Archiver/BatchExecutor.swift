@@ -59,7 +59,8 @@ struct BatchExecutor: Sendable {
         return BatchPlanner.plan(batch, known: known)
     }
 
-    func apply(_ plan: BatchPlan, to batch: [Inbound], deadLetterInfo: DeadLetterInfo = BatchExecutor.runDeadLetterInfo) async throws -> BatchOutcome {
+    func apply(_ plan: BatchPlan, to batch: [Inbound], deadLetterInfo: DeadLetterInfo = BatchExecutor.runDeadLetterInfo) async throws -> BatchOutcome
+    {
         var plan = plan
         var outcome = BatchOutcome(ignored: plan.ignored.count)
 
@@ -117,8 +118,9 @@ struct BatchExecutor: Sendable {
             let letters = plan.deadLetters.map { letter in
                 let inbound = batch[letter.inboundIndex]
                 let info = deadLetterInfo(inbound)
-                return DeadLetter(message: inbound.message, origin: info.origin, kind: letter.kind, reason: letter.message,
-                                  attempts: info.attempts, failedAtMs: now)
+                return DeadLetter(
+                    message: inbound.message, origin: info.origin, kind: letter.kind, reason: letter.message,
+                    attempts: info.attempts, failedAtMs: now)
             }
             try await deadLetterPublisher.publish(letters, to: deadLetterTopic)
             for letter in letters {
@@ -146,9 +148,13 @@ struct BatchExecutor: Sendable {
         return try await balance + insert(plan.paymentWrites, into: store.payment, archivedAtMs: archivedAtMs)
     }
 
-    private func insert(_ writes: [HistoryWrite], into collection: MongoCollection, archivedAtMs: Int64) async throws -> [(inboundIndex: Int, kind: String, message: String)] {
+    private func insert(
+        _ writes: [HistoryWrite], into collection: MongoCollection, archivedAtMs: Int64
+    ) async throws -> [(inboundIndex: Int, kind: String, message: String)] {
         do {
-            _ = try await collection.insertMany(count: writes.count) { i, bson in HistoryDocument.write(writes[i], archivedAtMs: archivedAtMs, into: &bson) }
+            _ = try await collection.insertMany(count: writes.count) { i, bson in
+                HistoryDocument.write(writes[i], archivedAtMs: archivedAtMs, into: &bson)
+            }
             return []
         } catch MongoError.bulkWrite(let failure) {
             if failure.errors.contains(where: { MongoError.transientCodes.contains($0.code) || !writes.indices.contains($0.index) }) {

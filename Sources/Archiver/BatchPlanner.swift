@@ -122,10 +122,12 @@ enum BatchPlanner {
                 switch event {
                 case .balance(let b):
                     if compensated { plan.suppressions.append(Suppression(sagaId: saga, eventId: b.eventId, kind: .balance)); continue }
-                    plan.balanceWrites.append(HistoryWrite(eventId: b.eventId, sagaId: saga, inboundIndex: index, event: .balance(b), source: batch[index].origin))
+                    plan.balanceWrites.append(
+                        HistoryWrite(eventId: b.eventId, sagaId: saga, inboundIndex: index, event: .balance(b), source: batch[index].origin))
                 case .payment(let p):
                     if compensated { plan.suppressions.append(Suppression(sagaId: saga, eventId: p.eventId, kind: .payment)); continue }
-                    plan.paymentWrites.append(HistoryWrite(eventId: p.eventId, sagaId: saga, inboundIndex: index, event: .payment(p), source: batch[index].origin))
+                    plan.paymentWrites.append(
+                        HistoryWrite(eventId: p.eventId, sagaId: saga, inboundIndex: index, event: .payment(p), source: batch[index].origin))
                 case .sagaFailed(let failure):
                     if let record = known[saga] {
                         if record.failedEvent == failure.eventId {
@@ -139,10 +141,11 @@ enum BatchPlanner {
                         compensatedHere.insert(saga)
                         // Failures are rare: finding the saga's earlier history by a scan costs less
                         // than indexing every event's saga on the way.
-                        plan.newCompensations.append(NewCompensation(
-                            failure: failure,
-                            priorBalance: plan.balanceWrites.filter { $0.sagaId == saga }.map(\.eventId),
-                            priorPayment: plan.paymentWrites.filter { $0.sagaId == saga }.map(\.eventId)))
+                        plan.newCompensations.append(
+                            NewCompensation(
+                                failure: failure,
+                                priorBalance: plan.balanceWrites.filter { $0.sagaId == saga }.map(\.eventId),
+                                priorPayment: plan.paymentWrites.filter { $0.sagaId == saga }.map(\.eventId)))
                     }
                 }
             }

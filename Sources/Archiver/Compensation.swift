@@ -11,11 +11,14 @@ extension BatchExecutor {
         let saga = c.failure.sagaId
         let document: Document = [
             "reason": .string(c.failure.reason), "failedEvent": .string(c.failure.eventId), "failedType": .string(c.failure.type),
-            "deleted": .document([HistoryStore.balanceCollection: .array(c.priorBalance.map { .string($0) }),
-                                  HistoryStore.paymentCollection: .array(c.priorPayment.map { .string($0) })]),
+            "deleted": .document([
+                HistoryStore.balanceCollection: .array(c.priorBalance.map { .string($0) }),
+                HistoryStore.paymentCollection: .array(c.priorPayment.map { .string($0) }),
+            ]),
             "suppressed": .array([]), "compensatedAt": .datetime(Self.nowMs()),
         ]
-        let result = try await store.compensations.updateOne(filter: ["_id": .string(saga)], update: ["$setOnInsert": .document(document)], upsert: true)
+        let result = try await store.compensations.updateOne(
+            filter: ["_id": .string(saga)], update: ["$setOnInsert": .document(document)], upsert: true)
         if result.upserted == 0 {
             let existing = try await store.compensations.findOne(["_id": .string(saga)]).flatMap(CompensationRecord.init)
             guard existing?.failedEvent == c.failure.eventId else {
@@ -23,8 +26,9 @@ extension BatchExecutor {
                 // never written, and still belongs in the saga's audit trail.
                 let unwritten = (c.priorBalance + c.priorPayment).map { BSON.string($0) }
                 if !unwritten.isEmpty {
-                    try await store.compensations.updateOne(filter: ["_id": .string(saga)],
-                                                            update: ["$addToSet": .document(["suppressed": .document(["$each": .array(unwritten)])])])
+                    try await store.compensations.updateOne(
+                        filter: ["_id": .string(saga)],
+                        update: ["$addToSet": .document(["suppressed": .document(["$each": .array(unwritten)])])])
                 }
                 return false
             }
@@ -71,8 +75,10 @@ extension BatchExecutor {
         let truncated = record.deletedBalance.count > Self.maxIdsPerEvent || record.deletedPayment.count > Self.maxIdsPerEvent
         var data: JSONObject = [
             "sagaId": .string(record.sagaId), "reason": .string(record.reason),
-            "deleted": .object([HistoryStore.balanceCollection: .array(record.deletedBalance.prefix(Self.maxIdsPerEvent).map { .string($0) }),
-                                HistoryStore.paymentCollection: .array(record.deletedPayment.prefix(Self.maxIdsPerEvent).map { .string($0) })]),
+            "deleted": .object([
+                HistoryStore.balanceCollection: .array(record.deletedBalance.prefix(Self.maxIdsPerEvent).map { .string($0) }),
+                HistoryStore.paymentCollection: .array(record.deletedPayment.prefix(Self.maxIdsPerEvent).map { .string($0) }),
+            ]),
         ]
         if truncated { data["deletedTruncated"] = .bool(true) }
         let event = OutgoingEvent(

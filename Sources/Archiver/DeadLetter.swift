@@ -20,9 +20,11 @@ struct DeadLetter: Sendable {
 
     static let kinds = ["decode", "schema", "rejected"]
 
-    static let ourHeaders: Set<String> = [DeadLetterHeader.originalTopic, DeadLetterHeader.originalPartition, DeadLetterHeader.originalOffset,
-                                          DeadLetterHeader.errorKind, DeadLetterHeader.errorMessage, DeadLetterHeader.attempts, DeadLetterHeader.failedAt,
-                                          DeadLetterHeader.originalSize, DeadLetterHeader.originalSHA256, DeadLetterHeader.payloadRef]
+    static let ourHeaders: Set<String> = [
+        DeadLetterHeader.originalTopic, DeadLetterHeader.originalPartition, DeadLetterHeader.originalOffset,
+        DeadLetterHeader.errorKind, DeadLetterHeader.errorMessage, DeadLetterHeader.attempts, DeadLetterHeader.failedAt,
+        DeadLetterHeader.originalSize, DeadLetterHeader.originalSHA256, DeadLetterHeader.payloadRef,
+    ]
 
     /// The event's own headers, as they were before it was dead-lettered.
     static func withoutOurHeaders(_ headers: [KafkaHeader]) -> [KafkaHeader] { headers.filter { !ourHeaders.contains($0.name) } }
@@ -50,17 +52,21 @@ struct DeadLetter: Sendable {
     /// A stand-in the broker accepts: at most `valueBytes` of the value, the key cut to
     /// `keyBytes`, none of the original headers; ours say how big the original was and where it is.
     func stub(topic: String, valueBytes: Int, keyBytes: Int, sha256: String) -> KafkaRecord {
-        KafkaRecord(topic: topic, key: message.key.map { Array($0.prefix(keyBytes)) }, value: Array(message.value.prefix(valueBytes)),
-                    headers: headers + [KafkaHeader(DeadLetterHeader.originalSize, String(message.value.count)),
-                                        KafkaHeader(DeadLetterHeader.originalSHA256, sha256),
-                                        KafkaHeader(DeadLetterHeader.payloadRef, payloadRef)])
+        KafkaRecord(
+            topic: topic, key: message.key.map { Array($0.prefix(keyBytes)) }, value: Array(message.value.prefix(valueBytes)),
+            headers: headers + [
+                KafkaHeader(DeadLetterHeader.originalSize, String(message.value.count)),
+                KafkaHeader(DeadLetterHeader.originalSHA256, sha256),
+                KafkaHeader(DeadLetterHeader.payloadRef, payloadRef),
+            ])
     }
 
     /// The origin and attempt count a dead letter carries, or nil when its headers are not ours.
     static func parse(_ message: KafkaMessage) -> (origin: Origin, attempts: Int, failedAtMs: Int64?)? {
         guard let topic = message.header(DeadLetterHeader.originalTopic)?.stringValue,
-              let partition = message.header(DeadLetterHeader.originalPartition).flatMap({ Int32($0.stringValue) }),
-              let offset = message.header(DeadLetterHeader.originalOffset).flatMap({ Int64($0.stringValue) }) else { return nil }
+            let partition = message.header(DeadLetterHeader.originalPartition).flatMap({ Int32($0.stringValue) }),
+            let offset = message.header(DeadLetterHeader.originalOffset).flatMap({ Int64($0.stringValue) })
+        else { return nil }
         let attempts = message.header(DeadLetterHeader.attempts).flatMap { Int($0.stringValue) } ?? 1
         let failedAt = message.header(DeadLetterHeader.failedAt).flatMap { Timestamp.parse($0.stringValue) }
         return (Origin(topic: topic, partition: partition, offset: offset), attempts, failedAt)

@@ -44,7 +44,8 @@ struct DeadLetterPublisher: Sendable {
                     let sha256 = SHA256.hex(letter.message.value)
                     if level == 0 { try await keep(letter, sha256: sha256, refusal: error) }
                     stubLevel[index] = level
-                    records[index] = letter.stub(topic: topic, valueBytes: Self.stubSizes[level].value, keyBytes: Self.stubSizes[level].key, sha256: sha256)
+                    records[index] = letter.stub(
+                        topic: topic, valueBytes: Self.stubSizes[level].value, keyBytes: Self.stubSizes[level].key, sha256: sha256)
                 }
                 if let retriable { throw RefusedDeadLetter(underlying: retriable) }
             }
@@ -59,9 +60,10 @@ struct DeadLetterPublisher: Sendable {
             "_id": .string(letter.payloadRef),
             "value": .binary(Array(value.prefix(Self.maxKeptBytes))), "truncated": .bool(truncated),
             "key": letter.message.key.map { .binary(Array($0.prefix(64 * 1_024))) } ?? .null,
-            "headers": .array(DeadLetter.withoutOurHeaders(letter.message.headers).prefix(100).map {
-                .document(["name": .string($0.name), "value": .binary(Array($0.value.prefix(64 * 1_024)))])
-            }),
+            "headers": .array(
+                DeadLetter.withoutOurHeaders(letter.message.headers).prefix(100).map {
+                    .document(["name": .string($0.name), "value": .binary(Array($0.value.prefix(64 * 1_024)))])
+                }),
             "size": .int64(Int64(value.count)), "sha256": .string(sha256),
             "kind": .string(letter.kind), "reason": .string(Text.utf8Prefix(letter.reason, maxBytes: 1_000)),
             "origin": letter.origin.document, "keptAt": .datetime(BatchExecutor.nowMs()),
@@ -69,9 +71,12 @@ struct DeadLetterPublisher: Sendable {
         document.append("refusedBecause", .string(refusal.message))
         try await store.deadLetterPayloads.bulkWrite([.replaceOne(filter: ["_id": .string(letter.payloadRef)], replacement: document, upsert: true)])
         metrics.deadLetterKept(kind: letter.kind)
-        logger.error("dead letter refused by the broker: kept whole in MongoDB, a stub goes to the dead-letter topic",
-                     metadata: ["origin": "\(letter.origin)", "size": "\(value.count)", "sha256": "\(sha256)",
-                                "payloadRef": "\(letter.payloadRef)", "error": "\(refusal.message)"])
+        logger.error(
+            "dead letter refused by the broker: kept whole in MongoDB, a stub goes to the dead-letter topic",
+            metadata: [
+                "origin": "\(letter.origin)", "size": "\(value.count)", "sha256": "\(sha256)",
+                "payloadRef": "\(letter.payloadRef)", "error": "\(refusal.message)",
+            ])
     }
 }
 

@@ -36,9 +36,12 @@ extension HistoryStore {
 
     /// A user's balance changes, newest first; `before` pages back through long histories.
     /// Index: balance_history {userId: 1, occurredAt: -1}.
-    public func balanceHistory(userId: Int64, sinceMs: Int64? = nil, untilMs: Int64? = nil, before: HistoryCursor? = nil, limit: Int) async throws -> [Document] {
-        try await balance.find(Self.filter(["userId": .int64(userId)], sinceMs: sinceMs, untilMs: untilMs, before: before),
-                               options: FindOptions(sort: Self.newestFirst, limit: limit))
+    public func balanceHistory(
+        userId: Int64, sinceMs: Int64? = nil, untilMs: Int64? = nil, before: HistoryCursor? = nil, limit: Int
+    ) async throws -> [Document] {
+        try await balance.find(
+            Self.filter(["userId": .int64(userId)], sinceMs: sinceMs, untilMs: untilMs, before: before),
+            options: FindOptions(sort: Self.newestFirst, limit: limit))
     }
 
     /// Payments of an order (index {orderId: 1}) or of a user (index {userId: 1, occurredAt: -1}), newest first.
@@ -46,8 +49,9 @@ extension HistoryStore {
         var base = Document()
         if let orderId { base.append("orderId", .int64(orderId)) }
         if let userId { base.append("userId", .int64(userId)) }
-        return try await payment.find(Self.filter(base, sinceMs: nil, untilMs: nil, before: before),
-                                      options: FindOptions(sort: Self.newestFirst, limit: limit))
+        return try await payment.find(
+            Self.filter(base, sinceMs: nil, untilMs: nil, before: before),
+            options: FindOptions(sort: Self.newestFirst, limit: limit))
     }
 
     /// Everything archived for one saga (index {sagaId: 1}) and its compensation record, if any.
@@ -69,10 +73,12 @@ extension HistoryStore {
         var filter = base
         if !range.isEmpty { filter.append("occurredAt", .document(range)) }
         guard let before, let id = before.id else { return filter }
-        filter.append("$or", .array([
-            .document(["occurredAt": .document(["$lt": .datetime(before.occurredAtMs)])]),
-            .document(["occurredAt": .datetime(before.occurredAtMs), "_id": .document(["$lt": .string(id)])]),
-        ]))
+        filter.append(
+            "$or",
+            .array([
+                .document(["occurredAt": .document(["$lt": .datetime(before.occurredAtMs)])]),
+                .document(["occurredAt": .datetime(before.occurredAtMs), "_id": .document(["$lt": .string(id)])]),
+            ]))
         return filter
     }
 }

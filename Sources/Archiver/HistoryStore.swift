@@ -43,8 +43,9 @@ public struct HistoryStore: Sendable {
     /// The compensation records of these sagas, by saga id.
     func compensationRecords(for sagas: Set<String>) async throws -> [String: CompensationRecord] {
         guard !sagas.isEmpty else { return [:] }
-        let docs = try await compensations.find(["_id": .document(["$in": .array(sagas.map { .string($0) })])],
-                                                options: FindOptions(projection: ["reason": 1, "failedEvent": 1, "deleted": 1]))
+        let docs = try await compensations.find(
+            ["_id": .document(["$in": .array(sagas.map { .string($0) })])],
+            options: FindOptions(projection: ["reason": 1, "failedEvent": 1, "deleted": 1]))
         var result: [String: CompensationRecord] = [:]
         for doc in docs {
             guard let record = CompensationRecord(doc) else { continue }
@@ -78,9 +79,10 @@ struct CompensationRecord: Sendable, Equatable {
     init?(_ doc: Document) {
         guard let id = doc["_id"]?.stringValue else { return nil }
         let deleted = doc["deleted"]?.documentValue
-        self.init(sagaId: id, failedEvent: doc["failedEvent"]?.stringValue ?? "", reason: doc["reason"]?.stringValue ?? "",
-                  deletedBalance: deleted?[HistoryStore.balanceCollection]?.arrayValue?.compactMap(\.stringValue) ?? [],
-                  deletedPayment: deleted?[HistoryStore.paymentCollection]?.arrayValue?.compactMap(\.stringValue) ?? [])
+        self.init(
+            sagaId: id, failedEvent: doc["failedEvent"]?.stringValue ?? "", reason: doc["reason"]?.stringValue ?? "",
+            deletedBalance: deleted?[HistoryStore.balanceCollection]?.arrayValue?.compactMap(\.stringValue) ?? [],
+            deletedPayment: deleted?[HistoryStore.paymentCollection]?.arrayValue?.compactMap(\.stringValue) ?? [])
     }
 }
 

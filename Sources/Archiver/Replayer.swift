@@ -30,7 +30,8 @@ public struct Replayer: Sendable {
         public var skipped = 0
         public var dryRun = false
         public var description: String {
-            dryRun ? "replay (dry run, nothing written): would archive \(archived), would still fail \(failed), skipped \(skipped)"
+            dryRun
+                ? "replay (dry run, nothing written): would archive \(archived), would still fail \(failed), skipped \(skipped)"
                 : "replay: archived \(archived), still failing \(failed), skipped \(skipped)"
         }
     }
@@ -48,8 +49,9 @@ public struct Replayer: Sendable {
         let store = try await HistoryStore.connect(uri: configuration.mongoURI, database: configuration.database)
         let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
         try await producer.checkConnection()
-        var consumerConfig = KafkaConsumerConfiguration(connection: configuration.kafka, groupID: configuration.groupID,
-                                                        topics: [configuration.deadLetterTopic])
+        var consumerConfig = KafkaConsumerConfiguration(
+            connection: configuration.kafka, groupID: configuration.groupID,
+            topics: [configuration.deadLetterTopic])
         consumerConfig.sessionTimeoutMs = configuration.sessionTimeoutMs
         consumerConfig.maxPollIntervalMs = configuration.maxPollIntervalMs
         let consumer = try KafkaConsumer(configuration: consumerConfig, logger: logger)
@@ -57,9 +59,10 @@ public struct Replayer: Sendable {
         let metrics = ArchiverMetrics(registry: PrometheusCollectorRegistry())
         let executor = BatchExecutor(
             store: store, producer: producer,
-            retrier: Retrier(initialMs: configuration.retryInitialMs, maxMs: configuration.retryMaxMs, logger: logger,
-                             metrics: metrics, status: ArchiverStatus(), shouldGiveUp: { false },
-                             waiter: { try? await Task.sleep(for: $0) }),
+            retrier: Retrier(
+                initialMs: configuration.retryInitialMs, maxMs: configuration.retryMaxMs, logger: logger,
+                metrics: metrics, status: ArchiverStatus(), shouldGiveUp: { false },
+                waiter: { try? await Task.sleep(for: $0) }),
             metrics: metrics, logger: logger,
             deadLetterTopic: configuration.deadLetterTopic, compensationTopic: configuration.compensationTopic)
 
@@ -107,10 +110,11 @@ public struct Replayer: Sendable {
                 if !blocked.contains(tp) { commitable[tp] = message.offset + 1 }
                 attempts[parsed.origin] = parsed.attempts < Int.max ? parsed.attempts + 1 : Int.max
                 // Back to the message as first consumed: original position, original headers.
-                let original = KafkaMessage(topic: parsed.origin.topic, partition: parsed.origin.partition, offset: parsed.origin.offset,
-                                            key: message.key, value: message.value,
-                                            headers: DeadLetter.withoutOurHeaders(message.headers),
-                                            timestampMs: message.timestampMs)
+                let original = KafkaMessage(
+                    topic: parsed.origin.topic, partition: parsed.origin.partition, offset: parsed.origin.offset,
+                    key: message.key, value: message.value,
+                    headers: DeadLetter.withoutOurHeaders(message.headers),
+                    timestampMs: message.timestampMs)
                 selected.append(Inbound.decode(original))
             }
             guard !selected.isEmpty else { continue }
@@ -140,8 +144,9 @@ public struct Replayer: Sendable {
             return nil
         }
         let ours = message.headers.filter { DeadLetter.ourHeaders.contains($0.name) }
-        return KafkaMessage(topic: message.topic, partition: message.partition, offset: message.offset, key: kept.key, value: kept.value,
-                            headers: kept.headers + ours, timestampMs: message.timestampMs)
+        return KafkaMessage(
+            topic: message.topic, partition: message.partition, offset: message.offset, key: kept.key, value: kept.value,
+            headers: kept.headers + ours, timestampMs: message.timestampMs)
     }
 
     static func matches(_ message: KafkaMessage, failedAtMs: Int64?, filter: Filter) -> Bool {

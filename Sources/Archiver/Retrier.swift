@@ -28,7 +28,7 @@ struct Retrier: Sendable {
                 if attempt > 0 { logger.info("recovered", metadata: ["operation": "\(operation)", "attempts": "\(attempt + 1)"]) }
                 status.succeeded(operation)
                 return result
-            } catch where Retrier.isTransient(error) {
+            } catch  where Retrier.isTransient(error) {
                 status.failed(operation, error)
                 metrics.retried(operation)
                 if shouldGiveUp() { throw Abandoned(operation: operation) }

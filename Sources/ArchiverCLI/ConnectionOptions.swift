@@ -1,6 +1,6 @@
 import ArgumentParser
-import Foundation
 import CLISupport
+import Foundation
 import Kafka
 
 /// Connection settings shared by every subcommand: each a flag, else its environment
@@ -21,7 +21,8 @@ struct ConnectionOptions: ParsableArguments {
     var resolvedDatabase: String {
         get throws {
             let name = Self.value(database, "ARCHIVER_DATABASE", "history")
-            guard !name.isEmpty, name.utf8.count <= 63, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
+            guard !name.isEmpty, name.utf8.count <= 63, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") })
+            else {
                 throw ValidationError("ARCHIVER_DATABASE / --database must be letters, digits, '_' or '-', got '\(name)'")
             }
             return name

@@ -1,8 +1,8 @@
-import Foundation
-import CLISupport
-import ArgumentParser
 import Archiver
+import ArgumentParser
+import CLISupport
 import Events
+import Foundation
 import Mongo
 
 struct HistoryCommand: AsyncParsableCommand {
@@ -69,14 +69,20 @@ struct BalanceHistory: AsyncParsableCommand {
     func run() async throws {
         CLILogging.bootstrap(default: .warning)
         let store = try await HistoryConnection.open(connection)
-        let docs = try await store.balanceHistory(userId: user, sinceMs: try parseTime(since, "--since"), untilMs: try parseTime(until, "--until"),
-                                                  before: try list.cursor, limit: list.limit)
+        let docs = try await store.balanceHistory(
+            userId: user, sinceMs: try parseTime(since, "--since"), untilMs: try parseTime(until, "--until"),
+            before: try list.cursor, limit: list.limit)
         list.print(docs) {
-            Output.table(["OCCURRED AT", "TYPE", "AMOUNT", "BEFORE", "AFTER", "ORDER", "PAYMENT", "SAGA", "EVENT"],
-                         docs.map { [Output.time($0["occurredAt"]), Output.text($0["type"]), Output.amount($0["amount"]),
-                                     Output.amount($0["balanceBefore"]), Output.amount($0["balanceAfter"]), Output.text($0["orderId"]),
-                                     Output.text($0["paymentId"]), Output.text($0["sagaId"]), Output.text($0["_id"])] },
-                         rightAligned: [2, 3, 4])
+            Output.table(
+                ["OCCURRED AT", "TYPE", "AMOUNT", "BEFORE", "AFTER", "ORDER", "PAYMENT", "SAGA", "EVENT"],
+                docs.map {
+                    [
+                        Output.time($0["occurredAt"]), Output.text($0["type"]), Output.amount($0["amount"]),
+                        Output.amount($0["balanceBefore"]), Output.amount($0["balanceAfter"]), Output.text($0["orderId"]),
+                        Output.text($0["paymentId"]), Output.text($0["sagaId"]), Output.text($0["_id"]),
+                    ]
+                },
+                rightAligned: [2, 3, 4])
         }
     }
 }
@@ -97,11 +103,16 @@ struct PaymentHistory: AsyncParsableCommand {
         let store = try await HistoryConnection.open(connection)
         let docs = try await store.paymentHistory(orderId: order, userId: user, before: try list.cursor, limit: list.limit)
         list.print(docs) {
-            Output.table(["OCCURRED AT", "PAYMENT", "ORDER", "USER", "AMOUNT", "STATUS", "SAGA", "EVENT"],
-                         docs.map { [Output.time($0["occurredAt"]), Output.text($0["paymentId"]), Output.text($0["orderId"]),
-                                     Output.text($0["userId"]), Output.amount($0["amount"]), Output.text($0["status"]),
-                                     Output.text($0["sagaId"]), Output.text($0["_id"])] },
-                         rightAligned: [4])
+            Output.table(
+                ["OCCURRED AT", "PAYMENT", "ORDER", "USER", "AMOUNT", "STATUS", "SAGA", "EVENT"],
+                docs.map {
+                    [
+                        Output.time($0["occurredAt"]), Output.text($0["paymentId"]), Output.text($0["orderId"]),
+                        Output.text($0["userId"]), Output.amount($0["amount"]), Output.text($0["status"]),
+                        Output.text($0["sagaId"]), Output.text($0["_id"]),
+                    ]
+                },
+                rightAligned: [4])
         }
     }
 }
@@ -117,9 +128,11 @@ struct SagaHistory: AsyncParsableCommand {
         let store = try await HistoryConnection.open(connection)
         let (balance, payment, compensation) = try await store.saga(sagaId)
         if json {
-            let doc: JSONObject = ["sagaId": .string(sagaId), "balance_history": .array(balance.map { .object(Output.jsonObject($0)) }),
-                                   "payment_history": .array(payment.map { .object(Output.jsonObject($0)) }),
-                                   "compensation": compensation.map { .object(Output.jsonObject($0)) } ?? .null]
+            let doc: JSONObject = [
+                "sagaId": .string(sagaId), "balance_history": .array(balance.map { .object(Output.jsonObject($0)) }),
+                "payment_history": .array(payment.map { .object(Output.jsonObject($0)) }),
+                "compensation": compensation.map { .object(Output.jsonObject($0)) } ?? .null,
+            ]
             return print(JSONValue.object(doc).serialized)
         }
         guard !balance.isEmpty || !payment.isEmpty || compensation != nil else {
@@ -128,19 +141,33 @@ struct SagaHistory: AsyncParsableCommand {
         print("saga \(sagaId)")
         print("balance_history (\(balance.count))")
         if !balance.isEmpty {
-            print(Output.table(["OCCURRED AT", "TYPE", "USER", "AMOUNT", "EVENT"],
-                               balance.map { [Output.time($0["occurredAt"]), Output.text($0["type"]), Output.text($0["userId"]),
-                                              Output.amount($0["amount"]), Output.text($0["_id"])] }, rightAligned: [3]))
+            print(
+                Output.table(
+                    ["OCCURRED AT", "TYPE", "USER", "AMOUNT", "EVENT"],
+                    balance.map {
+                        [
+                            Output.time($0["occurredAt"]), Output.text($0["type"]), Output.text($0["userId"]),
+                            Output.amount($0["amount"]), Output.text($0["_id"]),
+                        ]
+                    }, rightAligned: [3]))
         }
         print("payment_history (\(payment.count))")
         if !payment.isEmpty {
-            print(Output.table(["OCCURRED AT", "PAYMENT", "ORDER", "AMOUNT", "STATUS", "EVENT"],
-                               payment.map { [Output.time($0["occurredAt"]), Output.text($0["paymentId"]), Output.text($0["orderId"]),
-                                              Output.amount($0["amount"]), Output.text($0["status"]), Output.text($0["_id"])] }, rightAligned: [3]))
+            print(
+                Output.table(
+                    ["OCCURRED AT", "PAYMENT", "ORDER", "AMOUNT", "STATUS", "EVENT"],
+                    payment.map {
+                        [
+                            Output.time($0["occurredAt"]), Output.text($0["paymentId"]), Output.text($0["orderId"]),
+                            Output.amount($0["amount"]), Output.text($0["status"]), Output.text($0["_id"]),
+                        ]
+                    }, rightAligned: [3]))
         }
         if let c = compensation {
             let deleted = c["deleted"]?.documentValue
-            print("compensated at \(Output.time(c["compensatedAt"])): \(Output.text(c["reason"])) (failed event \(Output.text(c["failedEvent"])), \(Output.text(c["failedType"])))")
+            print(
+                "compensated at \(Output.time(c["compensatedAt"])): \(Output.text(c["reason"])) (failed event \(Output.text(c["failedEvent"])), \(Output.text(c["failedType"])))"
+            )
             print("  deleted balance_history: \(deleted?["balance_history"]?.arrayValue?.compactMap(\.stringValue).joined(separator: ", ") ?? "")")
             print("  deleted payment_history: \(deleted?["payment_history"]?.arrayValue?.compactMap(\.stringValue).joined(separator: ", ") ?? "")")
             print("  suppressed: \(c["suppressed"]?.arrayValue?.compactMap(\.stringValue).joined(separator: ", ") ?? "")")

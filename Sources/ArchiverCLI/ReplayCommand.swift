@@ -1,6 +1,6 @@
-import CLISupport
-import ArgumentParser
 import Archiver
+import ArgumentParser
+import CLISupport
 import Logging
 
 struct ReplayCommand: AsyncParsableCommand {
@@ -28,8 +28,9 @@ struct ReplayCommand: AsyncParsableCommand {
     func run() async throws {
         CLILogging.bootstrap(default: .warning)
         let baseGroup = ConnectionOptions.value(nil, "ARCHIVER_GROUP", "history-archiver")
-        var config = ArchiverConfiguration(kafka: try connection.kafka, mongoURI: connection.resolvedMongoURI,
-                                           database: try connection.resolvedDatabase, groupID: group ?? "\(baseGroup)-replay")
+        var config = ArchiverConfiguration(
+            kafka: try connection.kafka, mongoURI: connection.resolvedMongoURI,
+            database: try connection.resolvedDatabase, groupID: group ?? "\(baseGroup)-replay")
         config.deadLetterTopic = deadLetterTopic
         config.compensationTopic = compensationTopic
         config.sessionTimeoutMs = sessionTimeoutMs

@@ -1,8 +1,8 @@
+import AdminServer
+import Archiver
+import ArgumentParser
 import CLISupport
 import Foundation
-import AdminServer
-import ArgumentParser
-import Archiver
 import Logging
 import ServiceLifecycle
 
@@ -45,17 +45,22 @@ struct RunCommand: AsyncParsableCommand {
     func validate() throws {
         guard (1...100_000).contains(batchSize) else { throw ValidationError("--batch-size must be 1-100000, got \(batchSize)") }
         guard (1...3_600_000).contains(retryMaxMs) else { throw ValidationError("--retry-max-ms must be 1-3600000, got \(retryMaxMs)") }
-        guard (1...3_600_000).contains(sessionTimeoutMs) else { throw ValidationError("--session-timeout-ms must be 1-3600000, got \(sessionTimeoutMs)") }
-        guard (1...86_400_000).contains(maxPollIntervalMs) else { throw ValidationError("--max-poll-interval-ms must be 1-86400000, got \(maxPollIntervalMs)") }
+        guard (1...3_600_000).contains(sessionTimeoutMs) else {
+            throw ValidationError("--session-timeout-ms must be 1-3600000, got \(sessionTimeoutMs)")
+        }
+        guard (1...86_400_000).contains(maxPollIntervalMs) else {
+            throw ValidationError("--max-poll-interval-ms must be 1-86400000, got \(maxPollIntervalMs)")
+        }
     }
 
     func run() async throws {
         CLILogging.bootstrap(default: .info)
         let logger = Logger(label: "archiver")
         let port = try ConnectionOptions.port(adminPort, "ARCHIVER_ADMIN_PORT", 9464)
-        var config = ArchiverConfiguration(kafka: try connection.kafka, mongoURI: connection.resolvedMongoURI,
-                                           database: try connection.resolvedDatabase,
-                                           groupID: ConnectionOptions.value(group, "ARCHIVER_GROUP", "history-archiver"))
+        var config = ArchiverConfiguration(
+            kafka: try connection.kafka, mongoURI: connection.resolvedMongoURI,
+            database: try connection.resolvedDatabase,
+            groupID: ConnectionOptions.value(group, "ARCHIVER_GROUP", "history-archiver"))
         config.batchSize = batchSize
         config.sessionTimeoutMs = sessionTimeoutMs
         config.maxPollIntervalMs = maxPollIntervalMs
@@ -65,17 +70,24 @@ struct RunCommand: AsyncParsableCommand {
         config.compensationTopic = compensationTopic
         let registry = AdminServer.bootstrapMetrics()
         let archiver = try await Archiver(configuration: config, logger: logger, registry: registry)
-        let admin = AdminServer.application(host: adminHost, port: port, registry: registry, readiness: {
-            let s = archiver.status.snapshot
-            return AdminServer.Readiness(ready: s.ready, detail: "mongo=\(s.mongoReachable ? "up" : "down") kafka=\(s.kafkaReachable ? "up" : "down") partitions=\(s.assignedPartitions)" + (s.ready ? "" : s.lastError.map { " last_error=\($0)" } ?? ""))
-        }, logger: logger)
-        let group = ServiceGroup(configuration: .init(
-            services: [
-                .init(service: archiver, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
-                // A port already taken must stop the process with that error, not leave it running unobservable.
-                .init(service: admin, failureTerminationBehavior: .gracefullyShutdownGroup),
-            ],
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let admin = AdminServer.application(
+            host: adminHost, port: port, registry: registry,
+            readiness: {
+                let s = archiver.status.snapshot
+                return AdminServer.Readiness(
+                    ready: s.ready,
+                    detail: "mongo=\(s.mongoReachable ? "up" : "down") kafka=\(s.kafkaReachable ? "up" : "down") partitions=\(s.assignedPartitions)"
+                        + (s.ready ? "" : s.lastError.map { " last_error=\($0)" } ?? ""))
+            }, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(
+                        service: archiver, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+                    // A port already taken must stop the process with that error, not leave it running unobservable.
+                    .init(service: admin, failureTerminationBehavior: .gracefullyShutdownGroup),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }

@@ -20,8 +20,10 @@ public struct APIError: HTTPResponseError, CustomStringConvertible {
     public static func notFound(_ message: String) -> APIError { APIError(.notFound, code: "not_found", message) }
     public static func conflict(_ code: String, _ message: String) -> APIError { APIError(.conflict, code: code, message) }
     public static func keyReused(_ key: IdempotencyKey, firstUsedFor request: String) -> APIError {
-        APIError(.unprocessableContent, code: "idempotency_key_reused",
-                 "Idempotency-Key '\(key.value)' was first used for \(request == key.request ? "\(request) with another body" : request); a new request needs a new key")
+        APIError(
+            .unprocessableContent, code: "idempotency_key_reused",
+            "Idempotency-Key '\(key.value)' was first used for \(request == key.request ? "\(request) with another body" : request); a new request needs a new key"
+        )
     }
 
     public var description: String { "\(status.code) \(code): \(message)" }
@@ -65,7 +67,8 @@ public struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 return try APIError.notFound("no route \(request.method) \(request.uri.path)").response(from: request, context: context)
             }
             let list = allowed.map(\.rawValue).joined(separator: ", ")
-            var refusal = APIError(.methodNotAllowed, code: "method_not_allowed", "\(request.method) is not allowed on \(request.uri.path); allowed: \(list)")
+            var refusal = APIError(
+                .methodNotAllowed, code: "method_not_allowed", "\(request.method) is not allowed on \(request.uri.path); allowed: \(list)")
             refusal.headers[.allow] = list
             return try refusal.response(from: request, context: context)
         } catch let error as HTTPError {

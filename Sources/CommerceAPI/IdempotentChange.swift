@@ -23,7 +23,9 @@ extension ServiceNode {
             do {
                 try db.inSavepoint {
                     let (value, events) = try change(db)
-                    result = (StoredAnswer(request: key.request, fingerprint: key.fingerprint, status: status.code, body: try JSON.bytes(value)), events)
+                    result = (
+                        StoredAnswer(request: key.request, fingerprint: key.fingerprint, status: status.code, body: try JSON.bytes(value)), events
+                    )
                     return .commit
                 }
             } catch let error as APIError where (400..<500).contains(error.status.code) {

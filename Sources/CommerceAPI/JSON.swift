@@ -1,6 +1,6 @@
 import Foundation
-import Hummingbird
 import HTTPTypes
+import Hummingbird
 
 /// JSON in and out, with decoding errors that name the field.
 public enum JSON {

@@ -16,9 +16,10 @@ public enum OpenAPIDocument {
     /// "GET /orders/{orderId}": one per operation of `document`.
     public static func operations(in document: Data = bytes) throws -> Set<String> {
         let paths = try paths(of: try object(document))
-        return Set(paths.flatMap { path, item in
-            item.keys.filter(methods.contains).map { "\($0.uppercased()) \(path)" }
-        })
+        return Set(
+            paths.flatMap { path, item in
+                item.keys.filter(methods.contains).map { "\($0.uppercased()) \(path)" }
+            })
     }
 
     /// The document with only the operations in `served` ("GET /orders/{orderId}"), for a

@@ -34,7 +34,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Folder of the services' SQLite files (env COMMERCE_DATA_DIR, default ./data).")
     var dataDir: String?
 
-    @Option(help: "Injected failures, step=rate or step=sagaId, comma-separated (env COMMERCE_FAULTS). Steps: \(FaultPlan.steps.joined(separator: ", ")), *.")
+    @Option(
+        help:
+            "Injected failures, step=rate or step=sagaId, comma-separated (env COMMERCE_FAULTS). Steps: \(FaultPlan.steps.joined(separator: ", ")), *."
+    )
     var fault: String?
 
     @Option(help: "Prefix for every topic and consumer group (env COMMERCE_TOPIC_PREFIX); for isolated test runs.")
@@ -64,8 +67,9 @@ struct ServeCommand: AsyncParsableCommand {
         let keys = KeySpace()  // one HTTP port, one space of Idempotency-Keys
         let nodes = try names.map { name in
             do {
-                return try ServiceNode(service: Self.services[name]!(), directory: directory, faults: faults, topicPrefix: prefix,
-                                       crashAfterCommitOf: Set(crashAfterCommit), keySpace: keys, logger: logger)
+                return try ServiceNode(
+                    service: Self.services[name]!(), directory: directory, faults: faults, topicPrefix: prefix,
+                    crashAfterCommitOf: Set(crashAfterCommit), keySpace: keys, logger: logger)
             } catch { throw ValidationError("cannot open the \(name) database in '\(directory)': \(error)") }
         }
         let messaging = try ServiceHost(nodes: nodes, kafka: kafka, groupPrefix: "commerce-\(prefix)", logger: logger)
@@ -74,13 +78,17 @@ struct ServeCommand: AsyncParsableCommand {
         let router = try CommerceRouter.make(nodes: nodes) { messaging.failure.map { "\($0)" } }
         let http = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "commerce"), logger: logger)
         if !faults.isEmpty { logger.warning("fault injection on", metadata: ["faults": "\(faults)"]) }
-        let group = ServiceGroup(configuration: .init(
-            services: [
-                .init(service: messaging, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
-                .init(service: AdminServer.Addressed(http, name: "HTTP API", address: "\(host):\(port)"),
-                      failureTerminationBehavior: .gracefullyShutdownGroup),
-            ],
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(
+                        service: messaging, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup
+                    ),
+                    .init(
+                        service: AdminServer.Addressed(http, name: "HTTP API", address: "\(host):\(port)"),
+                        failureTerminationBehavior: .gracefullyShutdownGroup),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do { try await group.run() } catch is ServiceHost.Failure {
             throw ExitCode(1)  // the error was logged when it happened
         }

@@ -42,8 +42,10 @@ public struct SagaFailure: Sendable, Equatable {
 public enum ArchiveKind: Int, CaseIterable, Sendable {
     case balanceCharged, balanceDeducted, paymentCompleted, orderStatusChangeFailed, paymentFailed
 
-    public static let types = [EventType.balanceCharged, EventType.balanceDeducted, EventType.paymentCompleted,
-                               EventType.orderStatusChangeFailed, EventType.paymentFailed]
+    public static let types = [
+        EventType.balanceCharged, EventType.balanceDeducted, EventType.paymentCompleted,
+        EventType.orderStatusChangeFailed, EventType.paymentFailed,
+    ]
     public var type: String { Self.types[rawValue] }
 }
 
@@ -95,22 +97,26 @@ extension CloudEvent {
         guard let archiveKind else { return nil }
         switch archiveKind {
         case .balanceCharged, .balanceDeducted:
-            return .balance(BalanceChange(
-                eventId: id, kind: archiveKind == .balanceCharged ? .charge : .deduct,
-                userId: try data.require(data.userId, "userId"), amount: try data.require(data.amount, "amount"),
-                balanceBefore: try data.require(data.balanceBefore, "balanceBefore"),
-                balanceAfter: try data.require(data.balanceAfter, "balanceAfter"),
-                orderId: try optional(data.orderId, "orderId"), paymentId: try optional(data.paymentId, "paymentId"),
-                sagaId: try requiredSaga(), occurredAtMs: try occurredAt(fallbackTimeMs)))
+            return .balance(
+                BalanceChange(
+                    eventId: id, kind: archiveKind == .balanceCharged ? .charge : .deduct,
+                    userId: try data.require(data.userId, "userId"), amount: try data.require(data.amount, "amount"),
+                    balanceBefore: try data.require(data.balanceBefore, "balanceBefore"),
+                    balanceAfter: try data.require(data.balanceAfter, "balanceAfter"),
+                    orderId: try optional(data.orderId, "orderId"), paymentId: try optional(data.paymentId, "paymentId"),
+                    sagaId: try requiredSaga(), occurredAtMs: try occurredAt(fallbackTimeMs)))
         case .paymentCompleted:
-            return .payment(PaymentCompletion(
-                eventId: id, paymentId: try data.require(data.paymentId, "paymentId"),
-                orderId: try data.require(data.orderId, "orderId"), userId: try data.require(data.userId, "userId"),
-                amount: try data.require(data.amount, "amount"), status: try data.require(data.status, "status"),
-                sagaId: try requiredSaga(), occurredAtMs: try occurredAt(fallbackTimeMs)))
+            return .payment(
+                PaymentCompletion(
+                    eventId: id, paymentId: try data.require(data.paymentId, "paymentId"),
+                    orderId: try data.require(data.orderId, "orderId"), userId: try data.require(data.userId, "userId"),
+                    amount: try data.require(data.amount, "amount"), status: try data.require(data.status, "status"),
+                    sagaId: try requiredSaga(), occurredAtMs: try occurredAt(fallbackTimeMs)))
         case .orderStatusChangeFailed, .paymentFailed:
-            return .sagaFailed(SagaFailure(eventId: id, type: type, sagaId: try requiredSaga(),
-                                           reason: SagaFailure.bounded(try data.require(data.reason, "reason"))))
+            return .sagaFailed(
+                SagaFailure(
+                    eventId: id, type: type, sagaId: try requiredSaga(),
+                    reason: SagaFailure.bounded(try data.require(data.reason, "reason"))))
         }
     }
 

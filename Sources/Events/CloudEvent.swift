@@ -68,15 +68,25 @@ public struct EventData: Sendable {
     var isObject = true
 
     mutating func read(_ key: JSONReader.Key, _ r: inout JSONReader) throws(JSONReader.Failure) {
-        if key.is("userId") { userId = try integer("userId", &r) }
-        else if key.is("amount") { amount = try integer("amount", &r) }
-        else if key.is("balanceBefore") { balanceBefore = try integer("balanceBefore", &r) }
-        else if key.is("balanceAfter") { balanceAfter = try integer("balanceAfter", &r) }
-        else if key.is("orderId") { orderId = try integer("orderId", &r) }
-        else if key.is("paymentId") { paymentId = try integer("paymentId", &r) }
-        else if key.is("status") { status = try text("status", &r) }
-        else if key.is("reason") { reason = try text("reason", &r) }
-        else { try r.skipValue() }
+        if key.is("userId") {
+            userId = try integer("userId", &r)
+        } else if key.is("amount") {
+            amount = try integer("amount", &r)
+        } else if key.is("balanceBefore") {
+            balanceBefore = try integer("balanceBefore", &r)
+        } else if key.is("balanceAfter") {
+            balanceAfter = try integer("balanceAfter", &r)
+        } else if key.is("orderId") {
+            orderId = try integer("orderId", &r)
+        } else if key.is("paymentId") {
+            paymentId = try integer("paymentId", &r)
+        } else if key.is("status") {
+            status = try text("status", &r)
+        } else if key.is("reason") {
+            reason = try text("reason", &r)
+        } else {
+            try r.skipValue()
+        }
     }
 
     private mutating func integer(_ name: String, _ r: inout JSONReader) throws(JSONReader.Failure) -> Int64? {
@@ -148,24 +158,28 @@ private struct Envelope {
                 data.isObject = try r.peek() == 0x6E
                 try r.skipValue()
             }
-        } else if key.is("id") { id = try attribute("id", &r) }
-        else if key.is("type") {
+        } else if key.is("id") {
+            id = try attribute("id", &r)
+        } else if key.is("type") {
             guard try r.peek() == 0x22 else { type = try attribute("type", &r); return }
             let (value, index) = try r.string(interning: ArchiveKind.types)
             type = value
             archiveKind = index.map { ArchiveKind.allCases[$0] }
-        }
-        else if key.is("source") {
+        } else if key.is("source") {
             guard try r.peek() == 0x22 else { source = try attribute("source", &r); return }
             source = try r.string(interning: Self.knownSources).value
-        }
-        else if key.is("specversion") { specversion = try attribute("specversion", &r) }
-        else if key.is("sagaid") { sagaId = try attribute("sagaid", &r) }
-        else if key.is("subject") { subject = try attribute("subject", &r) }
-        else if key.is("time") {
+        } else if key.is("specversion") {
+            specversion = try attribute("specversion", &r)
+        } else if key.is("sagaid") {
+            sagaId = try attribute("sagaid", &r)
+        } else if key.is("subject") {
+            subject = try attribute("subject", &r)
+        } else if key.is("time") {
             guard try r.peek() == 0x22 else { problems.append("time must be a string"); try r.skipValue(); return }
             if let raw = try r.rawString(), let ms = Timestamp.parse(raw) { time = ms } else { problems.append("time is not an RFC 3339 timestamp") }
-        } else { try r.skipValue() }
+        } else {
+            try r.skipValue()
+        }
     }
 
     private mutating func attribute(_ name: String, _ r: inout JSONReader) throws(JSONReader.Failure) -> String? {

@@ -14,8 +14,10 @@ public struct CommerceEvent: Codable, Sendable, Equatable {
     public var sagaid: String?
     public var data: CommerceEventData
 
-    public init(id: String = UUID().uuidString.lowercased(), source: String, type: String, subject: String? = nil,
-                timeMs: Int64, sagaId: String, data: CommerceEventData) {
+    public init(
+        id: String = UUID().uuidString.lowercased(), source: String, type: String, subject: String? = nil,
+        timeMs: Int64, sagaId: String, data: CommerceEventData
+    ) {
         specversion = "1.0"
         self.id = id
         self.source = source
@@ -82,9 +84,11 @@ public struct CommerceEventData: Codable, Sendable, Equatable {
     public var status: String?
     public var reason: String?
 
-    public init(userId: Int64? = nil, orderId: Int64? = nil, paymentId: Int64? = nil, amount: Int64? = nil,
-                balanceBefore: Int64? = nil, balanceAfter: Int64? = nil, items: [OrderItem]? = nil,
-                status: String? = nil, reason: String? = nil) {
+    public init(
+        userId: Int64? = nil, orderId: Int64? = nil, paymentId: Int64? = nil, amount: Int64? = nil,
+        balanceBefore: Int64? = nil, balanceAfter: Int64? = nil, items: [OrderItem]? = nil,
+        status: String? = nil, reason: String? = nil
+    ) {
         self.userId = userId
         self.orderId = orderId
         self.paymentId = paymentId

@@ -31,7 +31,8 @@ struct JSONReader {
     }
 
     func unexpected(_ wanted: String) -> Failure {
-        i < b.count ? Failure(message: "expected \(wanted) at byte \(i), found '\(Character(Unicode.Scalar(b[i])))'")
+        i < b.count
+            ? Failure(message: "expected \(wanted) at byte \(i), found '\(Character(Unicode.Scalar(b[i])))'")
             : Failure(message: "expected \(wanted), found end of input")
     }
 
@@ -131,7 +132,9 @@ struct JSONReader {
                 switch b[i + 1] {
                 case 0x22, 0x5C, 0x2F, 0x62, 0x66, 0x6E, 0x72, 0x74: i += 2
                 case 0x75:
-                    guard i + 6 <= b.count, (i + 2..<i + 6).allSatisfy({ isHexDigit(b[$0]) }) else { throw Failure(message: "bad \\u escape at byte \(i)") }
+                    guard i + 6 <= b.count, (i + 2..<i + 6).allSatisfy({ isHexDigit(b[$0]) }) else {
+                        throw Failure(message: "bad \\u escape at byte \(i)")
+                    }
                     i += 6
                 default: throw Failure(message: "bad escape at byte \(i)")
                 }
@@ -153,7 +156,8 @@ struct JSONReader {
             // The "has a zero byte" (for the xors) and "has a byte below 0x20" tests: a byte's high
             // bit ends up set where one is, and the lowest byte so marked always is one (a borrow
             // only carries upwards, from a byte that is).
-            let found = ((quote &- ones) & ~quote | (backslash &- ones) & ~backslash | (word &- 0x20 &* ones) & ~word)
+            let found =
+                ((quote &- ones) & ~quote | (backslash &- ones) & ~backslash | (word &- 0x20 &* ones) & ~word)
                 & 0x8080_8080_8080_8080
             if found != 0 { i += found.trailingZeroBitCount / 8; return }
             i += 8

@@ -121,7 +121,9 @@ public struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
         set {
             if let i = members.firstIndex(where: { $0.key == key }) {
                 if let newValue { members[i].value = newValue } else { members.remove(at: i) }
-            } else if let newValue { members.append((key: key, value: newValue)) }
+            } else if let newValue {
+                members.append((key: key, value: newValue))
+            }
         }
     }
     public static func == (l: JSONObject, r: JSONObject) -> Bool {

@@ -8,8 +8,10 @@ public struct OutgoingEvent: Sendable {
     public var sagaId: String?
     public var data: JSONObject
 
-    public init(id: String, source: String, type: String, subject: String? = nil, timeMs: Int64,
-                sagaId: String?, data: JSONObject) {
+    public init(
+        id: String, source: String, type: String, subject: String? = nil, timeMs: Int64,
+        sagaId: String?, data: JSONObject
+    ) {
         self.id = id
         self.source = source
         self.type = type

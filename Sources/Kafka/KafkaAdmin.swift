@@ -43,7 +43,8 @@ public final class KafkaAdmin: Sendable {
         }
         var count = 0
         guard let result = rd_kafka_event_CreateTopics_result(event),
-              let results = rd_kafka_CreateTopics_result_topics(result, &count) else { return }
+            let results = rd_kafka_CreateTopics_result_topics(result, &count)
+        else { return }
         for i in 0..<count {
             let err = rd_kafka_topic_result_error(results[i])
             if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS {

@@ -65,7 +65,8 @@ public final class KafkaConsumer: Sendable {
                     $0.pendingRebalances.append(.revoked(list))
                 }
             }
-            logger.info("rebalance", metadata: ["event": "\(err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned" : "revoked")", "partitions": "\(list)"])
+            logger.info(
+                "rebalance", metadata: ["event": "\(err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned" : "revoked")", "partitions": "\(list)"])
         }
         // Generic errors come through the error callback, served inside polls.
         client.context.onError = { [state] err in
@@ -128,15 +129,18 @@ public final class KafkaConsumer: Sendable {
                 continue
             }
             let topic: String
-            if let cached = topicNames[m.rkt] { topic = cached } else {
+            if let cached = topicNames[m.rkt] {
+                topic = cached
+            } else {
                 topic = String(cString: rd_kafka_topic_name(m.rkt))
                 topicNames[m.rkt] = topic
             }
-            messages.append(KafkaMessage(
-                topic: topic, partition: m.partition, offset: m.offset,
-                key: m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) },
-                value: m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? [],
-                headers: Self.headers(of: raw), timestampMs: Self.timestamp(of: raw)))
+            messages.append(
+                KafkaMessage(
+                    topic: topic, partition: m.partition, offset: m.offset,
+                    key: m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) },
+                    value: m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? [],
+                    headers: Self.headers(of: raw), timestampMs: Self.timestamp(of: raw)))
         }
         let rebalances = state.withLock { s in
             defer { s.pendingRebalances.removeAll() }

@@ -45,8 +45,10 @@ public struct KafkaMessage: Sendable {
     public var keyString: String? { key.map { String(decoding: $0, as: UTF8.self) } }
     public func header(_ name: String) -> KafkaHeader? { headers.last { $0.name == name } }
 
-    public init(topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8],
-                headers: [KafkaHeader] = [], timestampMs: Int64? = nil) {
+    public init(
+        topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8],
+        headers: [KafkaHeader] = [], timestampMs: Int64? = nil
+    ) {
         self.topic = topic
         self.partition = partition
         self.offset = offset

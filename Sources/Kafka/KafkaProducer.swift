@@ -11,25 +11,34 @@ public final class KafkaProducer: Sendable {
     private let closed = Locked(false)
     private let pollerDone = DispatchSemaphore(value: 0)
 
-    public init(configuration: KafkaConfiguration, logger: Logger = Logger(label: "kafka.producer"),
-                deliveryTimeoutMs: Int = 60_000) throws {
+    public init(
+        configuration: KafkaConfiguration, logger: Logger = Logger(label: "kafka.producer"),
+        deliveryTimeoutMs: Int = 60_000
+    ) throws {
         brokers = configuration.brokers
-        client = try RDKafkaClient(kind: .producer, settings: configuration.settings([
-            "enable.idempotence": "true",
-            "acks": "all",
-            "linger.ms": "5",
-            "message.timeout.ms": String(deliveryTimeoutMs),
-        ]), logger: logger) { conf in
+        client = try RDKafkaClient(
+            kind: .producer,
+            settings: configuration.settings([
+                "enable.idempotence": "true",
+                "acks": "all",
+                "linger.ms": "5",
+                "message.timeout.ms": String(deliveryTimeoutMs),
+            ]), logger: logger
+        ) { conf in
             rd_kafka_conf_set_dr_msg_cb(conf) { _, message, _ in
                 guard let message, let opaque = message.pointee._private else { return }
                 let slot = Unmanaged<DeliverySlot>.fromOpaque(opaque).takeRetainedValue()
                 let m = message.pointee
                 if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
-                    slot.batch.complete(slot.index, .success(DeliveryReport(
-                        topic: String(cString: rd_kafka_topic_name(m.rkt)), partition: m.partition, offset: m.offset)))
+                    slot.batch.complete(
+                        slot.index,
+                        .success(
+                            DeliveryReport(
+                                topic: String(cString: rd_kafka_topic_name(m.rkt)), partition: m.partition, offset: m.offset)))
                 } else {
                     // A fatal error (the idempotent producer's state is gone) must not be retried as if transient.
-                    slot.batch.complete(slot.index, .failure(KafkaError(code: m.err, operation: "produce", isFatal: m.err == RD_KAFKA_RESP_ERR__FATAL)))
+                    slot.batch.complete(
+                        slot.index, .failure(KafkaError(code: m.err, operation: "produce", isFatal: m.err == RD_KAFKA_RESP_ERR__FATAL)))
                 }
             }
         }

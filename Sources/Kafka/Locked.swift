@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 
 /// A `Mutex` that closures can capture (a `Mutex` itself cannot be copied into one).
@@ -13,8 +14,6 @@ extension String {
         self = String(decoding: cBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
-
-import Dispatch
 
 private let blockingQueue = DispatchQueue(label: "kafka-blocking", attributes: .concurrent)
 

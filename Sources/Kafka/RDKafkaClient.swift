@@ -19,8 +19,10 @@ final class RDKafkaClient: @unchecked Sendable {
 
     enum Kind { case producer, consumer }
 
-    init(kind: Kind, settings: [String: String], logger: Logger,
-         configure: (OpaquePointer) -> Void = { _ in }) throws {
+    init(
+        kind: Kind, settings: [String: String], logger: Logger,
+        configure: (OpaquePointer) -> Void = { _ in }
+    ) throws {
         guard let conf = rd_kafka_conf_new() else { throw KafkaError.configuration("rd_kafka_conf_new failed") }
         var errorText = [CChar](repeating: 0, count: 512)
         for (key, value) in settings.sorted(by: { $0.key < $1.key }) {
@@ -41,8 +43,9 @@ final class RDKafkaClient: @unchecked Sendable {
             // Connection failures (FAIL) are retried by librdkafka and reach callers as KafkaError
             // when they matter: logging each one would bury the one-line error a CLI owes its user.
             let important = level <= 3 && facility != "FAIL"
-            context.logger.log(level: important ? .warning : .debug, "\(String(cString: message!))",
-                               metadata: ["source": "librdkafka", "facility": "\(facility)"])
+            context.logger.log(
+                level: important ? .warning : .debug, "\(String(cString: message!))",
+                metadata: ["source": "librdkafka", "facility": "\(facility)"])
         }
         // Errors reach callers as KafkaError; the error callback only replaces librdkafka's stderr print.
         rd_kafka_conf_set_error_cb(conf) { rk, code, reason, _ in
@@ -73,8 +76,9 @@ final class RDKafkaClient: @unchecked Sendable {
         let err = rd_kafka_metadata(handle, 0, nil, &metadata, timeoutMs)
         if let metadata { rd_kafka_metadata_destroy(metadata) }
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            throw KafkaError(code: err, operation: "connect",
-                             message: "cannot reach Kafka at \(brokers) within \(timeoutMs) ms: \(String(cString: rd_kafka_err2str(err)))")
+            throw KafkaError(
+                code: err, operation: "connect",
+                message: "cannot reach Kafka at \(brokers) within \(timeoutMs) ms: \(String(cString: rd_kafka_err2str(err)))")
         }
     }
 

@@ -6,10 +6,11 @@ private let mongocInitialized: Void = {
     mongoc_init()
     // libmongoc's default handler prints to stdout, debug lines included; callers get errors
     // as MongoError, so only warnings and worse are kept, on stderr.
-    mongoc_log_set_handler({ level, domain, message, _ in
-        guard level.rawValue <= MONGOC_LOG_LEVEL_WARNING.rawValue, let domain, let message else { return }
-        FileHandle.standardError.write(Data("mongoc \(String(cString: domain)): \(String(cString: message))\n".utf8))
-    }, nil)
+    mongoc_log_set_handler(
+        { level, domain, message, _ in
+            guard level.rawValue <= MONGOC_LOG_LEVEL_WARNING.rawValue, let domain, let message else { return }
+            FileHandle.standardError.write(Data("mongoc \(String(cString: domain)): \(String(cString: message))\n".utf8))
+        }, nil)
 }()
 
 /// A pool of libmongoc clients for one URI. Every operation checks a client out of the pool

@@ -36,14 +36,23 @@ public struct MongoCollection: Sendable {
                 case .insertOne(let doc):
                     appended = doc.withBSON { mongoc_bulk_operation_insert_with_opts(bulk, $0, nil, &error) }
                 case .updateOne(let filter, let update, let upsert):
-                    appended = filter.withBSON { f in update.withBSON { u in
-                        mongoc_bulk_operation_update_one_with_opts(bulk, f, u, upsert ? upsertOpts : nil, &error) } }
+                    appended = filter.withBSON { f in
+                        update.withBSON { u in
+                            mongoc_bulk_operation_update_one_with_opts(bulk, f, u, upsert ? upsertOpts : nil, &error)
+                        }
+                    }
                 case .updateMany(let filter, let update, let upsert):
-                    appended = filter.withBSON { f in update.withBSON { u in
-                        mongoc_bulk_operation_update_many_with_opts(bulk, f, u, upsert ? upsertOpts : nil, &error) } }
+                    appended = filter.withBSON { f in
+                        update.withBSON { u in
+                            mongoc_bulk_operation_update_many_with_opts(bulk, f, u, upsert ? upsertOpts : nil, &error)
+                        }
+                    }
                 case .replaceOne(let filter, let replacement, let upsert):
-                    appended = filter.withBSON { f in replacement.withBSON { r in
-                        mongoc_bulk_operation_replace_one_with_opts(bulk, f, r, upsert ? upsertOpts : nil, &error) } }
+                    appended = filter.withBSON { f in
+                        replacement.withBSON { r in
+                            mongoc_bulk_operation_replace_one_with_opts(bulk, f, r, upsert ? upsertOpts : nil, &error)
+                        }
+                    }
                 case .deleteOne(let filter):
                     appended = filter.withBSON { mongoc_bulk_operation_remove_one_with_opts(bulk, $0, nil, &error) }
                 case .deleteMany(let filter):

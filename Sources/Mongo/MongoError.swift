@@ -18,7 +18,8 @@ public enum MongoError: Error, CustomStringConvertible, Sendable {
         switch self {
         case .connection(let m): "MongoDB unreachable: \(m)"
         case .server(let code, let m, _): "MongoDB error \(code): \(m)"
-        case .bulkWrite(let f): "MongoDB bulk write: \(f.errors.count) item(s) failed, first: \(f.errors.first.map { "\($0.code) \($0.message)" } ?? "-")"
+        case .bulkWrite(let f):
+            "MongoDB bulk write: \(f.errors.count) item(s) failed, first: \(f.errors.first.map { "\($0.code) \($0.message)" } ?? "-")"
         case .invalid(let m): "MongoDB request invalid: \(m)"
         case .writeConcern(let code, let m): "MongoDB write concern error \(code): \(m)"
         }
@@ -57,7 +58,7 @@ public enum MongoError: Error, CustomStringConvertible, Sendable {
         case Int32(MONGOC_ERROR_STREAM.rawValue), Int32(MONGOC_ERROR_SERVER_SELECTION.rawValue):
             self = .connection(message: message)
         case Int32(MONGOC_ERROR_SERVER.rawValue), Int32(MONGOC_ERROR_QUERY.rawValue),
-             Int32(MONGOC_ERROR_WRITE_CONCERN.rawValue), Int32(MONGOC_ERROR_COLLECTION.rawValue):
+            Int32(MONGOC_ERROR_WRITE_CONCERN.rawValue), Int32(MONGOC_ERROR_COLLECTION.rawValue):
             self = .server(code: Int32(error.code), message: message, labels: labels)
         case Int32(MONGOC_ERROR_CLIENT.rawValue) where error.code == MONGOC_ERROR_CLIENT_AUTHENTICATE.rawValue:
             self = .server(code: Int32(error.code), message: message, labels: labels)
@@ -75,10 +76,11 @@ extension MongoError {
             return .writeConcern(code: Int32(truncatingIfNeeded: wc["code"]?.int64Value ?? 0), message: wc["errmsg"]?.stringValue ?? "")
         }
         let items = (reply["writeErrors"]?.arrayValue ?? []).compactMap { $0.documentValue }.map {
-            BulkWriteFailure.Item(index: Int($0["index"]?.int64Value ?? -1),
-                                  code: Int32(truncatingIfNeeded: $0["code"]?.int64Value ?? 0),
-                                  message: $0["errmsg"]?.stringValue ?? "",
-                                  isDuplicateID: BulkWriteFailure.isDuplicateID($0))
+            BulkWriteFailure.Item(
+                index: Int($0["index"]?.int64Value ?? -1),
+                code: Int32(truncatingIfNeeded: $0["code"]?.int64Value ?? 0),
+                message: $0["errmsg"]?.stringValue ?? "",
+                isDuplicateID: BulkWriteFailure.isDuplicateID($0))
         }
         if !items.isEmpty { return .bulkWrite(BulkWriteFailure(errors: items, result: BulkWriteResult(reply: reply))) }
         return error

@@ -36,14 +36,18 @@ public enum OrderAPI {
             guard (1...100).contains(new.items.count) else { throw APIError.badRequest("items must hold 1-100 lines, got \(new.items.count)") }
             for item in new.items {
                 guard item.productId > 0 else { throw APIError.badRequest("items[].productId must be a positive integer") }
-                guard (1...1_000_000).contains(item.quantity) else { throw APIError.badRequest("items[].quantity must be 1-1000000, got \(item.quantity)") }
+                guard (1...1_000_000).contains(item.quantity) else {
+                    throw APIError.badRequest("items[].quantity must be 1-1000000, got \(item.quantity)")
+                }
             }
             return try await node.respond(to: post, status: .accepted) { db in
-                try db.execute(sql: "INSERT INTO orders (user_id, items, status) VALUES (?, ?, 'PENDING')",
-                               arguments: [new.userId, String(decoding: try JSONEncoder().encode(new.items), as: UTF8.self)])
+                try db.execute(
+                    sql: "INSERT INTO orders (user_id, items, status) VALUES (?, ?, 'PENDING')",
+                    arguments: [new.userId, String(decoding: try JSONEncoder().encode(new.items), as: UTF8.self)])
                 let order = Order(orderId: db.lastInsertedRowID, userId: new.userId, items: new.items, status: .pending)
-                let event = node.event(EventType.orderRequested, saga: order.sagaId, subject: "order/\(order.orderId)",
-                                       .init(userId: new.userId, orderId: order.orderId, items: new.items, status: "PENDING"))
+                let event = node.event(
+                    EventType.orderRequested, saga: order.sagaId, subject: "order/\(order.orderId)",
+                    .init(userId: new.userId, orderId: order.orderId, items: new.items, status: "PENDING"))
                 return (OrderView(order: order), [event])
             }
         }

@@ -13,10 +13,11 @@ public struct OrderService: DomainService {
 
     public func migrate(_ migrator: inout DatabaseMigrator) {
         migrator.registerMigration("order-v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE orders (id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL, items TEXT NOT NULL,
-                                     amount INTEGER, status TEXT NOT NULL, reason TEXT, payment_id INTEGER);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE orders (id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL, items TEXT NOT NULL,
+                                         amount INTEGER, status TEXT NOT NULL, reason TEXT, payment_id INTEGER);
+                    """)
         }
     }
 
@@ -37,8 +38,11 @@ public struct OrderService: DomainService {
         guard let order = try Order.fetch(orderId, db), order.status == .pending else { return [] }
         if node.faults.fails("order.place", saga: saga) { return try cancel(event, reason: "injected fault at order.place", db, node) }
         try db.execute(sql: "UPDATE orders SET status = 'PLACED', amount = ? WHERE id = ?", arguments: [amount, orderId])
-        return [node.event(EventType.orderPlaced, saga: saga, subject: "order/\(orderId)",
-                           .init(userId: order.userId, orderId: orderId, amount: amount, items: order.items, status: "PLACED"))]
+        return [
+            node.event(
+                EventType.orderPlaced, saga: saga, subject: "order/\(orderId)",
+                .init(userId: order.userId, orderId: orderId, amount: amount, items: order.items, status: "PLACED"))
+        ]
     }
 
     /// The "delete order info" compensation: the order stays, CANCELLED with its reason.
@@ -46,8 +50,11 @@ public struct OrderService: DomainService {
         guard let orderId = event.data.orderId, let saga = event.sagaid else { throw DomainError("\(event.type) without orderId and sagaid") }
         guard let order = try Order.fetch(orderId, db), order.status == .pending else { return [] }
         try db.execute(sql: "UPDATE orders SET status = 'CANCELLED', reason = ? WHERE id = ?", arguments: [reason, orderId])
-        return [node.event(EventType.orderCancelled, saga: saga, subject: "order/\(orderId)",
-                           .init(userId: order.userId, orderId: orderId, status: "CANCELLED", reason: reason))]
+        return [
+            node.event(
+                EventType.orderCancelled, saga: saga, subject: "order/\(orderId)",
+                .init(userId: order.userId, orderId: orderId, status: "CANCELLED", reason: reason))
+        ]
     }
 
     private func markPaid(_ event: CommerceEvent, _ db: Database, _ node: ServiceNode) throws -> [CommerceEvent] {
@@ -57,14 +64,15 @@ public struct OrderService: DomainService {
         }
         let order = try Order.fetch(orderId, db)
         if order?.status == .paid, order?.paymentId == paymentId { return [] }
-        let failure: String? = switch order {
-        case nil: "order \(orderId) does not exist"
-        case let o? where o.userId != userId: "order \(orderId) belongs to user \(o.userId), not \(userId)"
-        case let o? where o.status == .paid: "order \(orderId) is already paid by payment \(o.paymentId ?? 0)"
-        case let o? where o.status != .placed: "order \(orderId) is \(o.status.rawValue), not PLACED"
-        case let o? where o.amount != amount: "payment of \(amount) does not match order amount \(o.amount ?? 0)"
-        default: node.faults.fails("order.pay", saga: saga) ? "injected fault at order.pay" : nil
-        }
+        let failure: String? =
+            switch order {
+            case nil: "order \(orderId) does not exist"
+            case let o? where o.userId != userId: "order \(orderId) belongs to user \(o.userId), not \(userId)"
+            case let o? where o.status == .paid: "order \(orderId) is already paid by payment \(o.paymentId ?? 0)"
+            case let o? where o.status != .placed: "order \(orderId) is \(o.status.rawValue), not PLACED"
+            case let o? where o.amount != amount: "payment of \(amount) does not match order amount \(o.amount ?? 0)"
+            default: node.faults.fails("order.pay", saga: saga) ? "injected fault at order.pay" : nil
+            }
         let data = CommerceEventData(userId: userId, orderId: orderId, paymentId: paymentId, amount: amount)
         if let failure {
             var failed = data
@@ -84,8 +92,11 @@ public struct OrderService: DomainService {
         }
         guard let order = try Order.fetch(orderId, db), order.status == .paid, order.paymentId == paymentId else { return [] }
         try db.execute(sql: "UPDATE orders SET status = 'PLACED', payment_id = NULL WHERE id = ?", arguments: [orderId])
-        return [node.event(EventType.orderStatusRestored, saga: saga, subject: "order/\(orderId)",
-                           .init(userId: order.userId, orderId: orderId, paymentId: paymentId, status: "PLACED", reason: event.data.reason))]
+        return [
+            node.event(
+                EventType.orderStatusRestored, saga: saga, subject: "order/\(orderId)",
+                .init(userId: order.userId, orderId: orderId, paymentId: paymentId, status: "PLACED", reason: event.data.reason))
+        ]
     }
 }
 
@@ -105,8 +116,9 @@ struct Order: Codable, Sendable {
 
     static func fetch(_ id: Int64, _ db: Database) throws -> Order? {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM orders WHERE id = ?", arguments: [id]) else { return nil }
-        return Order(orderId: row["id"], userId: row["user_id"],
-                     items: try JSONDecoder().decode([OrderItem].self, from: Data((row["items"] as String).utf8)),
-                     amount: row["amount"], status: Status(rawValue: row["status"]) ?? .pending, reason: row["reason"], paymentId: row["payment_id"])
+        return Order(
+            orderId: row["id"], userId: row["user_id"],
+            items: try JSONDecoder().decode([OrderItem].self, from: Data((row["items"] as String).utf8)),
+            amount: row["amount"], status: Status(rawValue: row["status"]) ?? .pending, reason: row["reason"], paymentId: row["payment_id"])
     }
 }

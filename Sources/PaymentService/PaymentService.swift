@@ -12,10 +12,11 @@ public struct PaymentService: DomainService {
 
     public func migrate(_ migrator: inout DatabaseMigrator) {
         migrator.registerMigration("payment-v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE payments (id INTEGER PRIMARY KEY AUTOINCREMENT, order_id INTEGER NOT NULL, user_id INTEGER NOT NULL,
-                                       amount INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE payments (id INTEGER PRIMARY KEY AUTOINCREMENT, order_id INTEGER NOT NULL, user_id INTEGER NOT NULL,
+                                           amount INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT);
+                    """)
         }
     }
 
@@ -32,16 +33,22 @@ public struct PaymentService: DomainService {
         guard let p = try Payment.fetch(paymentId, db), p.status == "REQUESTED" else { return [] }
         if node.faults.fails("payment.complete", saga: saga) { return try fail(event, reason: "injected fault at payment.complete", db, node) }
         try db.execute(sql: "UPDATE payments SET status = 'COMPLETED' WHERE id = ?", arguments: [paymentId])
-        return [node.event(EventType.paymentCompleted, saga: saga, subject: "payment/\(paymentId)",
-                           .init(userId: p.userId, orderId: p.orderId, paymentId: paymentId, amount: p.amount, status: "COMPLETED"))]
+        return [
+            node.event(
+                EventType.paymentCompleted, saga: saga, subject: "payment/\(paymentId)",
+                .init(userId: p.userId, orderId: p.orderId, paymentId: paymentId, amount: p.amount, status: "COMPLETED"))
+        ]
     }
 
     private func fail(_ event: CommerceEvent, reason: String, _ db: Database, _ node: ServiceNode) throws -> [CommerceEvent] {
         guard let paymentId = event.data.paymentId, let saga = event.sagaid else { throw DomainError("\(event.type) without paymentId and sagaid") }
         guard let p = try Payment.fetch(paymentId, db), p.status == "REQUESTED" else { return [] }
         try db.execute(sql: "UPDATE payments SET status = 'FAILED', reason = ? WHERE id = ?", arguments: [reason, paymentId])
-        return [node.event(EventType.paymentFailed, saga: saga, subject: "payment/\(paymentId)",
-                           .init(userId: p.userId, orderId: p.orderId, paymentId: paymentId, amount: p.amount, status: "FAILED", reason: reason))]
+        return [
+            node.event(
+                EventType.paymentFailed, saga: saga, subject: "payment/\(paymentId)",
+                .init(userId: p.userId, orderId: p.orderId, paymentId: paymentId, amount: p.amount, status: "FAILED", reason: reason))
+        ]
     }
 }
 
@@ -56,7 +63,8 @@ struct Payment: Codable, Sendable {
 
     static func fetch(_ id: Int64, _ db: Database) throws -> Payment? {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM payments WHERE id = ?", arguments: [id]) else { return nil }
-        return Payment(paymentId: row["id"], orderId: row["order_id"], userId: row["user_id"], amount: row["amount"],
-                       status: row["status"], reason: row["reason"], sagaId: "pay-\(id)")
+        return Payment(
+            paymentId: row["id"], orderId: row["order_id"], userId: row["user_id"], amount: row["amount"],
+            status: row["status"], reason: row["reason"], sagaId: "pay-\(id)")
     }
 }

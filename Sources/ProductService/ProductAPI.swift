@@ -55,7 +55,9 @@ public enum ProductAPI {
 
         router.get("/products/:productId") { _, context -> Response in
             let id = try context.id("productId")
-            guard let product = try await node.read({ db in try fetchProduct(id, db) }) else { throw APIError.notFound("product \(id) does not exist") }
+            guard let product = try await node.read({ db in try fetchProduct(id, db) }) else {
+                throw APIError.notFound("product \(id) does not exist")
+            }
             return try JSON.response(product)
         }
 
@@ -69,7 +71,9 @@ public enum ProductAPI {
                 try ProductService.setCartLine(of: userId, product: line.productId, db) { current in
                     let (total, overflow) = current.addingReportingOverflow(line.quantity)
                     guard !overflow else {
-                        throw APIError.conflict("cart_overflow", "cart of user \(userId) holds \(current) of product \(line.productId); \(line.quantity) more would overflow")
+                        throw APIError.conflict(
+                            "cart_overflow",
+                            "cart of user \(userId) holds \(current) of product \(line.productId); \(line.quantity) more would overflow")
                     }
                     return total
                 }
@@ -90,8 +94,10 @@ public enum ProductAPI {
     }
 
     static func fetchCart(_ userId: Int64, _ db: Database) throws -> Cart {
-        let lines = try Row.fetchAll(db, sql: "SELECT product_id, quantity FROM cart_items WHERE user_id = ? ORDER BY product_id", arguments: [userId])
-            .map { CartLine(productId: $0["product_id"], quantity: $0["quantity"]) }
+        let lines = try Row.fetchAll(
+            db, sql: "SELECT product_id, quantity FROM cart_items WHERE user_id = ? ORDER BY product_id", arguments: [userId]
+        )
+        .map { CartLine(productId: $0["product_id"], quantity: $0["quantity"]) }
         return Cart(userId: userId, items: lines)
     }
 }

@@ -13,14 +13,15 @@ public struct ProductService: DomainService {
 
     public func migrate(_ migrator: inout DatabaseMigrator) {
         migrator.registerMigration("product-v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE products (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, price INTEGER NOT NULL, stock INTEGER NOT NULL);
-                CREATE TABLE cart_items (user_id INTEGER NOT NULL, product_id INTEGER NOT NULL, quantity INTEGER NOT NULL,
-                                         PRIMARY KEY (user_id, product_id)) WITHOUT ROWID;
-                -- What this service did for each order, so that cancelling undoes exactly that, once.
-                CREATE TABLE reservations (order_id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, items TEXT NOT NULL,
-                                           amount INTEGER NOT NULL, stock TEXT NOT NULL, cart TEXT NOT NULL);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE products (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, price INTEGER NOT NULL, stock INTEGER NOT NULL);
+                    CREATE TABLE cart_items (user_id INTEGER NOT NULL, product_id INTEGER NOT NULL, quantity INTEGER NOT NULL,
+                                             PRIMARY KEY (user_id, product_id)) WITHOUT ROWID;
+                    -- What this service did for each order, so that cancelling undoes exactly that, once.
+                    CREATE TABLE reservations (order_id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, items TEXT NOT NULL,
+                                               amount INTEGER NOT NULL, stock TEXT NOT NULL, cart TEXT NOT NULL);
+                    """)
         }
     }
 
@@ -64,14 +65,17 @@ public struct ProductService: DomainService {
             try db.execute(sql: "UPDATE products SET stock = stock - ? WHERE id = ?", arguments: [quantity, productId])
         }
         try record(orderId, userId, items, amount: amount, stock: "DECREASED", db)
-        return [node.event(EventType.stockDecreased, saga: saga, subject: subject, .init(userId: userId, orderId: orderId, amount: amount, items: items))]
+        return [
+            node.event(EventType.stockDecreased, saga: saga, subject: subject, .init(userId: userId, orderId: orderId, amount: amount, items: items))
+        ]
     }
 
     /// The quantity per product of an order's lines (a product may be on several lines).
     static func merge(_ items: [OrderItem], of orderId: Int64) throws -> [Int64: Int64] {
         var needed: [Int64: Int64] = [:]
         for item in items {
-            needed[item.productId] = try Checked.sum(needed[item.productId] ?? 0, item.quantity, "quantity of product \(item.productId) in order \(orderId)")
+            needed[item.productId] = try Checked.sum(
+                needed[item.productId] ?? 0, item.quantity, "quantity of product \(item.productId) in order \(orderId)")
         }
         return needed
     }
@@ -84,8 +88,10 @@ public struct ProductService: DomainService {
         var failure: String?
         if node.faults.fails("cart.remove", saga: saga) { failure = "injected fault at cart.remove" }
         for (productId, quantity) in needed.sorted(by: { $0.key < $1.key }) where failure == nil {
-            let held = try Int64.fetchOne(db, sql: "SELECT quantity FROM cart_items WHERE user_id = ? AND product_id = ?",
-                                          arguments: [r.userId, productId]) ?? 0
+            let held =
+                try Int64.fetchOne(
+                    db, sql: "SELECT quantity FROM cart_items WHERE user_id = ? AND product_id = ?",
+                    arguments: [r.userId, productId]) ?? 0
             if held < quantity { failure = "cart of user \(r.userId) holds \(held) of product \(productId), order needs \(quantity)" }
         }
         if let failure {
@@ -93,11 +99,15 @@ public struct ProductService: DomainService {
             return [node.event(EventType.cartRemoveFailed, saga: saga, subject: subject, .init(userId: r.userId, orderId: orderId, reason: failure))]
         }
         for (productId, quantity) in needed {
-            try db.execute(sql: "UPDATE cart_items SET quantity = quantity - ? WHERE user_id = ? AND product_id = ?", arguments: [quantity, r.userId, productId])
+            try db.execute(
+                sql: "UPDATE cart_items SET quantity = quantity - ? WHERE user_id = ? AND product_id = ?", arguments: [quantity, r.userId, productId])
         }
         try db.execute(sql: "DELETE FROM cart_items WHERE user_id = ? AND quantity <= 0", arguments: [r.userId])
         try db.execute(sql: "UPDATE reservations SET cart = 'REMOVED' WHERE order_id = ?", arguments: [orderId])
-        return [node.event(EventType.cartRemoved, saga: saga, subject: subject, .init(userId: r.userId, orderId: orderId, amount: r.amount, items: r.items))]
+        return [
+            node.event(
+                EventType.cartRemoved, saga: saga, subject: subject, .init(userId: r.userId, orderId: orderId, amount: r.amount, items: r.items))
+        ]
     }
 
     /// The order was cancelled: put back the stock and the cart items this order took, once.
@@ -108,13 +118,18 @@ public struct ProductService: DomainService {
         var out: [CommerceEvent] = []
         if r.stock == "DECREASED" {
             for item in r.items {
-                guard let stock = try Int64.fetchOne(db, sql: "SELECT stock FROM products WHERE id = ?", arguments: [item.productId]) else { continue }
-                try db.execute(sql: "UPDATE products SET stock = ? WHERE id = ?",
-                               arguments: [try Checked.sum(stock, item.quantity, "stock of product \(item.productId)"), item.productId])
+                guard let stock = try Int64.fetchOne(db, sql: "SELECT stock FROM products WHERE id = ?", arguments: [item.productId]) else {
+                    continue
+                }
+                try db.execute(
+                    sql: "UPDATE products SET stock = ? WHERE id = ?",
+                    arguments: [try Checked.sum(stock, item.quantity, "stock of product \(item.productId)"), item.productId])
             }
             try db.execute(sql: "UPDATE reservations SET stock = 'RESTORED' WHERE order_id = ?", arguments: [orderId])
-            out.append(node.event(EventType.stockRestored, saga: saga, subject: subject,
-                                  .init(userId: r.userId, orderId: orderId, items: r.items, reason: event.data.reason)))
+            out.append(
+                node.event(
+                    EventType.stockRestored, saga: saga, subject: subject,
+                    .init(userId: r.userId, orderId: orderId, items: r.items, reason: event.data.reason)))
         }
         if r.cart == "REMOVED" {
             for item in r.items {
@@ -123,8 +138,10 @@ public struct ProductService: DomainService {
                 }
             }
             try db.execute(sql: "UPDATE reservations SET cart = 'RESTORED' WHERE order_id = ?", arguments: [orderId])
-            out.append(node.event(EventType.cartRestored, saga: saga, subject: subject,
-                                  .init(userId: r.userId, orderId: orderId, items: r.items, reason: event.data.reason)))
+            out.append(
+                node.event(
+                    EventType.cartRestored, saga: saga, subject: subject,
+                    .init(userId: r.userId, orderId: orderId, items: r.items, reason: event.data.reason)))
         }
         return out
     }
@@ -132,17 +149,21 @@ public struct ProductService: DomainService {
     /// Sets a user's cart line to `total(quantity it holds now)`. Callers add with a check here,
     /// not in SQL: SQLite turns an overflowing integer into a float, which traps when read back.
     static func setCartLine(of userId: Int64, product productId: Int64, _ db: Database, total: (Int64) throws -> Int64) throws {
-        let current = try Int64.fetchOne(db, sql: "SELECT quantity FROM cart_items WHERE user_id = ? AND product_id = ?",
-                                         arguments: [userId, productId]) ?? 0
-        try db.execute(sql: """
-            INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, ?)
-            ON CONFLICT(user_id, product_id) DO UPDATE SET quantity = excluded.quantity
-            """, arguments: [userId, productId, try total(current)])
+        let current =
+            try Int64.fetchOne(
+                db, sql: "SELECT quantity FROM cart_items WHERE user_id = ? AND product_id = ?",
+                arguments: [userId, productId]) ?? 0
+        try db.execute(
+            sql: """
+                INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, ?)
+                ON CONFLICT(user_id, product_id) DO UPDATE SET quantity = excluded.quantity
+                """, arguments: [userId, productId, try total(current)])
     }
 
     private func record(_ orderId: Int64, _ userId: Int64, _ items: [OrderItem], amount: Int64, stock: String, _ db: Database) throws {
-        try db.execute(sql: "INSERT INTO reservations VALUES (?, ?, ?, ?, ?, 'NONE')",
-                       arguments: [orderId, userId, String(decoding: try JSONEncoder().encode(items), as: UTF8.self), amount, stock])
+        try db.execute(
+            sql: "INSERT INTO reservations VALUES (?, ?, ?, ?, ?, 'NONE')",
+            arguments: [orderId, userId, String(decoding: try JSONEncoder().encode(items), as: UTF8.self), amount, stock])
     }
 }
 

@@ -29,8 +29,9 @@ public enum IdempotencyStore {
     }
 
     public static func save(_ key: String, _ answer: StoredAnswer, _ db: Database) throws {
-        try db.execute(sql: "INSERT INTO idempotency_keys (key, request, fingerprint, status, answer) VALUES (?, ?, ?, ?, ?)",
-                       arguments: [key, answer.request, answer.fingerprint, answer.status, answer.body])
+        try db.execute(
+            sql: "INSERT INTO idempotency_keys (key, request, fingerprint, status, answer) VALUES (?, ?, ?, ?, ?)",
+            arguments: [key, answer.request, answer.fingerprint, answer.status, answer.body])
     }
 }
 

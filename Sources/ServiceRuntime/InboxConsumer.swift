@@ -15,8 +15,9 @@ final class InboxConsumer: Sendable {
     init(node: ServiceNode, connection: KafkaConfiguration, groupPrefix: String, logger: Logger) throws {
         self.node = node
         self.logger = logger
-        var configuration = KafkaConsumerConfiguration(connection: connection, groupID: "\(groupPrefix)\(node.name)",
-                                                       topics: node.service.topics.map { node.topicPrefix + $0 })
+        var configuration = KafkaConsumerConfiguration(
+            connection: connection, groupID: "\(groupPrefix)\(node.name)",
+            topics: node.service.topics.map { node.topicPrefix + $0 })
         configuration.sessionTimeoutMs = 6_000
         consumer = try KafkaConsumer(configuration: configuration, logger: logger)
     }
@@ -86,10 +87,13 @@ final class InboxConsumer: Sendable {
     }
 
     private static func reject(_ message: KafkaMessage, because reason: String, db: Database, now: Int64, logger: Logger) throws {
-        logger.error("event rejected", metadata: ["topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)", "reason": "\(reason)"])
-        try db.execute(sql: """
-            INSERT OR IGNORE INTO rejected_events (topic, partition, "offset", key, value, error, rejected_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [message.topic, message.partition, message.offset, message.keyString, Data(message.value), reason, now])
+        logger.error(
+            "event rejected",
+            metadata: ["topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)", "reason": "\(reason)"])
+        try db.execute(
+            sql: """
+                INSERT OR IGNORE INTO rejected_events (topic, partition, "offset", key, value, error, rejected_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [message.topic, message.partition, message.offset, message.keyString, Data(message.value), reason, now])
     }
 }
 

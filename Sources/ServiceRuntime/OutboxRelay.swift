@@ -51,22 +51,32 @@ final class OutboxRelay: Sendable {
             if !done.isEmpty || !refused.isEmpty {
                 try await node.database.write { [done, refused] db in
                     for (seq, record, error) in refused {
-                        try db.execute(sql: """
-                            INSERT OR IGNORE INTO rejected_events (topic, partition, "offset", key, value, error, rejected_at) VALUES (?, -1, ?, ?, ?, ?, ?)
-                            """, arguments: [record.topic, -seq, record.key.map { String(decoding: $0, as: UTF8.self) }, Data(record.value),
-                                              "outgoing event refused by the broker: \(error.message)", Int64(Date().timeIntervalSince1970 * 1000)])
+                        try db.execute(
+                            sql: """
+                                INSERT OR IGNORE INTO rejected_events (topic, partition, "offset", key, value, error, rejected_at) VALUES (?, -1, ?, ?, ?, ?, ?)
+                                """,
+                            arguments: [
+                                record.topic, -seq, record.key.map { String(decoding: $0, as: UTF8.self) }, Data(record.value),
+                                "outgoing event refused by the broker: \(error.message)", Int64(Date().timeIntervalSince1970 * 1000),
+                            ])
                     }
                     let seqs = done + refused.map(\.0)
-                    try db.execute(sql: "DELETE FROM outbox WHERE seq IN (\(seqs.map { _ in "?" }.joined(separator: ",")))", arguments: StatementArguments(seqs))
+                    try db.execute(
+                        sql: "DELETE FROM outbox WHERE seq IN (\(seqs.map { _ in "?" }.joined(separator: ",")))", arguments: StatementArguments(seqs))
                 }
                 for (seq, record, error) in refused {
-                    logger.error("outgoing event refused by the broker; kept in rejected_events", metadata: [
-                        "service": "\(node.name)", "topic": "\(record.topic)", "seq": "\(seq)", "bytes": "\(record.value.count)", "error": "\(error.message)"])
+                    logger.error(
+                        "outgoing event refused by the broker; kept in rejected_events",
+                        metadata: [
+                            "service": "\(node.name)", "topic": "\(record.topic)", "seq": "\(seq)", "bytes": "\(record.value.count)",
+                            "error": "\(error.message)",
+                        ])
                 }
             }
             if let failure {
                 if failure.isFatal { throw failure }
-                logger.warning("outbox not published yet; it stays until the broker takes it", metadata: ["service": "\(node.name)", "error": "\(failure)"])
+                logger.warning(
+                    "outbox not published yet; it stays until the broker takes it", metadata: ["service": "\(node.name)", "error": "\(failure)"])
                 // Stopping must not wait for the broker: what stays is published by the next process.
                 if finalPass || stopping() { return }
                 try? await Task.sleep(for: .milliseconds(500))

@@ -37,8 +37,10 @@ public final class ServiceHost: Service, Sendable {
     ///   - groupPrefix: consumer groups are `<prefix><service>`; tests give each run its own.
     ///   - failureGrace: after a failure, the process exits (status 1) if stopping takes longer
     ///     than this, e.g. a final publish waiting for an unreachable broker; nil waits.
-    public init(nodes: [ServiceNode], kafka: KafkaConfiguration, groupPrefix: String = "commerce-",
-                failureGrace: Duration? = .seconds(10), logger: Logger) throws {
+    public init(
+        nodes: [ServiceNode], kafka: KafkaConfiguration, groupPrefix: String = "commerce-",
+        failureGrace: Duration? = .seconds(10), logger: Logger
+    ) throws {
         self.nodes = nodes
         self.failureGrace = failureGrace
         self.logger = logger
@@ -94,8 +96,12 @@ public final class ServiceHost: Service, Sendable {
                         }
                     }
                 }
-            } onGracefulShutdown: { self.stop() }
-        } onCancel: { self.stop() }
+            } onGracefulShutdown: {
+                self.stop()
+            }
+        } onCancel: {
+            self.stop()
+        }
         ticker.cancel()
         for node in nodes { node.finishRelay() }
         await relayTask.value
@@ -116,8 +122,9 @@ public final class ServiceHost: Service, Sendable {
             logger.debug("failure while stopping", metadata: ["service": "\(node.name)", "part": "\(part)", "error": "\(error)"])
             return
         }
-        logger.error("\(node.name) \(part) failed; stopping the process so that it is restarted",
-                     metadata: ["service": "\(node.name)", "part": "\(part)", "error": "\(error)"])
+        logger.error(
+            "\(node.name) \(part) failed; stopping the process so that it is restarted",
+            metadata: ["service": "\(node.name)", "part": "\(part)", "error": "\(error)"])
         stop()
         guard let failureGrace else { return }
         // A thread, not a task: it must fire even if every cooperative thread is stuck.

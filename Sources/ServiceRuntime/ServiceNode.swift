@@ -24,8 +24,10 @@ public final class ServiceNode: Sendable {
     private let wakeRelay: AsyncStream<Void>.Continuation
     private let logger: Logger
 
-    public init(service: any DomainService, directory: String, faults: FaultPlan = FaultPlan(), topicPrefix: String = "",
-                crashAfterCommitOf: Set<String> = [], keySpace: KeySpace = KeySpace(), logger: Logger = Logger(label: "commerce")) throws {
+    public init(
+        service: any DomainService, directory: String, faults: FaultPlan = FaultPlan(), topicPrefix: String = "",
+        crashAfterCommitOf: Set<String> = [], keySpace: KeySpace = KeySpace(), logger: Logger = Logger(label: "commerce")
+    ) throws {
         self.service = service
         self.topicPrefix = topicPrefix
         self.faults = faults
@@ -65,8 +67,9 @@ public final class ServiceNode: Sendable {
 
     /// A new event from this service.
     public func event(_ type: String, saga: String, subject: String, _ data: CommerceEventData) -> CommerceEvent {
-        CommerceEvent(source: source, type: type, subject: subject,
-                      timeMs: Int64(Date().timeIntervalSince1970 * 1_000), sagaId: saga, data: data)
+        CommerceEvent(
+            source: source, type: type, subject: subject,
+            timeMs: Int64(Date().timeIntervalSince1970 * 1_000), sagaId: saga, data: data)
     }
 
     /// Called after every commit that wrote outbox rows.
@@ -84,24 +87,26 @@ public final class ServiceNode: Sendable {
 
     private static func registerRuntimeTables(_ migrator: inout DatabaseMigrator) {
         migrator.registerMigration("runtime-v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, key TEXT NOT NULL,
-                                     value BLOB NOT NULL, event_id TEXT NOT NULL, type TEXT NOT NULL);
-                CREATE TABLE inbox (event_id TEXT PRIMARY KEY, type TEXT NOT NULL, processed_at INTEGER NOT NULL) WITHOUT ROWID;
-                CREATE TABLE rejected_events (topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
-                                              key TEXT, value BLOB NOT NULL, error TEXT NOT NULL, rejected_at INTEGER NOT NULL,
-                                              PRIMARY KEY (topic, partition, "offset"));
-                CREATE TABLE idempotency (key TEXT PRIMARY KEY, result BLOB NOT NULL) WITHOUT ROWID;
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, key TEXT NOT NULL,
+                                         value BLOB NOT NULL, event_id TEXT NOT NULL, type TEXT NOT NULL);
+                    CREATE TABLE inbox (event_id TEXT PRIMARY KEY, type TEXT NOT NULL, processed_at INTEGER NOT NULL) WITHOUT ROWID;
+                    CREATE TABLE rejected_events (topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
+                                                  key TEXT, value BLOB NOT NULL, error TEXT NOT NULL, rejected_at INTEGER NOT NULL,
+                                                  PRIMARY KEY (topic, partition, "offset"));
+                    CREATE TABLE idempotency (key TEXT PRIMARY KEY, result BLOB NOT NULL) WITHOUT ROWID;
+                    """)
         }
         // v1 kept answers without what they answered, so a key could not be checked against its
         // request; those rows cannot be bound after the fact and are dropped.
         migrator.registerMigration("runtime-v2") { db in
-            try db.execute(sql: """
-                DROP TABLE idempotency;
-                CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, request TEXT NOT NULL, fingerprint BLOB NOT NULL,
-                                               status INTEGER NOT NULL, answer BLOB NOT NULL) WITHOUT ROWID;
-                """)
+            try db.execute(
+                sql: """
+                    DROP TABLE idempotency;
+                    CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, request TEXT NOT NULL, fingerprint BLOB NOT NULL,
+                                                   status INTEGER NOT NULL, answer BLOB NOT NULL) WITHOUT ROWID;
+                    """)
         }
     }
 }
@@ -109,8 +114,9 @@ public final class ServiceNode: Sendable {
 enum Outbox {
     static func append(_ events: [CommerceEvent], prefix: String, _ db: Database) throws {
         for event in events {
-            try db.execute(sql: "INSERT INTO outbox (topic, key, value, event_id, type) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [prefix + event.topic, event.key, Data(try event.encoded()), event.id, event.type])
+            try db.execute(
+                sql: "INSERT INTO outbox (topic, key, value, event_id, type) VALUES (?, ?, ?, ?, ?)",
+                arguments: [prefix + event.topic, event.key, Data(try event.encoded()), event.id, event.type])
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -37,7 +38,9 @@ public struct APIClient: Sendable {
     struct Payment: Decodable { let paymentId: Int64; let amount: Int64; let status: String; let reason: String? }
 
     func balance(_ user: Int64) async throws -> Int64? {
-        do { return try await get(endpoints.user, "/users/\(user)/balance", as: Balance.self).balance } catch let f as Failure where f.status == 404 { return nil }
+        do { return try await get(endpoints.user, "/users/\(user)/balance", as: Balance.self).balance } catch let f as Failure where f.status == 404 {
+            return nil
+        }
     }
     func chargeReturningId(_ user: Int64, _ amount: Int64) async throws -> Int64 {
         try await post(endpoints.user, "/users/\(user)/charge", ["amount": amount], as: Balance.self).chargeId ?? 0
@@ -50,10 +53,12 @@ public struct APIClient: Sendable {
         _ = try await post(endpoints.product, "/users/\(user)/cart", ["productId": product, "quantity": quantity], as: Cart.self)
     }
     func cart(_ user: Int64) async throws -> [Int64: Int64] {
-        Dictionary(try await get(endpoints.product, "/users/\(user)/cart", as: Cart.self).items.map { ($0.productId, $0.quantity) }, uniquingKeysWith: +)
+        Dictionary(
+            try await get(endpoints.product, "/users/\(user)/cart", as: Cart.self).items.map { ($0.productId, $0.quantity) }, uniquingKeysWith: +)
     }
     func placeOrder(_ user: Int64, _ items: [(Int64, Int64)]) async throws -> Order {
-        try await post(endpoints.order, "/orders", OrderBody(userId: user, items: items.map { .init(productId: $0.0, quantity: $0.1) }), as: Order.self)
+        try await post(
+            endpoints.order, "/orders", OrderBody(userId: user, items: items.map { .init(productId: $0.0, quantity: $0.1) }), as: Order.self)
     }
     func order(_ id: Int64) async throws -> Order { try await get(endpoints.order, "/orders/\(id)", as: Order.self) }
     func pay(order: Int64, user: Int64, amount: Int64) async throws -> Payment {

@@ -29,8 +29,10 @@ struct InvariantChecker {
         }
     }
 
-    private func check(runs: [OrderRun], initial: Baseline, charged: [Int64: Int64], chargeIds: [Int64],
-                       history: MongoDatabase?) async throws -> (Outcomes, [Invariant]) {
+    private func check(
+        runs: [OrderRun], initial: Baseline, charged: [Int64: Int64], chargeIds: [Int64],
+        history: MongoDatabase?
+    ) async throws -> (Outcomes, [Invariant]) {
         var outcomes = Outcomes()
         var problems: [String: [String]] = [:]
         var spent: [Int64: Int64] = [:]

@@ -92,8 +92,9 @@ public final class Simulation: Sendable {
         progress("all \(runs.count) order sagas ended; waiting for compensations and the archiver to settle")
         let checker = InvariantChecker(api: api, options: options)
         let result = try await checker.settle(runs: runs, initial: initial, charged: charged, chargeIds: chargeIds)
-        return SimulationReport(outcomes: result.outcomes, invariants: result.invariants, elapsed: Date().timeIntervalSince(started),
-                                settledAfter: result.settledAfter)
+        return SimulationReport(
+            outcomes: result.outcomes, invariants: result.invariants, elapsed: Date().timeIntervalSince(started),
+            settledAfter: result.settledAfter)
     }
 
     /// One shopper: fill the cart, order, wait, pay (sometimes wrongly or twice), wait.
@@ -107,14 +108,22 @@ public final class Simulation: Sendable {
         for (product, quantity) in added { try await api.addToCart(user, product, quantity) }
         let placed = try await api.placeOrder(user, items)
         var run = OrderRun(orderId: placed.orderId, userId: user, items: items, addedToCart: added)
-        let order = try await waitFor { try await self.api.order(placed.orderId) } until: { $0.status != "PENDING" }
+        let order = try await waitFor {
+            try await self.api.order(placed.orderId)
+        } until: {
+            $0.status != "PENDING"
+        }
         guard order.status == "PLACED", let amount = order.amount else { return run }
         let roll = rng.next(in: 0...99)
         let payAmount = roll < 4 && amount > 1 ? amount - 1 : amount  // 4%: wrong amount
         for _ in 0..<(roll >= 94 ? 2 : 1) {  // 6%: paid twice
             let payment = try await api.pay(order: placed.orderId, user: user, amount: payAmount)
             run.payments.append(payment.paymentId)
-            _ = try await waitFor { try await self.api.payment(payment.paymentId) } until: { $0.status != "REQUESTED" }
+            _ = try await waitFor {
+                try await self.api.payment(payment.paymentId)
+            } until: {
+                $0.status != "REQUESTED"
+            }
         }
         return run
     }
@@ -147,7 +156,11 @@ final class Counter: @unchecked Sendable {
             return issued - 1
         }
     }
-    func finished() -> Int { lock.withLock { done += 1; return done } }
+    func finished() -> Int {
+        lock.withLock {
+            done += 1; return done
+        }
+    }
 }
 
 /// Reproducible across platforms, unlike the system generator.

@@ -23,12 +23,14 @@ public enum UserAPI {
             return try await node.respond(to: post) { db in
                 let before = try UserService.balance(of: userId, db) ?? 0
                 guard before <= Int64.max - amount else { throw APIError.conflict("balance_overflow", "balance of user \(userId) would overflow") }
-                try db.execute(sql: "INSERT INTO users (id, balance) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET balance = excluded.balance",
-                               arguments: [userId, before + amount])
+                try db.execute(
+                    sql: "INSERT INTO users (id, balance) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET balance = excluded.balance",
+                    arguments: [userId, before + amount])
                 try db.execute(sql: "INSERT INTO charges (user_id, amount) VALUES (?, ?)", arguments: [userId, amount])
                 let chargeId = db.lastInsertedRowID
-                let event = node.event(EventType.balanceCharged, saga: "charge-\(chargeId)", subject: "user/\(userId)",
-                                       .init(userId: userId, amount: amount, balanceBefore: before, balanceAfter: before + amount))
+                let event = node.event(
+                    EventType.balanceCharged, saga: "charge-\(chargeId)", subject: "user/\(userId)",
+                    .init(userId: userId, amount: amount, balanceBefore: before, balanceAfter: before + amount))
                 return (Balance(userId: userId, balance: before + amount, chargeId: chargeId), [event])
             }
         }

@@ -11,13 +11,14 @@ public struct UserService: DomainService {
 
     public func migrate(_ migrator: inout DatabaseMigrator) {
         migrator.registerMigration("user-v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE users (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
-                CREATE TABLE charges (id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL, amount INTEGER NOT NULL);
-                -- One row per payment this service acted on: the memory that makes restore exactly-once.
-                CREATE TABLE deductions (payment_id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, order_id INTEGER NOT NULL,
-                                         amount INTEGER NOT NULL, state TEXT NOT NULL);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE users (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
+                    CREATE TABLE charges (id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL, amount INTEGER NOT NULL);
+                    -- One row per payment this service acted on: the memory that makes restore exactly-once.
+                    CREATE TABLE deductions (payment_id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, order_id INTEGER NOT NULL,
+                                             amount INTEGER NOT NULL, state TEXT NOT NULL);
+                    """)
         }
     }
 
@@ -33,7 +34,8 @@ public struct UserService: DomainService {
     private func deduct(_ event: CommerceEvent, _ db: Database, _ node: ServiceNode) throws -> [CommerceEvent] {
         let d = event.data
         guard let paymentId = d.paymentId, let orderId = d.orderId, let userId = d.userId, let amount = d.amount, amount > 0,
-              let saga = event.sagaid else { throw DomainError("payment request without paymentId, orderId, userId, positive amount and sagaid") }
+            let saga = event.sagaid
+        else { throw DomainError("payment request without paymentId, orderId, userId, positive amount and sagaid") }
         if try Bool.fetchOne(db, sql: "SELECT 1 FROM deductions WHERE payment_id = ?", arguments: [paymentId]) == true { return [] }
         let balance = try Self.balance(of: userId, db) ?? 0
         var failure: String?
@@ -45,30 +47,44 @@ public struct UserService: DomainService {
         let subject = "user/\(userId)"
         if let failure {
             try db.execute(sql: "INSERT INTO deductions VALUES (?, ?, ?, ?, 'FAILED')", arguments: [paymentId, userId, orderId, amount])
-            return [node.event(EventType.balanceDeductFailed, saga: saga, subject: subject,
-                               .init(userId: userId, orderId: orderId, paymentId: paymentId, amount: amount, reason: failure))]
+            return [
+                node.event(
+                    EventType.balanceDeductFailed, saga: saga, subject: subject,
+                    .init(userId: userId, orderId: orderId, paymentId: paymentId, amount: amount, reason: failure))
+            ]
         }
         let after = try Checked.difference(balance, amount, "balance of user \(userId)")
         try db.execute(sql: "UPDATE users SET balance = ? WHERE id = ?", arguments: [after, userId])
         try db.execute(sql: "INSERT INTO deductions VALUES (?, ?, ?, ?, 'DEDUCTED')", arguments: [paymentId, userId, orderId, amount])
-        return [node.event(EventType.balanceDeducted, saga: saga, subject: subject,
-                           .init(userId: userId, orderId: orderId, paymentId: paymentId, amount: amount,
-                                 balanceBefore: balance, balanceAfter: after))]
+        return [
+            node.event(
+                EventType.balanceDeducted, saga: saga, subject: subject,
+                .init(
+                    userId: userId, orderId: orderId, paymentId: paymentId, amount: amount,
+                    balanceBefore: balance, balanceAfter: after))
+        ]
     }
 
     /// Gives back what this payment deducted, once; a payment that deducted nothing needs nothing.
     private func restore(_ event: CommerceEvent, _ db: Database, _ node: ServiceNode) throws -> [CommerceEvent] {
         guard let paymentId = event.data.paymentId, let saga = event.sagaid else { throw DomainError("payment failure without paymentId and sagaid") }
-        guard let row = try Row.fetchOne(db, sql: "SELECT user_id, order_id, amount FROM deductions WHERE payment_id = ? AND state = 'DEDUCTED'",
-                                         arguments: [paymentId]) else { return [] }
+        guard
+            let row = try Row.fetchOne(
+                db, sql: "SELECT user_id, order_id, amount FROM deductions WHERE payment_id = ? AND state = 'DEDUCTED'",
+                arguments: [paymentId])
+        else { return [] }
         let userId: Int64 = row["user_id"], amount: Int64 = row["amount"], orderId: Int64 = row["order_id"]
         let balance = try Self.balance(of: userId, db) ?? 0
         let after = try Checked.sum(balance, amount, "balance of user \(userId)")
         try db.execute(sql: "UPDATE users SET balance = ? WHERE id = ?", arguments: [after, userId])
         try db.execute(sql: "UPDATE deductions SET state = 'RESTORED' WHERE payment_id = ?", arguments: [paymentId])
-        return [node.event(EventType.balanceRestored, saga: saga, subject: "user/\(userId)",
-                           .init(userId: userId, orderId: orderId, paymentId: paymentId, amount: amount,
-                                 balanceBefore: balance, balanceAfter: after, reason: event.data.reason))]
+        return [
+            node.event(
+                EventType.balanceRestored, saga: saga, subject: "user/\(userId)",
+                .init(
+                    userId: userId, orderId: orderId, paymentId: paymentId, amount: amount,
+                    balanceBefore: balance, balanceAfter: after, reason: event.data.reason))
+        ]
     }
 
     static func balance(of userId: Int64, _ db: Database) throws -> Int64? {

@@ -4,6 +4,7 @@ import Kafka
 import Mongo
 import TestSupport
 import Testing
+
 @testable import Archiver
 
 @Suite("archiver run: archiving (contract §5)")
@@ -11,9 +12,11 @@ struct ArchivingTests {
     @Test func balanceAndPaymentEventsBecomeTheContractsDocuments() async throws {
         let s = try await Scenario()
         let deductId = Make.id(), chargeId = Make.id(), paymentId = Make.id()
-        try await s.send([Make.charged(s, saga: "charge-1", id: chargeId), Make.deducted(s, saga: "pay-3", id: deductId),
-                          Make.paymentCompleted(s, saga: "pay-3", id: paymentId),
-                          Make.event(s.orderTopic, key: "1001", type: EventType.orderPlaced, saga: "order-1001", ["orderId": .int(1001)])])
+        try await s.send([
+            Make.charged(s, saga: "charge-1", id: chargeId), Make.deducted(s, saga: "pay-3", id: deductId),
+            Make.paymentCompleted(s, saga: "pay-3", id: paymentId),
+            Make.event(s.orderTopic, key: "1001", type: EventType.orderPlaced, saga: "order-1001", ["orderId": .int(1001)]),
+        ])
         let (archiver, task) = try await s.start()
         #expect(try await eventually { try await s.count(s.store.balance) == 2 })
         #expect(try await eventually { try await s.count(s.store.payment) == 1 })
@@ -22,8 +25,11 @@ struct ArchivingTests {
         try await task.value
 
         let deduct = try #require(try await s.store.balance.findOne(["_id": .string(deductId)]))
-        #expect(deduct.keys == ["_id", "userId", "type", "amount", "balanceBefore", "balanceAfter", "orderId", "paymentId",
-                                "sagaId", "occurredAt", "archivedAt", "source"])
+        #expect(
+            deduct.keys == [
+                "_id", "userId", "type", "amount", "balanceBefore", "balanceAfter", "orderId", "paymentId",
+                "sagaId", "occurredAt", "archivedAt", "source",
+            ])
         #expect(deduct["type"] == "DEDUCT" && deduct["userId"]?.int64Value == 42 && deduct["amount"]?.int64Value == 15_000)
         #expect(deduct["balanceBefore"]?.int64Value == 50_000 && deduct["balanceAfter"]?.int64Value == 35_000)
         #expect(deduct["sagaId"] == "pay-3" && deduct["occurredAt"] == .datetime(1_764_000_000_000))

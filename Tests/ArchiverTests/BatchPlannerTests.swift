@@ -1,7 +1,8 @@
-@testable import Events
 import Kafka
 import Testing
+
 @testable import Archiver
+@testable import Events
 
 /// Pure planning logic: the order rules without any server.
 @Suite("Batch planning")
@@ -10,17 +11,22 @@ struct BatchPlannerTests {
         Inbound(message: KafkaMessage(topic: "t", partition: 0, offset: offset, key: nil, value: []), outcome: .archive(e))
     }
     func deduct(_ id: String, saga: String) -> ArchiveEvent {
-        .balance(BalanceChange(eventId: id, kind: .deduct, userId: 1, amount: 1, balanceBefore: 2, balanceAfter: 1, orderId: nil,
-                               paymentId: nil, sagaId: saga, occurredAtMs: 0))
+        .balance(
+            BalanceChange(
+                eventId: id, kind: .deduct, userId: 1, amount: 1, balanceBefore: 2, balanceAfter: 1, orderId: nil,
+                paymentId: nil, sagaId: saga, occurredAtMs: 0))
     }
     func failed(_ id: String, saga: String) -> ArchiveEvent {
         .sagaFailed(SagaFailure(eventId: id, type: EventType.paymentFailed, sagaId: saga, reason: "r"))
     }
 
     @Test func historyBeforeAFailureInTheBatchIsNotWrittenButListedAsDeleted() {
-        let plan = BatchPlanner.plan([inbound(deduct("a", saga: "s"), offset: 0), inbound(failed("f", saga: "s"), offset: 1),
-                                      inbound(deduct("b", saga: "s"), offset: 2), inbound(deduct("c", saga: "t"), offset: 3)],
-                                     known: [:])
+        let plan = BatchPlanner.plan(
+            [
+                inbound(deduct("a", saga: "s"), offset: 0), inbound(failed("f", saga: "s"), offset: 1),
+                inbound(deduct("b", saga: "s"), offset: 2), inbound(deduct("c", saga: "t"), offset: 3),
+            ],
+            known: [:])
         #expect(plan.balanceWrites.map(\.eventId) == ["c"])
         #expect(plan.newCompensations.map(\.priorBalance) == [["a"]])
         #expect(plan.suppressions.map(\.eventId) == ["b"])
@@ -28,9 +34,12 @@ struct BatchPlannerTests {
 
     @Test func aKnownCompensationSuppressesAndARepeatedFailureIsRedoneOnce() {
         let known = ["s": CompensationRecord(sagaId: "s", failedEvent: "f", reason: "r", deletedBalance: [], deletedPayment: [])]
-        let plan = BatchPlanner.plan([inbound(deduct("a", saga: "s"), offset: 0), inbound(failed("f", saga: "s"), offset: 1),
-                                      inbound(failed("f", saga: "s"), offset: 2), inbound(failed("g", saga: "s"), offset: 3)],
-                                     known: known)
+        let plan = BatchPlanner.plan(
+            [
+                inbound(deduct("a", saga: "s"), offset: 0), inbound(failed("f", saga: "s"), offset: 1),
+                inbound(failed("f", saga: "s"), offset: 2), inbound(failed("g", saga: "s"), offset: 3),
+            ],
+            known: known)
         #expect(plan.balanceWrites.isEmpty && plan.newCompensations.isEmpty)
         #expect(plan.suppressions.map(\.eventId) == ["a"])
         #expect(plan.repeatedCompensations.map(\.sagaId) == ["s"])

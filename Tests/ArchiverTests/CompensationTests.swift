@@ -4,6 +4,7 @@ import Kafka
 import Mongo
 import TestSupport
 import Testing
+
 @testable import Archiver
 
 @Suite("archiver run: compensation (contract §5 rules)")
@@ -11,8 +12,10 @@ struct CompensationTests {
     @Test func aFailureAfterTheHistoryDeletesItRecordsItAndEmitsOneEvent() async throws {
         let s = try await Scenario()
         let deduct = Make.id(), payment = Make.id(), other = Make.id(), failure = Make.id()
-        try await s.send([Make.deducted(s, saga: "pay-7", id: deduct), Make.paymentCompleted(s, saga: "pay-7", id: payment),
-                          Make.deducted(s, saga: "pay-8", id: other)])
+        try await s.send([
+            Make.deducted(s, saga: "pay-7", id: deduct), Make.paymentCompleted(s, saga: "pay-7", id: payment),
+            Make.deducted(s, saga: "pay-8", id: other),
+        ])
         let (archiver, task) = try await s.start()
         #expect(try await eventually { archiver.totals.archived == 3 })
         try await s.send([Make.statusChangeFailed(s, saga: "pay-7", id: failure)])
@@ -66,9 +69,11 @@ struct CompensationTests {
         try await s.store.migrate()
         let before = Make.id(), payment = Make.id(), after = Make.id(), unrelated = Make.id()
         // Exactly one batch, in this order, straight into the executor `archiver run` uses.
-        let batch = Scenario.batch([Make.deducted(s, saga: "pay-5", id: before), Make.paymentCompleted(s, saga: "pay-5", id: payment),
-                                    Make.paymentFailed(s, saga: "pay-5"), Make.deducted(s, saga: "pay-5", id: after),
-                                    Make.deducted(s, saga: "pay-6", id: unrelated)])
+        let batch = Scenario.batch([
+            Make.deducted(s, saga: "pay-5", id: before), Make.paymentCompleted(s, saga: "pay-5", id: payment),
+            Make.paymentFailed(s, saga: "pay-5"), Make.deducted(s, saga: "pay-5", id: after),
+            Make.deducted(s, saga: "pay-6", id: unrelated),
+        ])
         let outcome = try await s.executor().execute(batch)
         // The saga's history was never written: only the unrelated event counts as archived.
         #expect(outcome.archived == 1 && outcome.compensated == 1 && outcome.suppressed == 1, "\(outcome)")
@@ -87,10 +92,12 @@ struct CompensationTests {
         let failure = Make.id(), deduct = Make.id()
         // As if a previous run recorded the compensation and died before deleting and emitting.
         try await s.store.migrate()
-        try await s.store.compensations.insertOne(["_id": "pay-4", "reason": "declined", "failedEvent": .string(failure),
-                                                   "failedType": .string(EventType.paymentFailed),
-                                                   "deleted": .document(["balance_history": .array([.string(deduct)]), "payment_history": .array([])]),
-                                                   "suppressed": .array([]), "compensatedAt": .datetime(1)])
+        try await s.store.compensations.insertOne([
+            "_id": "pay-4", "reason": "declined", "failedEvent": .string(failure),
+            "failedType": .string(EventType.paymentFailed),
+            "deleted": .document(["balance_history": .array([.string(deduct)]), "payment_history": .array([])]),
+            "suppressed": .array([]), "compensatedAt": .datetime(1),
+        ])
         try await s.store.balance.insertOne(["_id": .string(deduct), "sagaId": "pay-4"])
         try await s.send([Make.paymentFailed(s, saga: "pay-4", id: failure)])
         let (archiver, task) = try await s.start()

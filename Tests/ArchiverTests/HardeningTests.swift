@@ -5,6 +5,7 @@ import Logging
 import Mongo
 import TestSupport
 import Testing
+
 @testable import Archiver
 
 /// Inputs and races that once stopped the archiver or left history behind, one test each.
@@ -50,9 +51,12 @@ struct HardeningTests {
         try await s.store.balance.insertOne(["_id": "blocker", "userId": .int64(77), "amount": .int64(5)])
         let id = Make.id()
         func event(padding: Int) -> KafkaRecord {
-            Make.event(s.balanceTopic, key: "77", type: EventType.balanceDeducted, saga: "pay-77", id: id,
-                       ["userId": .int(77), "amount": .int(5), "balanceBefore": .int(10), "balanceAfter": .int(5),
-                        "orderId": .int(1), "paymentId": .int(1), "note": .string(String(repeating: "p", count: padding))])
+            Make.event(
+                s.balanceTopic, key: "77", type: EventType.balanceDeducted, saga: "pay-77", id: id,
+                [
+                    "userId": .int(77), "amount": .int(5), "balanceBefore": .int(10), "balanceAfter": .int(5),
+                    "orderId": .int(1), "paymentId": .int(1), "note": .string(String(repeating: "p", count: padding)),
+                ])
         }
         // A valid event (unknown data fields are ignored) padded to the poison size.
         try await s.send([event(padding: Self.poisonSize - event(padding: 0).value.count)])
@@ -64,7 +68,8 @@ struct HardeningTests {
         try await s.store.balance.deleteMany(["_id": "blocker"])
         var config = s.configuration()
         config.groupID = "\(s.group)-replay"
-        let summary = try await Replayer(configuration: config, logger: Logger(label: "replay-test")).run(filter: .init(eventID: id), dryRun: false, idleMs: 2_000)
+        let summary = try await Replayer(configuration: config, logger: Logger(label: "replay-test")).run(
+            filter: .init(eventID: id), dryRun: false, idleMs: 2_000)
         #expect(summary.archived == 1 && summary.failed == 0, "\(summary)")
         #expect(try await s.store.balance.findOne(["_id": .string(id)])?["amount"]?.int64Value == 5)
         // What the topic held was only the stub: the replay read the whole event from MongoDB.
@@ -78,10 +83,12 @@ struct HardeningTests {
         try await s.store.migrate()
         let deduct = Make.id()
         // As if an instance wrote this document, then was killed before its re-check found the compensation.
-        try await s.store.compensations.insertOne(["_id": "pay-21", "reason": "declined", "failedEvent": "f-21",
-                                                   "failedType": .string(EventType.paymentFailed),
-                                                   "deleted": .document(["balance_history": .array([]), "payment_history": .array([])]),
-                                                   "suppressed": .array([]), "compensatedAt": .datetime(1)])
+        try await s.store.compensations.insertOne([
+            "_id": "pay-21", "reason": "declined", "failedEvent": "f-21",
+            "failedType": .string(EventType.paymentFailed),
+            "deleted": .document(["balance_history": .array([]), "payment_history": .array([])]),
+            "suppressed": .array([]), "compensatedAt": .datetime(1),
+        ])
         try await s.store.balance.insertOne(["_id": .string(deduct), "sagaId": "pay-21", "userId": .int64(42)])
         try await s.send([Make.deducted(s, saga: "pay-21", id: deduct)])
         let (archiver, task) = try await s.start()
@@ -102,10 +109,12 @@ struct HardeningTests {
         let executor = s.executor()
         let plan = try await executor.plan(batch)
         // Another instance compensates the saga for another failure event between this plan and its writes.
-        try await s.store.compensations.insertOne(["_id": "pay-31", "reason": "other", "failedEvent": "f-theirs",
-                                                   "failedType": .string(EventType.orderStatusChangeFailed),
-                                                   "deleted": .document(["balance_history": .array([]), "payment_history": .array([])]),
-                                                   "suppressed": .array([]), "compensatedAt": .datetime(1)])
+        try await s.store.compensations.insertOne([
+            "_id": "pay-31", "reason": "other", "failedEvent": "f-theirs",
+            "failedType": .string(EventType.orderStatusChangeFailed),
+            "deleted": .document(["balance_history": .array([]), "payment_history": .array([])]),
+            "suppressed": .array([]), "compensatedAt": .datetime(1),
+        ])
         let outcome = try await executor.apply(plan, to: batch)
         #expect(outcome.duplicateFailures == 1)
         let record = try #require(try await s.store.compensations.findOne(["_id": "pay-31"]))
@@ -151,8 +160,9 @@ struct HardeningTests {
         let s = try await Scenario()
         let sameTime: Int64 = 1_764_000_000_000
         let ids = (0..<5).map { _ in Make.id() }
-        try await s.send(ids.enumerated().map { i, id in Make.deducted(s, saga: "pay-\(i)", user: 55, id: id, time: sameTime) }
-            + [Make.deducted(s, saga: "pay-older", user: 55, time: sameTime - 1)])
+        try await s.send(
+            ids.enumerated().map { i, id in Make.deducted(s, saga: "pay-\(i)", user: 55, id: id, time: sameTime) }
+                + [Make.deducted(s, saga: "pay-older", user: 55, time: sameTime - 1)])
         let (archiver, task) = try await s.start()
         #expect(try await eventually { archiver.totals.archived == 6 })
         archiver.stop()

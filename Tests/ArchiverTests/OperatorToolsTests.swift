@@ -5,6 +5,7 @@ import Logging
 import Mongo
 import TestSupport
 import Testing
+
 @testable import Archiver
 
 /// Runs the `archiver` executable to completion and returns (exit code, stdout+stderr).
@@ -20,8 +21,9 @@ struct HistoryQueryTests {
     func seeded() async throws -> Scenario {
         let s = try await Scenario()
         let t0: Int64 = 1_764_000_000_000
-        try await s.send((0..<3).map { Make.deducted(s, saga: "pay-\($0)", user: 42, amount: 1_234_567 + Int64($0), time: t0 + Int64($0) * 60_000) }
-            + [Make.deducted(s, saga: "pay-other", user: 7), Make.paymentCompleted(s, saga: "pay-1")])
+        try await s.send(
+            (0..<3).map { Make.deducted(s, saga: "pay-\($0)", user: 42, amount: 1_234_567 + Int64($0), time: t0 + Int64($0) * 60_000) }
+                + [Make.deducted(s, saga: "pay-other", user: 7), Make.paymentCompleted(s, saga: "pay-1")])
         let (archiver, task) = try await s.start()
         #expect(try await eventually { archiver.totals.archived == 5 })
         try await s.send([Make.deducted(s, saga: "pay-3", user: 42, amount: 99, time: t0 + 300_000), Make.paymentFailed(s, saga: "pay-3")])
@@ -47,7 +49,8 @@ struct HistoryQueryTests {
         #expect(docs[1]["occurredAt"] == "2025-11-24T16:00:00.000Z")
         let (emptyCode, empty) = await archiverCLI(["history", "balance", "--user", "999"] + db)
         #expect(emptyCode == 0 && empty == "no history found\n")
-        let (_, ranged) = await archiverCLI(["history", "balance", "--user", "42", "--since", "2025-11-24T16:00:30Z", "--until", "2025-11-24T16:01:30Z", "--json"] + db)
+        let (_, ranged) = await archiverCLI(
+            ["history", "balance", "--user", "42", "--since", "2025-11-24T16:00:30Z", "--until", "2025-11-24T16:01:30Z", "--json"] + db)
         #expect(ranged.split(separator: "\n").count == 1 && ranged.contains("pay-1"))
         await s.drop()
     }
@@ -63,7 +66,9 @@ struct HistoryQueryTests {
         #expect(code != 0 && both.split(separator: "\n").count == 1 && both.contains("exactly one"))
         let (badCode, badTime) = await archiverCLI(["history", "balance", "--user", "1", "--since", "yesterday"] + db)
         #expect(badCode != 0 && badTime.split(separator: "\n").count == 1 && badTime.contains("--since"))
-        let (downCode, down) = await archiverCLI(["history", "balance", "--user", "1", "--mongo-uri", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=500"])
+        let (downCode, down) = await archiverCLI([
+            "history", "balance", "--user", "1", "--mongo-uri", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=500",
+        ])
         #expect(downCode != 0 && down.split(separator: "\n").count == 1 && down.contains("127.0.0.1:1"), "\(down)")
         await s.drop()
     }
@@ -100,9 +105,11 @@ struct ReplayTests {
 
     /// A dead letter as an earlier, stricter archiver would have left it.
     func letter(_ s: Scenario, _ record: KafkaRecord, kind: String, failedAt: Int64 = 1_764_000_000_000) -> KafkaRecord {
-        DeadLetter(message: KafkaMessage(topic: record.topic, partition: 0, offset: 7, key: record.key, value: record.value),
-                   origin: Origin(topic: record.topic, partition: 0, offset: 7), kind: kind, reason: "old", attempts: 1, failedAtMs: failedAt)
-            .record(topic: s.deadLetterTopic)
+        DeadLetter(
+            message: KafkaMessage(topic: record.topic, partition: 0, offset: 7, key: record.key, value: record.value),
+            origin: Origin(topic: record.topic, partition: 0, offset: 7), kind: kind, reason: "old", attempts: 1, failedAtMs: failedAt
+        )
+        .record(topic: s.deadLetterTopic)
     }
 
     @Test func everyKindIsReArchivedOnceItsCauseIsFixedAndWhatStillFailsIsDeadLetteredAgain() async throws {
@@ -129,13 +136,16 @@ struct ReplayTests {
         let source = try await s.store.payment.findOne([:])?["source"]?.documentValue
         #expect(source?["offset"]?.int64Value == 7, "history keeps the original position")
         let again = try await s.read(s.deadLetterTopic, count: 5).filter { $0.value == stillBroken.value }
-        #expect(again.map { $0.header("x-attempts")?.stringValue } .sorted { ($0 ?? "") < ($1 ?? "") } == ["1", "2"])
+        #expect(again.map { $0.header("x-attempts")?.stringValue }.sorted { ($0 ?? "") < ($1 ?? "") } == ["1", "2"])
         await s.drop()
     }
 
     @Test func aDryRunChangesNothing() async throws {
         let s = try await Scenario()
-        try await s.send([letter(s, Make.deducted(s, saga: "pay-1"), kind: "schema"), letter(s, KafkaRecord(topic: s.balanceTopic, key: "k", value: "x"), kind: "decode")])
+        try await s.send([
+            letter(s, Make.deducted(s, saga: "pay-1"), kind: "schema"),
+            letter(s, KafkaRecord(topic: s.balanceTopic, key: "k", value: "x"), kind: "decode"),
+        ])
         let group = "replay-\(s.id)"
         let dry = try await replayer(s, group: group).run(filter: .init(), dryRun: true, idleMs: 4_000)
         #expect(dry == Replayer.Summary(archived: 1, failed: 1, skipped: 0, dryRun: true))
@@ -149,7 +159,10 @@ struct ReplayTests {
     @Test func anInterruptedReplayResumesWhereItStopped() async throws {
         let s = try await Scenario()
         // One partition's worth of order: all letters keyed alike.
-        try await s.send((0..<5).map { i in var r = letter(s, Make.deducted(s, saga: "pay-\(i)"), kind: "schema"); r.key = Array("same".utf8); return r })
+        try await s.send(
+            (0..<5).map { i in
+                var r = letter(s, Make.deducted(s, saga: "pay-\(i)"), kind: "schema"); r.key = Array("same".utf8); return r
+            })
         let group = "replay-\(s.id)"
         let first = try await replayer(s, group: group).run(filter: .init(limit: 2), dryRun: false, idleMs: 4_000)
         #expect(first.archived == 2)
@@ -162,13 +175,19 @@ struct ReplayTests {
     @Test func filtersByEventIdAndTimeLeaveTheRestForLater() async throws {
         let s = try await Scenario()
         let wanted = Make.id()
-        try await s.send([letter(s, Make.deducted(s, saga: "pay-1", id: wanted), kind: "schema", failedAt: 1_700_000_000_000),
-                          letter(s, Make.deducted(s, saga: "pay-2"), kind: "schema", failedAt: 1_600_000_000_000),
-                          letter(s, Make.deducted(s, saga: "pay-3"), kind: "schema", failedAt: 1_650_000_000_000)].map { var r = $0; r.key = Array("k".utf8); return r })
+        try await s.send(
+            [
+                letter(s, Make.deducted(s, saga: "pay-1", id: wanted), kind: "schema", failedAt: 1_700_000_000_000),
+                letter(s, Make.deducted(s, saga: "pay-2"), kind: "schema", failedAt: 1_600_000_000_000),
+                letter(s, Make.deducted(s, saga: "pay-3"), kind: "schema", failedAt: 1_650_000_000_000),
+            ].map {
+                var r = $0; r.key = Array("k".utf8); return r
+            })
         let group = "replay-\(s.id)"
         let byId = try await replayer(s, group: group).run(filter: .init(eventID: wanted), dryRun: false, idleMs: 4_000)
         #expect(byId == Replayer.Summary(archived: 1, failed: 0, skipped: 2))
-        let byTime = try await replayer(s, group: group).run(filter: .init(sinceMs: 1_620_000_000_000, untilMs: 1_680_000_000_000), dryRun: false, idleMs: 4_000)
+        let byTime = try await replayer(s, group: group).run(
+            filter: .init(sinceMs: 1_620_000_000_000, untilMs: 1_680_000_000_000), dryRun: false, idleMs: 4_000)
         #expect(byTime.archived == 1, "pay-3 only; pay-1 again is outside the window")
         let rest = try await replayer(s, group: group).run(filter: .init(), dryRun: false, idleMs: 4_000)
         #expect(rest.archived == 2, "pay-2 was skipped so far and pay-3 sits behind it: not committed past; re-archiving is idempotent")

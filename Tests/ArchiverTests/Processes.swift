@@ -63,9 +63,10 @@ final class PrivateKafka: @unchecked Sendable {
 
     private static func launch(_ port: Int) throws -> ChildProcess {
         let url = "tcp://127.0.0.1:\(port)"
-        return try ChildProcess(executable: packageRoot.appendingPathComponent(".deps/bin/tansu").path,
-                                arguments: ["broker", "--listener-url", url, "--advertised-listener-url", url, "--silent"],
-                                logName: "tansu-\(port)")
+        return try ChildProcess(
+            executable: packageRoot.appendingPathComponent(".deps/bin/tansu").path,
+            arguments: ["broker", "--listener-url", url, "--advertised-listener-url", url, "--silent"],
+            logName: "tansu-\(port)")
     }
 
     private static func listening(_ port: Int) async -> Bool { await shell("bash -c 'exec 3<>/dev/tcp/127.0.0.1/\(port)' 2>/dev/null") == 0 }

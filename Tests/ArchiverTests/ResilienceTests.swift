@@ -4,6 +4,7 @@ import Kafka
 import Mongo
 import TestSupport
 import Testing
+
 @testable import Archiver
 
 /// Outages, crashes and signals, with real processes and real servers.
@@ -60,11 +61,12 @@ struct ResilienceTests {
         let (portA, portB) = (adminPort(), adminPort())
         let a = try ArchiverProcess(arguments: s.runArguments(adminPort: portA) + ["--batch-size", "50"], adminPort: portA)
         let b = try ArchiverProcess(arguments: s.runArguments(adminPort: portB) + ["--batch-size", "50"], adminPort: portB)
-        #expect(try await eventually(60) {
-            let readyA = await a.isReady()
-            let readyB = await b.isReady()
-            return readyA && readyB
-        }, "both own partitions: \(a.output) \(b.output)")
+        #expect(
+            try await eventually(60) {
+                let readyA = await a.isReady()
+                let readyB = await b.isReady()
+                return readyA && readyB
+            }, "both own partitions: \(a.output) \(b.output)")
         try await s.send((0..<1_500).map { i in Make.deducted(s, saga: "pay-\(i)", user: Int64(i)) })
         #expect(try await eventually { try await s.count(s.store.balance) > 100 })
         await a.kill9()
@@ -110,7 +112,9 @@ struct ResilienceTests {
         if p.process.isRunning { await p.kill9() }
         await p.waitForExit()
         #expect(p.process.terminationStatus != 0)
-        #expect(p.output.contains("archiver: admin server on 127.0.0.1:\(port): ") && p.output.lowercased().contains("address already in use"), "\(p.output)")
+        #expect(
+            p.output.contains("archiver: admin server on 127.0.0.1:\(port): ") && p.output.lowercased().contains("address already in use"),
+            "\(p.output)")
         await s.drop()
     }
 }

@@ -6,6 +6,7 @@ import Mongo
 import Prometheus
 import TestSupport
 import Testing
+
 @testable import Archiver
 
 // Every scenario gets its own topics, database and group on the real servers started by
@@ -56,10 +57,12 @@ final class Scenario: Sendable {
 
     /// Arguments for `archiver run` as a separate process, for crash and signal scenarios.
     func runArguments(adminPort: Int, mongoURI: String = mongoURI) -> [String] {
-        ["run", "--brokers", brokers, "--mongo-uri", mongoURI, "--database", database, "--group", group,
-         "--topics", "\(balanceTopic),\(paymentTopic),\(orderTopic)", "--dead-letter-topic", deadLetterTopic,
-         "--compensation-topic", compensationTopic, "--admin-port", String(adminPort), "--admin-host", "127.0.0.1",
-         "--session-timeout-ms", "6000", "--max-poll-interval-ms", "10000", "--retry-max-ms", "500"]
+        [
+            "run", "--brokers", brokers, "--mongo-uri", mongoURI, "--database", database, "--group", group,
+            "--topics", "\(balanceTopic),\(paymentTopic),\(orderTopic)", "--dead-letter-topic", deadLetterTopic,
+            "--compensation-topic", compensationTopic, "--admin-port", String(adminPort), "--admin-host", "127.0.0.1",
+            "--session-timeout-ms", "6000", "--max-poll-interval-ms", "10000", "--retry-max-ms", "500",
+        ]
     }
 
     func send(_ records: [KafkaRecord]) async throws { _ = try await producer.send(records) }
@@ -69,17 +72,21 @@ final class Scenario: Sendable {
     func executor() -> BatchExecutor {
         let logger = Logger(label: "executor-test")
         let metrics = ArchiverMetrics(registry: PrometheusCollectorRegistry())
-        return BatchExecutor(store: store, producer: producer,
-                             retrier: Retrier(initialMs: 50, maxMs: 500, logger: logger, metrics: metrics, status: ArchiverStatus(),
-                                              shouldGiveUp: { false }, waiter: { try? await Task.sleep(for: $0) }),
-                             metrics: metrics, logger: logger, deadLetterTopic: deadLetterTopic, compensationTopic: compensationTopic)
+        return BatchExecutor(
+            store: store, producer: producer,
+            retrier: Retrier(
+                initialMs: 50, maxMs: 500, logger: logger, metrics: metrics, status: ArchiverStatus(),
+                shouldGiveUp: { false }, waiter: { try? await Task.sleep(for: $0) }),
+            metrics: metrics, logger: logger, deadLetterTopic: deadLetterTopic, compensationTopic: compensationTopic)
     }
 
     /// Records as one consumed batch, offsets in order, all in partition 0 of their topic.
     static func batch(_ records: [KafkaRecord], timestampMs: Int64? = nil) -> [Inbound] {
         records.enumerated().map { i, r in
-            Inbound.decode(KafkaMessage(topic: r.topic, partition: 0, offset: Int64(i), key: r.key, value: r.value, headers: r.headers,
-                                        timestampMs: timestampMs))
+            Inbound.decode(
+                KafkaMessage(
+                    topic: r.topic, partition: 0, offset: Int64(i), key: r.key, value: r.value, headers: r.headers,
+                    timestampMs: timestampMs))
         }
     }
 
@@ -150,25 +157,34 @@ final class Scenario: Sendable {
 enum Make {
     static func id() -> String { UUID().uuidString.lowercased() }
 
-    static func event(_ topic: String, key: String, type: String, saga: String, id: String = id(), time: Int64 = 1_764_000_000_000,
-                      _ data: JSONObject) -> KafkaRecord {
+    static func event(
+        _ topic: String, key: String, type: String, saga: String, id: String = id(), time: Int64 = 1_764_000_000_000,
+        _ data: JSONObject
+    ) -> KafkaRecord {
         KafkaRecord(topic: topic, key: key, value: OutgoingEvent(id: id, source: "/test", type: type, timeMs: time, sagaId: saga, data: data).json)
     }
 
-    static func deducted(_ s: Scenario, saga: String, user: Int64 = 42, amount: Int64 = 15_000, id: String = id(), time: Int64 = 1_764_000_000_000) -> KafkaRecord {
-        event(s.balanceTopic, key: String(user), type: EventType.balanceDeducted, saga: saga, id: id, time: time,
-              ["userId": .int(user), "amount": .int(amount), "balanceBefore": .int(50_000), "balanceAfter": .int(50_000 - amount),
-               "orderId": .int(1001), "paymentId": .int(3)])
+    static func deducted(
+        _ s: Scenario, saga: String, user: Int64 = 42, amount: Int64 = 15_000, id: String = id(), time: Int64 = 1_764_000_000_000
+    ) -> KafkaRecord {
+        event(
+            s.balanceTopic, key: String(user), type: EventType.balanceDeducted, saga: saga, id: id, time: time,
+            [
+                "userId": .int(user), "amount": .int(amount), "balanceBefore": .int(50_000), "balanceAfter": .int(50_000 - amount),
+                "orderId": .int(1001), "paymentId": .int(3),
+            ])
     }
 
     static func charged(_ s: Scenario, saga: String, user: Int64 = 42, amount: Int64 = 50_000, id: String = id()) -> KafkaRecord {
-        event(s.balanceTopic, key: String(user), type: EventType.balanceCharged, saga: saga, id: id,
-              ["userId": .int(user), "amount": .int(amount), "balanceBefore": .int(0), "balanceAfter": .int(amount)])
+        event(
+            s.balanceTopic, key: String(user), type: EventType.balanceCharged, saga: saga, id: id,
+            ["userId": .int(user), "amount": .int(amount), "balanceBefore": .int(0), "balanceAfter": .int(amount)])
     }
 
     static func paymentCompleted(_ s: Scenario, saga: String, order: Int64 = 1001, id: String = id()) -> KafkaRecord {
-        event(s.paymentTopic, key: String(order), type: EventType.paymentCompleted, saga: saga, id: id,
-              ["paymentId": .int(3), "orderId": .int(order), "userId": .int(42), "amount": .int(15_000), "status": .string("COMPLETED")])
+        event(
+            s.paymentTopic, key: String(order), type: EventType.paymentCompleted, saga: saga, id: id,
+            ["paymentId": .int(3), "orderId": .int(order), "userId": .int(42), "amount": .int(15_000), "status": .string("COMPLETED")])
     }
 
     static func paymentFailed(_ s: Scenario, saga: String, order: Int64 = 1001, id: String = id(), reason: String = "declined") -> KafkaRecord {

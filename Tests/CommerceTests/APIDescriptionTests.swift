@@ -9,6 +9,7 @@ import ServiceRuntime
 import TestSupport
 import Testing
 import UserService
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -22,7 +23,9 @@ struct APIDescriptionTests {
     /// databases in a temporary folder (no broker needed: nothing is served).
     static func router(services: [String] = ["user", "product", "order", "payment"]) throws -> (Router<BasicRequestContext>, String) {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("routes-\(UUID().uuidString.prefix(8))").path
-        let all: [String: any DomainService] = ["user": UserService(), "product": ProductService(), "order": OrderService(), "payment": PaymentService()]
+        let all: [String: any DomainService] = [
+            "user": UserService(), "product": ProductService(), "order": OrderService(), "payment": PaymentService(),
+        ]
         let keys = KeySpace()
         let nodes = try services.map { try ServiceNode(service: all[$0]!, directory: directory, keySpace: keys) }
         return (try CommerceRouter.make(nodes: nodes) { nil }, directory)
@@ -60,8 +63,10 @@ struct APIDescriptionTests {
         let responses = try #require(components["responses"] as? [String: [String: Any]])
         for (name, response) in responses {
             let schema = ((response["content"] as? [String: Any])?["application/json"] as? [String: Any])?["schema"] as? [String: Any]
-            #expect(schema?["$ref"] as? String == "#/components/schemas/\(name == "BadRequest" ? "BadRequestError" : name == "NotFound" ? "NotFoundError" : name == "InternalError" ? "InternalServerError" : "\(name)Error")",
-                    "\(name) is the JSON error shape")
+            #expect(
+                schema?["$ref"] as? String
+                    == "#/components/schemas/\(name == "BadRequest" ? "BadRequestError" : name == "NotFound" ? "NotFoundError" : name == "InternalError" ? "InternalServerError" : "\(name)Error")",
+                "\(name) is the JSON error shape")
         }
         var posts = 0
         for (path, item) in paths where path != "/healthz" && path != OpenAPIDocument.path {
@@ -104,12 +109,15 @@ struct APIDescriptionTests {
     /// found by schemathesis (`TRACE /orders` answered 404).
     @Test func anotherMethodOnAKnownPathIsA405ThatNamesTheAllowedOnes() async throws {
         let s = try await CommerceScenario()
-        for (method, path, allowed) in [("TRACE", "/orders", "POST"), ("PUT", "/users/1/cart", "GET, HEAD, POST"), ("DELETE", "/products/7", "GET, HEAD"),
-                                        ("GET", "/payments", "POST"), ("POST", "/healthz", "GET, HEAD"), ("PATCH", "/openapi.json", "GET, HEAD")] {
+        for (method, path, allowed) in [
+            ("TRACE", "/orders", "POST"), ("PUT", "/users/1/cart", "GET, HEAD, POST"), ("DELETE", "/products/7", "GET, HEAD"),
+            ("GET", "/payments", "POST"), ("POST", "/healthz", "GET, HEAD"), ("PATCH", "/openapi.json", "GET, HEAD"),
+        ] {
             let answer = try await s.response(method, path)
             let error = (try? JSONSerialization.jsonObject(with: answer.body)) as? [String: [String: String]]
-            #expect(answer.status == 405 && answer.headers["allow"] == allowed && error?["error"]?["code"] == "method_not_allowed",
-                    "\(method) \(path): \(answer.status) \(answer.headers) \(String(decoding: answer.body, as: UTF8.self))")
+            #expect(
+                answer.status == 405 && answer.headers["allow"] == allowed && error?["error"]?["code"] == "method_not_allowed",
+                "\(method) \(path): \(answer.status) \(answer.headers) \(String(decoding: answer.body, as: UTF8.self))")
         }
         let unknown = try await s.response("GET", "/nothing/here")
         #expect(unknown.status == 404 && errorDetail(unknown)?["code"] == "not_found", "\(unknown.status)")

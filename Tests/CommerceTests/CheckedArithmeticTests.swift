@@ -31,7 +31,8 @@ struct CheckedArithmeticTests {
     @Test func aStockRestoreThatWouldOverflowIsADomainError() async throws {
         let node = try Self.node(ProductService())
         try await node.database.write { db in try db.execute(sql: "INSERT INTO products (name, price, stock) VALUES ('w', 1000, 10)") }
-        _ = try await Self.apply(node, EventType.orderRequested, saga: "order-1", .init(userId: 1, orderId: 1, items: [OrderItem(productId: 1, quantity: 2)]))
+        _ = try await Self.apply(
+            node, EventType.orderRequested, saga: "order-1", .init(userId: 1, orderId: 1, items: [OrderItem(productId: 1, quantity: 2)]))
         try await node.database.write { db in try db.execute(sql: "UPDATE products SET stock = ?", arguments: [Int64.max - 1]) }
         let error = await Self.domainError {
             try await Self.apply(node, EventType.orderCancelled, saga: "order-1", .init(userId: 1, orderId: 1, reason: "test"))
@@ -67,14 +68,16 @@ struct CheckedArithmeticTests {
         #expect(deducted.map(\.type) == [EventType.balanceDeducted])
         try await node.database.write { db in try db.execute(sql: "UPDATE users SET balance = ?", arguments: [Int64.max - 100]) }
         let error = await Self.domainError {
-            try await Self.apply(node, EventType.paymentFailed, saga: "pay-1", .init(userId: 1, orderId: 1, paymentId: 1, amount: 500, reason: "test"))
+            try await Self.apply(
+                node, EventType.paymentFailed, saga: "pay-1", .init(userId: 1, orderId: 1, paymentId: 1, amount: 500, reason: "test"))
         }
         #expect(error?.description.contains("overflow") == true, "\(String(describing: error))")
         #expect(try await Self.integer(node, "SELECT balance FROM users WHERE id = 1") == .int64(.max - 100))
     }
 
     static func node(_ service: any DomainService) throws -> ServiceNode {
-        try ServiceNode(service: service, directory: FileManager.default.temporaryDirectory.appendingPathComponent("checked-\(UUID().uuidString.prefix(8))").path)
+        try ServiceNode(
+            service: service, directory: FileManager.default.temporaryDirectory.appendingPathComponent("checked-\(UUID().uuidString.prefix(8))").path)
     }
 
     static func apply(_ node: ServiceNode, _ type: String, saga: String, _ data: CommerceEventData) async throws -> [CommerceEvent] {

@@ -5,6 +5,7 @@ import Logging
 import Mongo
 import TestSupport
 import Testing
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -32,14 +33,17 @@ final class CommerceScenario: @unchecked Sendable {
         dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("commerce-\(id)").path
         store = HistoryStore(database: try MongoClient(uri: mongoURI).database("c_\(id)"))
         services = try Self.launch(id: id, dataDir: dataDir, port: port, faults: faults, crashAfterCommit: crashAfterCommit)
-        var config = ArchiverConfiguration(kafka: KafkaConfiguration(brokers: brokers), mongoURI: mongoURI, database: "c_\(id)", groupID: "c-\(id)-archiver")
+        var config = ArchiverConfiguration(
+            kafka: KafkaConfiguration(brokers: brokers), mongoURI: mongoURI, database: "c_\(id)", groupID: "c-\(id)-archiver")
         config.topics = ["c\(id).commerce.balance", "c\(id).commerce.payment", "c\(id).commerce.order"]
         config.deadLetterTopic = "c\(id).archive.dlq"
         config.compensationTopic = "c\(id).archive.compensation"
         config.sessionTimeoutMs = 6_000
         config.retryMaxMs = 500
         try await KafkaAdmin(configuration: KafkaConfiguration(brokers: brokers)).createTopics(
-            ["commerce.order", "commerce.product", "commerce.balance", "commerce.payment", "archive.dlq", "archive.compensation"].map { "c\(id).\($0)" },
+            ["commerce.order", "commerce.product", "commerce.balance", "commerce.payment", "archive.dlq", "archive.compensation"].map {
+                "c\(id).\($0)"
+            },
             partitions: 4)
         archiver = try await Archiver(configuration: config, logger: Logger(label: "archiver"))
         archiverTask = Task { [archiver] in try await archiver.run() }
@@ -83,7 +87,9 @@ final class CommerceScenario: @unchecked Sendable {
     // MARK: HTTP
 
     @discardableResult
-    func call(_ method: String, _ path: String, _ body: [String: Any]? = nil, headers: [String: String] = [:]) async throws -> (status: Int, json: [String: Any]) {
+    func call(
+        _ method: String, _ path: String, _ body: [String: Any]? = nil, headers: [String: String] = [:]
+    ) async throws -> (status: Int, json: [String: Any]) {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         request.httpMethod = method
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }

@@ -12,9 +12,9 @@ struct ImpossibleInputTests {
         let s = try await CommerceScenario()
         let product = try await s.shop(price: 1_000, stock: 10, quantity: 2)
         let crafted: [[[String: Int64]]] = [
-            [["productId": product, "quantity": Int64.max]],                                   // price × quantity
+            [["productId": product, "quantity": Int64.max]],  // price × quantity
             [["productId": product, "quantity": 1 << 62], ["productId": product, "quantity": 1 << 62]],  // merging lines
-            [["productId": product, "quantity": 10_000_000_000_000_000]],                        // 1,000 × 10^16
+            [["productId": product, "quantity": 10_000_000_000_000_000]],  // 1,000 × 10^16
         ]
         let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: brokers))
         for (i, items) in crafted.enumerated() {
@@ -24,13 +24,17 @@ struct ImpossibleInputTests {
                 "time": "2026-11-24T10:00:00.000Z", "sagaid": "order-\(orderId)",
                 "data": ["orderId": orderId, "userId": 1, "items": items],
             ]
-            _ = try await producer.send(KafkaRecord(topic: "\(s.prefix)commerce.order", key: "\(orderId)",
-                                                    value: String(decoding: try JSONSerialization.data(withJSONObject: event), as: UTF8.self)))
+            _ = try await producer.send(
+                KafkaRecord(
+                    topic: "\(s.prefix)commerce.order", key: "\(orderId)",
+                    value: String(decoding: try JSONSerialization.data(withJSONObject: event), as: UTF8.self)))
         }
         await producer.close()
 
         let database = try DatabaseQueue(path: "\(s.dataDir)/product.sqlite")
-        let rejected = { @Sendable in try await database.read { db in try String.fetchAll(db, sql: "SELECT error FROM rejected_events ORDER BY \"offset\"") } }
+        let rejected = { @Sendable in
+            try await database.read { db in try String.fetchAll(db, sql: "SELECT error FROM rejected_events ORDER BY \"offset\"") }
+        }
         _ = try await eventually {
             guard s.services.process.isRunning else { return true }
             return (try? await rejected().count) == 3

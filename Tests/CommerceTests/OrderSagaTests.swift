@@ -46,10 +46,11 @@ struct OrderSagaTests {
         #expect(try await s.settledOrder(order) == "CANCELLED")
         #expect(try await s.string("/orders/\(order)", "reason") == "injected fault at order.place")
         #expect(try await eventually { try await s.int("/products/\(product)", "stock") == 10 }, "stock restored")
-        #expect(try await eventually {
-            let items = try await s.call("GET", "/users/1/cart").json["items"] as? [[String: Any]]
-            return (items?.first?["quantity"] as? NSNumber)?.int64Value == 2
-        }, "cart restored")
+        #expect(
+            try await eventually {
+                let items = try await s.call("GET", "/users/1/cart").json["items"] as? [[String: Any]]
+                return (items?.first?["quantity"] as? NSNumber)?.int64Value == 2
+            }, "cart restored")
         await s.finish()
     }
 
@@ -77,7 +78,9 @@ struct OrderSagaTests {
         #expect(missing.status == 400)
         #expect((missing.json["error"] as? [String: Any])?["message"] as? String == "missing field 'items'")
         let wrongType = try await s.call("POST", "/users/1/charge", ["amount": "lots"])
-        #expect(wrongType.status == 400 && ((wrongType.json["error"] as? [String: Any])?["message"] as? String)?.contains("'amount' must be an integer") == true)
+        #expect(
+            wrongType.status == 400
+                && ((wrongType.json["error"] as? [String: Any])?["message"] as? String)?.contains("'amount' must be an integer") == true)
         #expect(try await s.raw("POST", "/products", body: "{not json").status == 400)
         #expect(try await s.call("POST", "/users/1/charge", ["amount": -5]).status == 400)
         #expect(try await s.call("GET", "/orders/abc").status == 400)

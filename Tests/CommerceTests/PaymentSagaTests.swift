@@ -17,10 +17,11 @@ struct PaymentSagaTests {
         #expect(try await s.string("/orders/\(order)", "status") == "PAID")
         #expect(try await s.int("/users/1/balance", "balance") == 6_000)
         #expect(try await eventually { try await s.historyCount(s.store.payment, saga: "pay-\(payment)") == 1 })
-        #expect(try await eventually {
-            let deduct = try await s.store.balance.findOne(["sagaId": .string("pay-\(payment)")])
-            return deduct?["type"]?.stringValue == "DEDUCT" && deduct?["balanceAfter"]?.int64Value == 6_000
-        })
+        #expect(
+            try await eventually {
+                let deduct = try await s.store.balance.findOne(["sagaId": .string("pay-\(payment)")])
+                return deduct?["type"]?.stringValue == "DEDUCT" && deduct?["balanceAfter"]?.int64Value == 6_000
+            })
         #expect(try await eventually { try await s.store.balance.count(["type": "CHARGE", "userId": .int64(1)]) == 1 })
         await s.finish()
     }
@@ -35,7 +36,9 @@ struct PaymentSagaTests {
         #expect(try await s.string("/payments/\(payment)", "reason") == "insufficient balance: user 1 has 1000, payment needs 4000")
         #expect(try await s.string("/orders/\(order)", "status") == "PLACED")
         #expect(try await s.int("/users/1/balance", "balance") == 1_000)
-        #expect(try await eventually { try await s.store.compensations.findOne(["_id": .string("pay-\(payment)")]) != nil }, "the archiver recorded the failed saga")
+        #expect(
+            try await eventually { try await s.store.compensations.findOne(["_id": .string("pay-\(payment)")]) != nil },
+            "the archiver recorded the failed saga")
         await s.finish()
     }
 
@@ -52,11 +55,12 @@ struct PaymentSagaTests {
         #expect(try await eventually { try await s.int("/users/1/balance", "balance") == 6_000 }, "the second deduction was given back")
         // The failure and the deduction travel on different topics: the archiver either deletes
         // the archived deduction or, if the failure came first, suppresses it.
-        #expect(try await eventually {
-            let record = try await s.store.compensations.findOne(["_id": .string("pay-\(second)")])
-            let deleted = record?["deleted"]?.documentValue?["balance_history"]?.arrayValue?.count ?? 0
-            return deleted + (record?["suppressed"]?.arrayValue?.count ?? 0) == 1
-        }, "the archiver took back the second payment's deduction")
+        #expect(
+            try await eventually {
+                let record = try await s.store.compensations.findOne(["_id": .string("pay-\(second)")])
+                let deleted = record?["deleted"]?.documentValue?["balance_history"]?.arrayValue?.count ?? 0
+                return deleted + (record?["suppressed"]?.arrayValue?.count ?? 0) == 1
+            }, "the archiver took back the second payment's deduction")
         #expect(try await eventually { try await s.historyCount(s.store.balance, saga: "pay-\(second)") == 0 })
         #expect(try await eventually { try await s.historyCount(s.store.payment, saga: "pay-\(first)") == 1 })
         await s.finish()
@@ -72,11 +76,12 @@ struct PaymentSagaTests {
         #expect(try await s.settledPayment(payment) == "FAILED")
         #expect(try await eventually { try await s.string("/orders/\(order)", "status") == "PLACED" }, "order status restored")
         #expect(try await eventually { try await s.int("/users/1/balance", "balance") == 10_000 }, "balance restored")
-        #expect(try await eventually {
-            let record = try await s.store.compensations.findOne(["_id": "pay-1"])
-            let deleted = record?["deleted"]?.documentValue?["balance_history"]?.arrayValue?.count ?? 0
-            return deleted + (record?["suppressed"]?.arrayValue?.count ?? 0) == 1
-        }, "the deduction was archived and taken back, or suppressed")
+        #expect(
+            try await eventually {
+                let record = try await s.store.compensations.findOne(["_id": "pay-1"])
+                let deleted = record?["deleted"]?.documentValue?["balance_history"]?.arrayValue?.count ?? 0
+                return deleted + (record?["suppressed"]?.arrayValue?.count ?? 0) == 1
+            }, "the deduction was archived and taken back, or suppressed")
         // The archiver writes its compensation record first, then deletes.
         #expect(try await eventually { try await s.historyCount(s.store.balance, saga: "pay-1") == 0 })
         #expect(try await eventually { try await s.historyCount(s.store.payment, saga: "pay-1") == 0 })

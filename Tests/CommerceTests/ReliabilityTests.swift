@@ -48,7 +48,8 @@ struct ReliabilityTests {
     @Test func simulateWithFaultsAtEveryStepKeepsEveryInvariant() async throws {
         let s = try await CommerceScenario(faults: "*=0.08")
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("simulate-\(s.id).txt").path
-        let status = await shell("""
+        let status = await shell(
+            """
             '\(binary("commerce"))' simulate --orders 60 --users 8 --concurrency 6 --seed 11 --url http://127.0.0.1:\(s.port) \
               --database \(s.database) --settle-seconds 60 >'\(out)' 2>&1
             """)

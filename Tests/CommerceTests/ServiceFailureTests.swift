@@ -40,8 +40,10 @@ struct ServiceFailureTests {
         let queue = try DatabaseQueue(path: path)
         let (page, size) = try queue.inDatabase { db in
             try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
-            return (try Int.fetchOne(db, sql: "SELECT rootpage FROM sqlite_master WHERE name = ?", arguments: [table])!,
-                    try Int.fetchOne(db, sql: "PRAGMA page_size")!)
+            return (
+                try Int.fetchOne(db, sql: "SELECT rootpage FROM sqlite_master WHERE name = ?", arguments: [table])!,
+                try Int.fetchOne(db, sql: "PRAGMA page_size")!
+            )
         }
         try queue.close()
         let file = try #require(FileHandle(forWritingAtPath: path))

@@ -1,12 +1,13 @@
 import Foundation
-@testable import Events
 import Testing
 
+@testable import Events
+
 let deducted = """
-{"specversion":"1.0","id":"0f1e6a52-5b7e-4a43-9a8e-2c3d1b7f9e10","source":"/commerce/user","type":"commerce.balance.deducted",
- "subject":"user/42","time":"2026-11-24T10:00:00.123Z","datacontenttype":"application/json","sagaid":"pay-1001-3",
- "data":{"userId":42,"amount":15000,"balanceBefore":50000,"balanceAfter":35000,"orderId":1001,"paymentId":3}}
-"""
+    {"specversion":"1.0","id":"0f1e6a52-5b7e-4a43-9a8e-2c3d1b7f9e10","source":"/commerce/user","type":"commerce.balance.deducted",
+     "subject":"user/42","time":"2026-11-24T10:00:00.123Z","datacontenttype":"application/json","sagaid":"pay-1001-3",
+     "data":{"userId":42,"amount":15000,"balanceBefore":50000,"balanceAfter":35000,"orderId":1001,"paymentId":3}}
+    """
 
 func decode(_ text: String) throws -> CloudEvent { try CloudEvent.decode(Array(text.utf8)) }
 
@@ -23,10 +24,13 @@ struct CloudEventDecodingTests {
         let event = try decode(deducted)
         #expect(event.sagaId == "pay-1001-3")
         let archive = try event.archiveEvent(fallbackTimeMs: nil)
-        #expect(archive == .balance(BalanceChange(
-            eventId: "0f1e6a52-5b7e-4a43-9a8e-2c3d1b7f9e10", kind: .deduct, userId: 42, amount: 15000,
-            balanceBefore: 50000, balanceAfter: 35000, orderId: 1001, paymentId: 3, sagaId: "pay-1001-3",
-            occurredAtMs: Timestamp.parse("2026-11-24T10:00:00.123Z")!)))
+        #expect(
+            archive
+                == .balance(
+                    BalanceChange(
+                        eventId: "0f1e6a52-5b7e-4a43-9a8e-2c3d1b7f9e10", kind: .deduct, userId: 42, amount: 15000,
+                        balanceBefore: 50000, balanceAfter: 35000, orderId: 1001, paymentId: 3, sagaId: "pay-1001-3",
+                        occurredAtMs: Timestamp.parse("2026-11-24T10:00:00.123Z")!)))
     }
 
     @Test func unknownAttributesAndDataFieldsAreIgnored() throws {
@@ -38,9 +42,9 @@ struct CloudEventDecodingTests {
 
     @Test func aChargeHasNoOrderOrPayment() throws {
         let text = """
-        {"specversion":"1.0","id":"c1","source":"/commerce/user","type":"commerce.balance.charged","sagaid":"charge-c1",
-         "time":"2026-11-24T10:00:00+09:00","data":{"userId":7,"amount":100,"balanceBefore":0,"balanceAfter":100}}
-        """
+            {"specversion":"1.0","id":"c1","source":"/commerce/user","type":"commerce.balance.charged","sagaid":"charge-c1",
+             "time":"2026-11-24T10:00:00+09:00","data":{"userId":7,"amount":100,"balanceBefore":0,"balanceAfter":100}}
+            """
         guard case .balance(let b) = try decode(text).archiveEvent(fallbackTimeMs: nil) else { Issue.record("not a balance"); return }
         #expect(b.kind == .charge && b.orderId == nil && b.paymentId == nil)
         #expect(b.occurredAtMs == Timestamp.parse("2026-11-24T01:00:00Z"))
@@ -48,19 +52,22 @@ struct CloudEventDecodingTests {
 
     @Test func paymentCompletedAndSagaFailuresDecode() throws {
         let payment = """
-        {"specversion":"1.0","id":"p1","source":"/commerce/payment","type":"commerce.payment.completed","sagaid":"pay-3",
-         "time":"2026-11-24T10:00:00Z","data":{"paymentId":3,"orderId":1001,"userId":42,"amount":15000,"status":"COMPLETED"}}
-        """
+            {"specversion":"1.0","id":"p1","source":"/commerce/payment","type":"commerce.payment.completed","sagaid":"pay-3",
+             "time":"2026-11-24T10:00:00Z","data":{"paymentId":3,"orderId":1001,"userId":42,"amount":15000,"status":"COMPLETED"}}
+            """
         guard case .payment(let p) = try decode(payment).archiveEvent(fallbackTimeMs: nil) else { Issue.record("not a payment"); return }
         #expect(p.status == "COMPLETED" && p.orderId == 1001)
         let failed = """
-        {"specversion":"1.0","id":"f1","source":"/commerce/order","type":"commerce.order.status-change-failed","sagaid":"pay-3","data":{"reason":"order cancelled"}}
-        """
-        #expect(try decode(failed).archiveEvent(fallbackTimeMs: nil) == .sagaFailed(SagaFailure(eventId: "f1", type: EventType.orderStatusChangeFailed, sagaId: "pay-3", reason: "order cancelled")))
+            {"specversion":"1.0","id":"f1","source":"/commerce/order","type":"commerce.order.status-change-failed","sagaid":"pay-3","data":{"reason":"order cancelled"}}
+            """
+        #expect(
+            try decode(failed).archiveEvent(fallbackTimeMs: nil)
+                == .sagaFailed(SagaFailure(eventId: "f1", type: EventType.orderStatusChangeFailed, sagaId: "pay-3", reason: "order cancelled")))
     }
 
     @Test func otherTypesAreNoneOfTheArchiversBusiness() throws {
-        let placed = #"{"specversion":"1.0","id":"o1","source":"/commerce/order","type":"commerce.order.placed","data":{"orderId":"not even checked"}}"#
+        let placed =
+            #"{"specversion":"1.0","id":"o1","source":"/commerce/order","type":"commerce.order.placed","data":{"orderId":"not even checked"}}"#
         #expect(try decode(placed).archiveEvent(fallbackTimeMs: nil) == nil)
     }
 
@@ -109,8 +116,9 @@ struct CloudEventDecodingTests {
     }
 
     @Test func anOutgoingEventDecodesToWhatWasWritten() throws {
-        let out = OutgoingEvent(id: "e-\"1\"", source: "/archiver", type: EventType.historyDeleted, timeMs: 1_764_000_000_123,
-                                sagaId: "pay-9", data: ["sagaId": .string("pay-9"), "reason": .string("line\nbreak ✓")])
+        let out = OutgoingEvent(
+            id: "e-\"1\"", source: "/archiver", type: EventType.historyDeleted, timeMs: 1_764_000_000_123,
+            sagaId: "pay-9", data: ["sagaId": .string("pay-9"), "reason": .string("line\nbreak ✓")])
         let event = try CloudEvent.decode(out.bytes)
         #expect(event.id == "e-\"1\"" && event.type == EventType.historyDeleted && event.timeMs == 1_764_000_000_123)
         #expect(event.data.reason == "line\nbreak ✓")
@@ -154,7 +162,9 @@ struct TimestampTests {
         #expect(Timestamp.parse("2026-11-24T19:00:00+09:00") == Timestamp.parse("2026-11-24T10:00:00Z"))
     }
 
-    @Test(arguments: ["2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-11-24 10:00", "2026-11-24T10:00:00", "2026-11-24T10:00:00Zjunk", "2026-11-24T25:00:00Z"])
+    @Test(arguments: [
+        "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-11-24 10:00", "2026-11-24T10:00:00", "2026-11-24T10:00:00Zjunk", "2026-11-24T25:00:00Z",
+    ])
     func rejectsWhatIsNotATimestamp(_ text: String) {
         #expect(Timestamp.parse(text) == nil)
     }

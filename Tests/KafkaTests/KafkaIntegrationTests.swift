@@ -36,9 +36,10 @@ struct KafkaIntegrationTests {
     @Test func producedRecordsArriveWithKeysAndHeaders() async throws {
         let topic = try await makeTopic("roundtrip", partitions: 1)
         let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: brokers))
-        let reports = try await producer.send((0..<3).map {
-            KafkaRecord(topic: topic, key: "k\($0)", value: "v\($0)", headers: [KafkaHeader("x-n", "\($0)"), KafkaHeader("x-empty", "")])
-        })
+        let reports = try await producer.send(
+            (0..<3).map {
+                KafkaRecord(topic: topic, key: "k\($0)", value: "v\($0)", headers: [KafkaHeader("x-n", "\($0)"), KafkaHeader("x-empty", "")])
+            })
         #expect(reports.map(\.offset) == [0, 1, 2])
         await producer.close()
 

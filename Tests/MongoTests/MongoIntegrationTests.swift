@@ -1,6 +1,7 @@
 import Foundation
-@testable import Mongo
 import Testing
+
+@testable import Mongo
 
 // Against the real Mongo-wire server started by scripts/services (MONGO_URI, default mongodb://127.0.0.1:21017).
 let mongoURI = ProcessInfo.processInfo.environment["MONGO_URI"] ?? "mongodb://127.0.0.1:21017"
@@ -14,8 +15,12 @@ struct MongoIntegrationTests {
     @Test func insertFindCountUpdateAggregateDelete() async throws {
         let db = try freshDatabase()
         let c = db.collection("items")
-        let docs: [Document] = (1...5).map { ["_id": .string("id\($0)"), "user": .int64(Int64($0 % 2)), "amount": .int64(Int64($0 * 100)),
-                                              "at": .datetime(Int64($0) * 1_000)] }
+        let docs: [Document] = (1...5).map {
+            [
+                "_id": .string("id\($0)"), "user": .int64(Int64($0 % 2)), "amount": .int64(Int64($0 * 100)),
+                "at": .datetime(Int64($0) * 1_000),
+            ]
+        }
         #expect(try await c.insertMany(docs).inserted == 5)
         let found = try await c.find(["user": .int64(1)], options: FindOptions(sort: ["at": .int32(-1)], limit: 2, projection: ["amount": .int32(1)]))
         #expect(found.map { $0["_id"]?.stringValue } == ["id5", "id3"])
@@ -24,8 +29,10 @@ struct MongoIntegrationTests {
         #expect(try await c.count(["at": .document(["$gte": .datetime(3_000)])]) == 3)
         try await c.updateOne(filter: ["_id": .string("id1")], update: ["$set": .document(["amount": .int64(1)])])
         #expect(try await c.findOne(["_id": .string("id1")])?["amount"]?.int64Value == 1)
-        let sums = try await c.aggregate([["$match": .document(["user": .int64(0)])],
-                                          ["$group": .document(["_id": .string("$user"), "total": .document(["$sum": .string("$amount")])])]])
+        let sums = try await c.aggregate([
+            ["$match": .document(["user": .int64(0)])],
+            ["$group": .document(["_id": .string("$user"), "total": .document(["$sum": .string("$amount")])])],
+        ])
         #expect(sums.first?["total"]?.int64Value == 600)
         #expect(try await c.deleteMany(["user": .int64(0)]) == 2)
         #expect(try await c.count() == 3)
@@ -36,8 +43,11 @@ struct MongoIntegrationTests {
         let db = try freshDatabase()
         let c = db.collection("history")
         func upserts(_ archivedAt: Int64) -> [WriteModel] {
-            (0..<50).map { .updateOne(filter: ["_id": .string("e\($0)")],
-                                      update: ["$setOnInsert": .document(["n": .int64(Int64($0)), "archivedAt": .datetime(archivedAt)])], upsert: true) }
+            (0..<50).map {
+                .updateOne(
+                    filter: ["_id": .string("e\($0)")],
+                    update: ["$setOnInsert": .document(["n": .int64(Int64($0)), "archivedAt": .datetime(archivedAt)])], upsert: true)
+            }
         }
         #expect(try await c.bulkWrite(upserts(1)).upserted == 50)
         let again = try await c.bulkWrite(upserts(2))

@@ -102,20 +102,25 @@ enum SampleBatch {
             if i % 3 == 2 {
                 topic = "commerce.payment"
                 key = String(order)
-                value = event(type: "commerce.payment.completed", id: id, source: "/commerce/payment", timeMs: timeMs, saga: saga,
-                              data: #"{"paymentId": \#(order), "orderId": \#(order), "userId": \#(user), "amount": \#(amount), "status": "COMPLETED"}"#)
+                value = event(
+                    type: "commerce.payment.completed", id: id, source: "/commerce/payment", timeMs: timeMs, saga: saga,
+                    data: #"{"paymentId": \#(order), "orderId": \#(order), "userId": \#(user), "amount": \#(amount), "status": "COMPLETED"}"#)
             } else {
                 let before = 1_000_000_000 - (i / 3) * 1_000
                 topic = "commerce.balance"
                 key = String(user)
-                value = event(type: "commerce.balance.deducted", id: id, source: "/commerce/user", timeMs: timeMs, saga: saga,
-                              data: #"{"userId": \#(user), "amount": \#(amount), "balanceBefore": \#(before), "balanceAfter": \#(before - amount), "orderId": \#(order), "paymentId": \#(order)}"#)
+                value = event(
+                    type: "commerce.balance.deducted", id: id, source: "/commerce/user", timeMs: timeMs, saga: saga,
+                    data:
+                        #"{"userId": \#(user), "amount": \#(amount), "balanceBefore": \#(before), "balanceAfter": \#(before - amount), "orderId": \#(order), "paymentId": \#(order)}"#
+                )
             }
             let partition = Int32(i % 3 == 2 ? order % 3 : user % 3)
             let offset = offsets["\(topic)/\(partition)", default: 0]
             offsets["\(topic)/\(partition)"] = offset + 1
-            return KafkaMessage(topic: topic, partition: partition, offset: offset, key: Array(key.utf8), value: Array(value.utf8),
-                                timestampMs: timeMs + 2)
+            return KafkaMessage(
+                topic: topic, partition: partition, offset: offset, key: Array(key.utf8), value: Array(value.utf8),
+                timestampMs: timeMs + 2)
         }
     }
 
@@ -148,8 +153,11 @@ struct SplitMix64 {
         var bytes = (0..<8).map { UInt8(truncatingIfNeeded: a >> ($0 * 8)) } + (0..<8).map { UInt8(truncatingIfNeeded: b >> ($0 * 8)) }
         bytes[6] = bytes[6] & 0x0F | 0x40
         bytes[8] = bytes[8] & 0x3F | 0x80
-        let u = UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
-                            bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
+        let u = UUID(
+            uuid: (
+                bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+                bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]
+            ))
         return u.uuidString.lowercased()
     }
 }
