@@ -29,8 +29,7 @@ struct ServiceFailureTests {
         try Self.corrupt("outbox", in: "\(s.dataDir)/product.sqlite")
         try await s.startServices(waitUntilHealthy: false)
         let watch = await Self.watchUntilExit(s, seconds: 60)
-        // The relay fails within milliseconds of the start: the 503 window may be shorter than a poll.
-        Self.expectStoppedOnce(s, watch, table: "outbox", requireObserved503: false)
+        Self.expectStoppedOnce(s, watch, table: "outbox")
         await s.finish()
     }
 
@@ -74,11 +73,14 @@ struct ServiceFailureTests {
         return watch
     }
 
-    static func expectStoppedOnce(_ s: CommerceScenario, _ watch: Watch, table: String, requireObserved503: Bool = true) {
+    static func expectStoppedOnce(_ s: CommerceScenario, _ watch: Watch, table: String, requireObserved503: Bool = false) {
         let output = s.services.output
         #expect(watch.exitedAt != nil, "still running with the product \(table) broken: \(output.suffix(3_000))")
         guard watch.exitedAt != nil else { return }
         #expect(s.services.process.terminationStatus != 0, "exit status \(s.services.process.terminationStatus)")
+        // The failure can come within milliseconds of the start (a redelivered event reaching the
+        // broken table): the 503 window may then be shorter than a poll, so a 503 is required only
+        // where one was seen. Whatever was seen before the exit was 503, never 200 again.
         if requireObserved503 || watch.firstUnhealthy != nil {
             #expect(watch.firstUnhealthy?.status == 503, "/healthz answered 503 before the exit: \(String(describing: watch.firstUnhealthy))")
         }
