@@ -82,11 +82,17 @@ let package = Package(
             dependencies: [
                 "ServiceRuntime", "Events", grdb, hummingbird, .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
-            ]),
+            ], resources: [.embedInCode("openapi.json")]),
         .target(name: "UserService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
         .target(name: "ProductService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
         .target(name: "OrderService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
         .target(name: "PaymentService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
+        // The HTTP face of `commerce serve`: every service's routes, /healthz, /openapi.json.
+        .target(
+            name: "CommerceServer",
+            dependencies: [
+                "CommerceAPI", "ServiceRuntime", "UserService", "ProductService", "OrderService", "PaymentService", hummingbird,
+            ]),
         // Its HTTP client is SwiftNIO's (already under Hummingbird): simulate shares the machine it measures.
         .target(
             name: "Simulator",
@@ -97,7 +103,7 @@ let package = Package(
         .executableTarget(
             name: "CommerceCLI",
             dependencies: [
-                "CLISupport", "ServiceRuntime", "CommerceAPI", "UserService", "ProductService", "OrderService", "PaymentService",
+                "CLISupport", "ServiceRuntime", "CommerceAPI", "CommerceServer", "UserService", "ProductService", "OrderService", "PaymentService",
                 "Simulator", "AdminServer", "Kafka", argumentParser, log, lifecycle, hummingbird,
             ]),
 
@@ -112,8 +118,8 @@ let package = Package(
             name: "CommerceTests",
             dependencies: [
                 "TestSupport",
-                "ServiceRuntime", "UserService", "ProductService", "OrderService", "PaymentService", "Simulator",
-                "Archiver", "Kafka", "Mongo", "Events", grdb, log, hummingbird,
+                "ServiceRuntime", "CommerceAPI", "CommerceServer", "UserService", "ProductService", "OrderService", "PaymentService",
+                "Simulator", "Archiver", "Kafka", "Mongo", "Events", grdb, log, hummingbird,
             ]),
         .testTarget(name: "ArchiverTests", dependencies: ["TestSupport", "Archiver", "Kafka", "Mongo", "Events", log]),
     ],

@@ -137,16 +137,37 @@ class Scenario:
             time.sleep(0.5)
         return False
 
-    def dead_letters(self, expect, seconds=30):
+    def dead_letters(self, expect=0, seconds=120):
+        """All dead letters, read to the end again until at least `expect` are there (or time is up)."""
+        deadline = time.time() + seconds
+        while True:
+            got = self.read_dead_letters(seconds)
+            if len(got) >= expect or time.time() > deadline:
+                return got
+            time.sleep(2)
+
+    def read_dead_letters(self, seconds):
+        """Every dead letter, proven complete: a marker goes to each partition of the topic after the
+        fact, and reading ends only when all came back (a read for a fixed time by a fresh group can
+        end before the group even joined, and then sees nothing, whatever the archiver did)."""
+        topic, marker = self.topics["dlq"], f"end-of-scenario-{uuid.uuid4()}".encode()
+        for partition in range(4):
+            self.producer.produce(topic, value=marker, partition=partition)
+        self.producer.flush(30)
         c = Consumer({"bootstrap.servers": BROKERS, "group.id": f"r-{uuid.uuid4()}", "auto.offset.reset": "earliest",
                       "session.timeout.ms": 6000, "max.poll.interval.ms": 10000})
-        c.subscribe([self.topics["dlq"]])
-        got, deadline = [], time.time() + seconds
-        while time.time() < deadline and len(got) < expect:
-            got += [m for m in c.consume(500, 0.5) if not m.error()]
-        settle = time.time() + 2
-        while time.time() < settle:
-            got += [m for m in c.consume(500, 0.3) if not m.error()]
+        c.subscribe([topic])
+        got, markers, deadline = [], 0, time.time() + seconds
+        while markers < 4:
+            if time.time() > deadline:
+                raise RuntimeError(f"dead-letter topic {topic} not read to its end within {seconds} s")
+            for m in c.consume(500, 0.5):
+                if m.error():
+                    continue
+                if m.value() == marker:
+                    markers += 1
+                elif not (m.value() or b"").startswith(b"end-of-scenario-"):
+                    got.append(m)
         c.close()
         return got
 
@@ -171,7 +192,7 @@ def kill9():
         p.wait()
         p = s.start()
     s.wait_documents(n, 600)
-    letters = s.dead_letters(0, 3)
+    letters = s.dead_letters()
     s.stop()
     ok, counts = tally(sent, s.stored_ids())
     s.verdict(ok and not letters, f"kills={kills} {counts} dead_letters={len(letters)}")
@@ -191,7 +212,7 @@ def mongo_outage():
         time.sleep(outage)
         mongo.start()
         s.wait_documents(n, 600)
-        letters = s.dead_letters(0, 3)
+        letters = s.dead_letters()
         s.stop()
         ok, counts = tally(sent, s.stored_ids())
     finally:
@@ -234,7 +255,7 @@ def malformed():
     s.producer.flush(60)
     s.start()
     s.wait_documents(len(valid_ids), 300)
-    letters = s.dead_letters(n_bad, 120)
+    letters = s.dead_letters(n_bad)
     s.stop()
     right = sum(1 for m in letters if expected.get(dict(m.headers() or []).get("x-test-marker", b"").decode())
                 == dict(m.headers()).get("x-error-kind", b"").decode())
@@ -258,7 +279,7 @@ def poison():
     valid_ids += s.valid(n - n // 2, start=n // 2)
     p = s.start()
     s.wait_documents(n, 300)
-    letters = s.dead_letters(1, 60)
+    letters = s.dead_letters(1)
     running = p.poll() is None
     s.stop()
     stubs = [dict(m.headers() or []) for m in letters if dict(m.headers() or []).get("x-payload-ref")]

@@ -9,9 +9,11 @@ import ServiceLifecycle
 /// `archiver run`: consume, archive, compensate, dead-letter, commit; batch after batch.
 ///
 /// One event, from poll to commit: `poll` → `Inbound.decode` → `BatchPlanner.plan` →
-/// `BatchExecutor.execute` (upserts, compensations, suppressions, dead letters) → `commit`.
-/// The next poll happens only after the commit, and rebalances are served only inside polls,
-/// so partitions are never revoked with work done but not committed.
+/// `BatchExecutor.execute` (inserts, compensations, suppressions, dead letters) → `commit`.
+/// The next poll happens only after the commit, and rebalances are served only inside polls, so
+/// a partition is revoked with work done but not committed only while an outage is waited out
+/// (those waits poll): then its new owner redoes the batch, every write is idempotent, and this
+/// instance leaves the partition's dead letters to it and commits only what it still owns.
 public final class Archiver: Service, Sendable {
     public let status = ArchiverStatus()
     private let config: ArchiverConfiguration
@@ -137,9 +139,11 @@ public final class Archiver: Service, Sendable {
     }
 
     private var executor: BatchExecutor {
-        BatchExecutor(
+        var executor = BatchExecutor(
             store: store, producer: producer, retrier: retrier, metrics: metrics, logger: logger,
             deadLetterTopic: config.deadLetterTopic, compensationTopic: config.compensationTopic)
+        executor.owns = { [consumer] in consumer.assignment.contains($0) }
+        return executor
     }
 
     var retrier: Retrier {
@@ -181,8 +185,12 @@ public final class Archiver: Service, Sendable {
                 metrics.ready(status.snapshot.ready)
                 guard !result.messages.isEmpty else { continue }
                 let room = loop.withLock { max(0, config.batchSize - $0.carryOver.count) }
-                loop.withLock { $0.carryOver += result.messages.prefix(room) }
-                try await consumer.seek(Self.firstOffsets(of: result.messages.dropFirst(room)))
+                // Only what is sought back may be dropped: if the seek fails, everything is kept
+                // (more memory, never a gap the next commit would skip).
+                let kept =
+                    (try? await consumer.seek(Self.firstOffsets(of: result.messages.dropFirst(room)))) != nil
+                    ? result.messages.prefix(room) : result.messages[...]
+                loop.withLock { $0.carryOver += kept }
             }
         } catch {
             try? await Task.sleep(until: deadline)
@@ -199,25 +207,33 @@ public final class Archiver: Service, Sendable {
     /// Readiness follows librdkafka's "all brokers down" even when no operation is failing (an idle
     /// archiver); a metadata probe, at most once a second, notices the brokers coming back.
     private func checkBrokers() async {
-        guard consumer.brokersDown else {
-            if loop.withLock({ s in
-                defer { s.brokersDownReported = false }; return s.brokersDownReported
-            }) {
-                status.setReachable(kafka: true)
+        // The loop's own view: was Kafka reported down by this check, and is a probe due?
+        enum Step { case fine, recovered, down(probe: Bool) }
+        let down = consumer.brokersDown
+        let step: Step = loop.withLock { s in
+            guard down else {
+                defer { s.brokersDownReported = false }
+                return s.brokersDownReported ? .recovered : .fine
             }
+            let probe = ContinuousClock.now - s.lastProbe > .seconds(1)
+            if probe { s.lastProbe = .now }
+            return .down(probe: probe)
+        }
+        switch step {
+        case .fine:
             return
+        case .recovered:
+            status.setReachable(kafka: true)
+        case .down(let probe):
+            if !loop.withLock({ s in
+                defer { s.brokersDownReported = true }; return s.brokersDownReported
+            }) {
+                logger.warning("no Kafka broker reachable")
+            }
+            status.setReachable(kafka: false)
+            // Reached again: the next check sees brokersDown cleared and reports the recovery.
+            if probe { _ = await consumer.probe() }
         }
-        if !loop.withLock({ $0.brokersDownReported }) {
-            logger.warning("no Kafka broker reachable")
-            loop.withLock { $0.brokersDownReported = true }
-        }
-        status.setReachable(kafka: false)
-        let due = loop.withLock { s in
-            guard ContinuousClock.now - s.lastProbe > .seconds(1) else { return false }
-            s.lastProbe = .now
-            return true
-        }
-        if due, await consumer.probe() { loop.withLock { $0.brokersDownReported = false }; status.setReachable(kafka: true) }
     }
 
     private func handle(_ rebalances: [RebalanceEvent]) {

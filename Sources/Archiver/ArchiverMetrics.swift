@@ -111,7 +111,11 @@ final class ArchiverMetrics: Sendable {
     func batch(size: Int) { batchSize.record(Double(size)) }
     func write(seconds: Double) { writeDuration.recordNanoseconds(Int64(seconds * 1e9)) }
     /// From the Kafka message timestamp to the write acknowledged: what a sink's operators watch.
-    func eventLatency(ms: Int64) { eventLatency.recordNanoseconds(max(0, ms) * 1_000_000) }
+    /// A producer sets the timestamp: anything outside 0 ms ... one day is not a latency worth a sample.
+    func eventLatency(ms: Int64) {
+        guard (0...86_400_000).contains(ms) else { return }
+        eventLatency.recordNanoseconds(ms * 1_000_000)
+    }
     func ready(_ isReady: Bool) { ready.set(Int64(isReady ? 1 : 0)) }
 
     func lag(_ partition: TopicPartition, _ value: Int64) {

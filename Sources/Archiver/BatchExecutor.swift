@@ -39,6 +39,11 @@ struct BatchExecutor: Sendable {
 
     static let runDeadLetterInfo: DeadLetterInfo = { inbound in (inbound.origin, 1) }
 
+    /// Whether this instance still owns the partition a message came from (nil: always, for replay).
+    /// Polls during an outage can revoke a partition mid-batch; its new owner redoes the batch, so
+    /// its dead letters are left to that owner rather than produced twice.
+    var owns: (@Sendable (TopicPartition) -> Bool)?
+
     /// Test seam: runs after a compensation listed the saga's documents and before it deletes them.
     var beforeDeletingHistory: (@Sendable (String) async throws -> Void)?
 
@@ -64,7 +69,10 @@ struct BatchExecutor: Sendable {
         metrics.write(seconds: (ContinuousClock.now - started).seconds)
         let writtenAtMs = Self.nowMs()
         for w in plan.balanceWrites + plan.paymentWrites {
-            if let produced = batch[w.inboundIndex].message.timestampMs { metrics.eventLatency(ms: writtenAtMs - produced) }
+            if let produced = batch[w.inboundIndex].message.timestampMs {
+                let (latency, overflow) = writtenAtMs.subtractingReportingOverflow(produced)
+                if !overflow { metrics.eventLatency(ms: latency) }
+            }
         }
         plan.deadLetters += rejected
         let rejectedIndexes = Set(rejected.map(\.inboundIndex))
@@ -104,6 +112,7 @@ struct BatchExecutor: Sendable {
             metrics.suppressed(plan.suppressions.count)
         }
 
+        if let owns { plan.deadLetters.removeAll { !owns(batch[$0.inboundIndex].message.topicPartition) } }
         if !plan.deadLetters.isEmpty {
             let now = Self.nowMs()
             let letters = plan.deadLetters.map { letter in
@@ -170,9 +179,12 @@ struct BatchExecutor: Sendable {
     /// Deletes the suppressed events' documents, if any were written (by this batch, or by an
     /// instance that died before its re-check), then lists them in their sagas' records. Idempotent.
     private func suppress(_ suppressions: [Suppression]) async throws {
+        // By id and saga: an id reused by another saga (a producer bug) must not take that saga's history.
         for (kind, collection) in [(HistoryKind.balance, store.balance), (.payment, store.payment)] {
-            let ids = suppressions.filter { $0.kind == kind }.map { BSON.string($0.eventId) }
-            if !ids.isEmpty { try await collection.deleteMany(["_id": .document(["$in": .array(ids)])]) }
+            let models: [WriteModel] = suppressions.filter { $0.kind == kind }.map {
+                .deleteOne(filter: ["_id": .string($0.eventId), "sagaId": .string($0.sagaId)])
+            }
+            if !models.isEmpty { _ = try await collection.bulkWrite(models) }
         }
         let models: [WriteModel] = suppressions.map {
             .updateOne(filter: ["_id": .string($0.sagaId)], update: ["$addToSet": .document(["suppressed": .string($0.eventId)])], upsert: false)

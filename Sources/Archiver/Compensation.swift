@@ -49,7 +49,7 @@ extension BatchExecutor {
         try await listDeleted(saga, balance: balance, payment: payment)
         try await beforeDeletingHistory?(saga)
         for (ids, collection) in [(balance, store.balance), (payment, store.payment)] where !ids.isEmpty {
-            try await collection.deleteMany(["_id": .document(["$in": .array(ids.map { .string($0) })])])
+            try await collection.deleteMany(["_id": .document(["$in": .array(ids.map { .string($0) })]), "sagaId": .string(saga)])
         }
         guard let record = try await store.compensations.findOne(["_id": .string(saga)]).flatMap(CompensationRecord.init) else {
             throw MongoError.invalid(message: "compensation record of \(saga) vanished")
@@ -65,18 +65,25 @@ extension BatchExecutor {
         try await store.compensations.updateOne(filter: ["_id": .string(saga)], update: ["$addToSet": .document(add)])
     }
 
+    /// Ids listed per collection in the event; the record in `compensations` always has them all.
+    static let maxIdsPerEvent = 1_000
+
     /// The event id is derived from the saga, so a re-emission after a crash is recognisably the same event.
     private func emit(_ record: CompensationRecord) async throws {
+        // Ids are at most 256 bytes (see CloudEvent): with at most 1,000 of each kind, the event stays
+        // under the broker's 1 MB; a saga with more says so, and the record lists them all.
+        let truncated = record.deletedBalance.count > Self.maxIdsPerEvent || record.deletedPayment.count > Self.maxIdsPerEvent
+        var data: JSONObject = [
+            "sagaId": .string(record.sagaId), "reason": .string(record.reason),
+            "deleted": .object([
+                HistoryStore.balanceCollection: .array(record.deletedBalance.prefix(Self.maxIdsPerEvent).map { .string($0) }),
+                HistoryStore.paymentCollection: .array(record.deletedPayment.prefix(Self.maxIdsPerEvent).map { .string($0) }),
+            ]),
+        ]
+        if truncated { data["deletedTruncated"] = .bool(true) }
         let event = OutgoingEvent(
             id: "history-deleted-\(record.sagaId)", source: "/archive/archiver", type: EventType.historyDeleted,
-            subject: "saga/\(record.sagaId)", timeMs: Self.nowMs(), sagaId: record.sagaId,
-            data: [
-                "sagaId": .string(record.sagaId), "reason": .string(record.reason),
-                "deleted": .object([
-                    HistoryStore.balanceCollection: .array(record.deletedBalance.map { .string($0) }),
-                    HistoryStore.paymentCollection: .array(record.deletedPayment.map { .string($0) }),
-                ]),
-            ])
+            subject: "saga/\(record.sagaId)", timeMs: Self.nowMs(), sagaId: record.sagaId, data: data)
         _ = try await producer.send(KafkaRecord(topic: compensationTopic, key: Array(record.sagaId.utf8), value: event.bytes))
     }
 }

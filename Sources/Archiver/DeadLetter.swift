@@ -35,7 +35,7 @@ struct DeadLetter: Sendable {
             KafkaHeader(DeadLetterHeader.originalPartition, String(origin.partition)),
             KafkaHeader(DeadLetterHeader.originalOffset, String(origin.offset)),
             KafkaHeader(DeadLetterHeader.errorKind, kind),
-            KafkaHeader(DeadLetterHeader.errorMessage, String(reason.prefix(1_000))),
+            KafkaHeader(DeadLetterHeader.errorMessage, Text.utf8Prefix(reason, maxBytes: 1_000)),
             KafkaHeader(DeadLetterHeader.attempts, String(attempts)),
             KafkaHeader(DeadLetterHeader.failedAt, Timestamp.format(failedAtMs)),
         ]

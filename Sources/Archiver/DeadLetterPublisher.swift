@@ -3,8 +3,8 @@ import Kafka
 import Logging
 import Mongo
 
-/// Publishes a batch's dead letters so that none is lost, none is sent twice and none can stop
-/// the archiver. Records that fail for a transient reason are retried alone. A record the broker
+/// Publishes a batch's dead letters so that none is lost, none is sent twice by its retries and
+/// none can stop the archiver. Records that fail for a transient reason are retried alone. A record the broker
 /// refuses for itself (too large, malformed) is kept whole in MongoDB and replaced by a stub the
 /// broker accepts, whose headers say where the whole message is: `archiver replay` reads it there.
 struct DeadLetterPublisher: Sendable {
@@ -65,7 +65,7 @@ struct DeadLetterPublisher: Sendable {
                     .document(["name": .string($0.name), "value": .binary(Array($0.value.prefix(64 * 1_024)))])
                 }),
             "size": .int64(Int64(value.count)), "sha256": .string(sha256),
-            "kind": .string(letter.kind), "reason": .string(String(letter.reason.prefix(1_000))),
+            "kind": .string(letter.kind), "reason": .string(Text.utf8Prefix(letter.reason, maxBytes: 1_000)),
             "origin": letter.origin.document, "keptAt": .datetime(BatchExecutor.nowMs()),
         ]
         document.append("refusedBecause", .string(refusal.message))

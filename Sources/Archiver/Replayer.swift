@@ -108,7 +108,7 @@ public struct Replayer: Sendable {
                     continue
                 }
                 if !blocked.contains(tp) { commitable[tp] = message.offset + 1 }
-                attempts[parsed.origin] = parsed.attempts + 1
+                attempts[parsed.origin] = parsed.attempts < Int.max ? parsed.attempts + 1 : Int.max
                 // Back to the message as first consumed: original position, original headers.
                 let original = KafkaMessage(
                     topic: parsed.origin.topic, partition: parsed.origin.partition, offset: parsed.origin.offset,

@@ -34,7 +34,7 @@ struct Retrier: Sendable {
                 if shouldGiveUp() { throw Abandoned(operation: operation) }
                 // One warning per outage, then quiet retries: the log stays readable over a long outage.
                 if attempt == 0 { logger.warning("server unreachable, retrying", metadata: ["operation": "\(operation)", "error": "\(error)"]) }
-                let delay = min(maxMs, initialMs << min(attempt, 16))
+                let delay = max(1, min(maxMs, initialMs << min(attempt, 16)))
                 attempt += 1
                 await waiter(.milliseconds(Int.random(in: delay / 2...delay)))
             }

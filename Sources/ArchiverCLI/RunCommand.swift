@@ -44,6 +44,13 @@ struct RunCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (1...100_000).contains(batchSize) else { throw ValidationError("--batch-size must be 1-100000, got \(batchSize)") }
+        guard (1...3_600_000).contains(retryMaxMs) else { throw ValidationError("--retry-max-ms must be 1-3600000, got \(retryMaxMs)") }
+        guard (1...3_600_000).contains(sessionTimeoutMs) else {
+            throw ValidationError("--session-timeout-ms must be 1-3600000, got \(sessionTimeoutMs)")
+        }
+        guard (1...86_400_000).contains(maxPollIntervalMs) else {
+            throw ValidationError("--max-poll-interval-ms must be 1-86400000, got \(maxPollIntervalMs)")
+        }
     }
 
     func run() async throws {

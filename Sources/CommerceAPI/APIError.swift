@@ -8,7 +8,7 @@ public struct APIError: HTTPResponseError, CustomStringConvertible {
     public let status: HTTPResponse.Status
     public let code: String
     public let message: String
-    /// Sent with the error, e.g. `Retry-After` with a 503.
+    /// Sent with the error: `Allow` with a 405, `Retry-After` with a 503.
     public var headers: HTTPFields
 
     public init(_ status: HTTPResponse.Status, code: String, _ message: String, headers: HTTPFields = [:]) {
@@ -47,15 +47,32 @@ public struct APIError: HTTPResponseError, CustomStringConvertible {
     }
 }
 
-/// Turns whatever a route throws into the JSON error shape; unexpected errors are logged.
+/// Turns whatever a route throws into the JSON error shape; unexpected errors are logged. A
+/// path that `routes` serves with other methods is a 405 naming them in `Allow` (RFC 9110
+/// §15.5.6), not a 404.
 public struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    public init() {}
+    let routes: RouteTable?
+
+    public init(routes: RouteTable? = nil) {
+        self.routes = routes
+    }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let error as APIError {
             return try error.response(from: request, context: context)
+        } catch let error as HTTPError where error.status == .notFound && error.body == nil {
+            // The router's own answer when no route has this method and path.
+            let allowed = routes?.methods(servingPath: request.uri.path) ?? []
+            guard !allowed.isEmpty else {
+                return try APIError.notFound("no route \(request.method) \(request.uri.path)").response(from: request, context: context)
+            }
+            let list = allowed.map(\.rawValue).joined(separator: ", ")
+            var refusal = APIError(
+                .methodNotAllowed, code: "method_not_allowed", "\(request.method) is not allowed on \(request.uri.path); allowed: \(list)")
+            refusal.headers[.allow] = list
+            return try refusal.response(from: request, context: context)
         } catch let error as HTTPError {
             let code = error.status == .notFound ? "not_found" : error.status.code < 500 ? "bad_request" : "internal"
             let message = error.body ?? (error.status == .notFound ? "no route \(request.method) \(request.uri.path)" : error.status.reasonPhrase)

@@ -2,6 +2,7 @@ import AdminServer
 import ArgumentParser
 import CLISupport
 import CommerceAPI
+import CommerceServer
 import Foundation
 import Hummingbird
 import Logging
@@ -82,21 +83,7 @@ struct ServeCommand: AsyncParsableCommand {
         let messaging = try ServiceHost(nodes: nodes, kafka: kafka, groupPrefix: "commerce-\(prefix)", logger: logger)
         do { try await messaging.prepare(kafka: kafka) } catch { throw ValidationError("Kafka unreachable at \(kafka.brokers): \(error)") }
 
-        let router = Router()
-        router.middlewares.add(APIErrorMiddleware())
-        // 503 from the moment a service's consumer or relay failed until the process exits.
-        router.get("/healthz") { _, _ -> String in
-            if let failure = messaging.failure { throw APIError(.serviceUnavailable, code: "unavailable", "\(failure); the process is stopping") }
-            return "ok\n"
-        }
-        for node in nodes {
-            switch node.name {
-            case "user": UserAPI.register(on: router, node: node)
-            case "product": ProductAPI.register(on: router, node: node)
-            case "order": OrderAPI.register(on: router, node: node)
-            default: PaymentAPI.register(on: router, node: node)
-            }
-        }
+        let router = try CommerceRouter.make(nodes: nodes) { messaging.failure.map { "\($0)" } }
         let http = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "commerce"), logger: logger)
         if !faults.isEmpty { logger.warning("fault injection on", metadata: ["faults": "\(faults)"]) }
         let group = ServiceGroup(

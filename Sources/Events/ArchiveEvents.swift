@@ -27,6 +27,11 @@ public struct PaymentCompletion: Sendable, Equatable {
 
 /// `commerce.order.status-change-failed` / `commerce.payment.failed`: the saga must be compensated.
 public struct SagaFailure: Sendable, Equatable {
+    /// The reason goes into the compensation record and event: kept to this many UTF-8 bytes.
+    public static let maxReasonBytes = 1_000
+
+    static func bounded(_ reason: String) -> String { Text.utf8Prefix(reason, maxBytes: maxReasonBytes) }
+
     public var eventId: String
     public var type: String
     public var sagaId: String
@@ -111,7 +116,7 @@ extension CloudEvent {
             return .sagaFailed(
                 SagaFailure(
                     eventId: id, type: type, sagaId: try requiredSaga(),
-                    reason: try data.require(data.reason, "reason")))
+                    reason: SagaFailure.bounded(try data.require(data.reason, "reason"))))
         }
     }
 

@@ -145,6 +145,11 @@ private struct Envelope {
     var data = EventData()
     var problems: [String] = []
 
+    /// The services' `source`s, read as these very strings: "/commerce/payment" and
+    /// "/commerce/product" are longer than the 15 bytes a String holds inline, so reading them
+    /// afresh would cost an allocation per event.
+    static let knownSources = ["/commerce/user", "/commerce/payment", "/commerce/order", "/commerce/product"]
+
     mutating func read(_ key: JSONReader.Key, _ r: inout JSONReader) throws(JSONReader.Failure) {
         if key.is("data") {
             if try r.peek() == 0x7B {
@@ -161,7 +166,8 @@ private struct Envelope {
             type = value
             archiveKind = index.map { ArchiveKind.allCases[$0] }
         } else if key.is("source") {
-            source = try attribute("source", &r)
+            guard try r.peek() == 0x22 else { source = try attribute("source", &r); return }
+            source = try r.string(interning: Self.knownSources).value
         } else if key.is("specversion") {
             specversion = try attribute("specversion", &r)
         } else if key.is("sagaid") {
@@ -185,11 +191,17 @@ private struct Envelope {
         return try r.string()
     }
 
+    /// Ids travel into keys, documents, event ids and lists of ids: one of unbounded length would
+    /// make every record built from it too large to write or publish.
+    static let maxIdBytes = 256
+
     func validated() throws(EventDecodingError) -> CloudEvent {
         if let first = problems.first { throw .schema(first) }
         guard let specversion else { throw .schema("specversion is missing: not a CloudEvent") }
-        guard specversion == "1.0" else { throw .schema("specversion \(specversion) is not supported (1.0 is)") }
+        guard specversion == "1.0" else { throw .schema("specversion \(specversion.prefix(16)) is not supported (1.0 is)") }
         guard let id, !id.isEmpty else { throw .schema("id is missing or empty") }
+        guard id.utf8.count <= Self.maxIdBytes else { throw .schema("id is longer than \(Self.maxIdBytes) bytes") }
+        if let sagaId, sagaId.utf8.count > Self.maxIdBytes { throw .schema("sagaid is longer than \(Self.maxIdBytes) bytes") }
         guard let source, !source.isEmpty else { throw .schema("source is missing or empty") }
         guard let type, !type.isEmpty else { throw .schema("type is missing or empty") }
         return CloudEvent(id: id, source: source, type: type, subject: subject, timeMs: time, sagaId: sagaId, data: data, archiveKind: archiveKind)

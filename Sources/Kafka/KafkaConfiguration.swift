@@ -58,6 +58,9 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var maxPollIntervalMs = 300_000
     /// Caps librdkafka's prefetch buffer: its default (64 MiB) alone would blow a small memory budget.
     public var queuedMaxKBytes = 2_048
+    /// Caps one fetch response (default 50 MiB; a response for 12 partitions reached 12 MiB): measured
+    /// 70.5 -> 58.9 MiB peak RSS over a 200,000-event drain. A larger single message still arrives.
+    public var fetchMaxBytes = 1_048_576
 
     public init(connection: KafkaConfiguration, groupID: String, topics: [String]) {
         self.connection = connection
@@ -75,6 +78,8 @@ public struct KafkaConsumerConfiguration: Sendable {
             "session.timeout.ms": String(sessionTimeoutMs),
             "max.poll.interval.ms": String(maxPollIntervalMs),
             "queued.max.messages.kbytes": String(queuedMaxKBytes),
+            // librdkafka refuses a fetch.max.bytes below message.max.bytes that a config file raised.
+            "fetch.max.bytes": String(max(fetchMaxBytes, connection.extra["message.max.bytes"].flatMap { Int($0) } ?? 0)),
             "enable.partition.eof": "false",
             // librdkafka's 500 ms default lets a fetch on a quiet partition sit that long before
             // a new message is handed over: every saga hop and archive latency paid it.

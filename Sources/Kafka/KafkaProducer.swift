@@ -36,7 +36,9 @@ public final class KafkaProducer: Sendable {
                             DeliveryReport(
                                 topic: String(cString: rd_kafka_topic_name(m.rkt)), partition: m.partition, offset: m.offset)))
                 } else {
-                    slot.batch.complete(slot.index, .failure(KafkaError(code: m.err, operation: "produce")))
+                    // A fatal error (the idempotent producer's state is gone) must not be retried as if transient.
+                    slot.batch.complete(
+                        slot.index, .failure(KafkaError(code: m.err, operation: "produce", isFatal: m.err == RD_KAFKA_RESP_ERR__FATAL)))
                 }
             }
         }

@@ -67,9 +67,9 @@ public final class MongoClient: @unchecked Sendable {
     /// Masks the password. Credentials end at the last '@' before the host list: a password
     /// with an unescaped '@' must not leak its tail.
     static func redact(_ uri: String) -> String {
-        guard let scheme = uri.range(of: "://") else { return uri }
-        let authority = uri[scheme.upperBound...].prefix { $0 != "/" && $0 != "?" }
-        guard let at = authority.lastIndex(of: "@") else { return uri }
+        // The last '@' of the whole URI: a password may hold '/', '?' or '@' unescaped. Masking too
+        // much (an '@' in the options) is safe; too little is not.
+        guard let scheme = uri.range(of: "://"), let at = uri[scheme.upperBound...].lastIndex(of: "@") else { return uri }
         let credentials = uri[scheme.upperBound..<at]
         guard let colon = credentials.firstIndex(of: ":") else { return uri }
         return String(uri[..<uri.index(after: colon)]) + "***" + String(uri[at...])

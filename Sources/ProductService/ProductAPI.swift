@@ -29,12 +29,21 @@ public enum ProductAPI {
         let items: [CartLine]
     }
 
+    /// What a name must hold something besides: ECMAScript's whitespace and line terminators,
+    /// the set of `\s` in the document's pattern for `name`, which counts code points as JSON
+    /// Schema does (not grapheme clusters, as `String.count` would).
+    static let blank: Set<Unicode.Scalar> = [
+        "\u{09}", "\u{0A}", "\u{0B}", "\u{0C}", "\u{0D}", " ", "\u{A0}", "\u{1680}", "\u{2000}", "\u{2001}", "\u{2002}", "\u{2003}",
+        "\u{2004}", "\u{2005}", "\u{2006}", "\u{2007}", "\u{2008}", "\u{2009}", "\u{200A}", "\u{2028}", "\u{2029}", "\u{202F}",
+        "\u{205F}", "\u{3000}", "\u{FEFF}",
+    ]
+
     public static func register(on router: Router<BasicRequestContext>, node: ServiceNode) {
         router.post("/products") { request, _ -> Response in
             let post = try await Post(NewProduct.self, from: request)
             let new = post.body
-            guard !new.name.trimmingCharacters(in: .whitespaces).isEmpty, new.name.count <= 200 else {
-                throw APIError.badRequest("name must be 1-200 characters")
+            guard (1...200).contains(new.name.unicodeScalars.count), new.name.unicodeScalars.contains(where: { !blank.contains($0) }) else {
+                throw APIError.badRequest("name must be 1-200 characters (code points), not only whitespace")
             }
             guard new.price > 0, new.price <= 1_000_000_000 else { throw APIError.badRequest("price must be 1-1000000000, got \(new.price)") }
             guard new.stock >= 0, new.stock <= 1_000_000_000 else { throw APIError.badRequest("stock must be 0-1000000000, got \(new.stock)") }

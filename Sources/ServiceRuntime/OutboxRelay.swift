@@ -11,10 +11,13 @@ import Logging
 /// a row committed while a batch waits for the broker goes out at once instead of after that
 /// wait (tens of ms per saga hop on a busy broker). librdkafka's idempotent producer keeps them
 /// in order. If a batch fails (the broker unreachable until the message timeout), the relay
-/// waits for the batches after it and sends again from the first row not acknowledged, so rows
-/// after the failure may arrive twice, and before the re-sent ones: consumers drop duplicates,
-/// and in these sagas a later event of one aggregate is always caused by an earlier one that
+/// waits for the batches after it and sends again the rows that were not acknowledged (an
+/// acknowledged row is never sent again by this process), so they may arrive after later
+/// rows: in these sagas a later event of one aggregate is always caused by an earlier one that
 /// was already delivered, so none overtakes its cause.
+///
+/// A row the broker refuses for itself (too large) can never be published: it is set aside in
+/// `rejected_events` (partition -1, offset = -seq), logged, and the outbox moves on.
 final class OutboxRelay: Sendable {
     let node: ServiceNode
     let producer: KafkaProducer
@@ -44,13 +47,18 @@ final class OutboxRelay: Sendable {
     struct Progress {
         /// The last seq handed to the producer.
         var sent: Int64 = 0
-        /// The last seq the broker acknowledged, with every row before it.
+        /// The last seq the broker acknowledged (or refused for good), with every row before it.
         var published: Int64 = 0
+        /// Rows after `published` acknowledged while an earlier one failed: not sent again.
+        var doneAhead: Set<Int64> = []
+        /// Refused rows not yet set aside in rejected_events.
+        var refused: [(seq: Int64, record: KafkaRecord, error: KafkaError)] = []
         /// Rows up to this seq are deleted.
         var deleted: Int64 = 0
         var lastDelete = ContinuousClock.now
-        /// Batches handed over and not yet settled, oldest first: id and last seq.
-        var inFlight: [(batch: Int, last: Int64)] = []
+        /// Batches handed over and not yet settled, oldest first: id, the seqs sent, and the last
+        /// seq read (skipped rows included).
+        var inFlight: [(batch: Int, rows: [(Int64, KafkaRecord)], last: Int64)] = []
         /// Outcomes that came in ahead of an older batch's.
         var outcomes: [Int: [Result<DeliveryReport, KafkaError>]] = [:]
         var nextBatch = 0
@@ -77,6 +85,7 @@ final class OutboxRelay: Sendable {
             case .sent(let batch, let results): progress.outcomes[batch] = results
             }
             try settle(&progress)
+            if !progress.refused.isEmpty { try await deletePublished(&progress) }
             if progress.inFlight.isEmpty, let failure = progress.failure {
                 progress.failure = nil
                 progress.sent = progress.published
@@ -96,15 +105,16 @@ final class OutboxRelay: Sendable {
         }
         // The final pass: what was committed until now, one batch at a time, without waiting for an absent broker.
         while true {
-            let rows = try await unpublished(after: progress.sent)
-            guard let last = rows.last?.0 else { break }
-            do { _ = try await producer.send(rows.map(\.1)) } catch let error as KafkaError where !error.isFatal {
+            let (rows, last) = try await unpublished(after: progress.sent, skipping: progress.doneAhead)
+            guard let last else { break }
+            let failure = Self.account(rows, await producer.sendEach(rows.map(\.1)), last: last, &progress)
+            if let failure {
+                if failure.isFatal { throw failure }
                 logger.warning(
-                    "outbox not published yet; it stays until the broker takes it", metadata: ["service": "\(node.name)", "error": "\(error)"])
+                    "outbox not published yet; it stays until the broker takes it", metadata: ["service": "\(node.name)", "error": "\(failure)"])
                 break
             }
             progress.sent = last
-            progress.published = last
         }
         try await deletePublished(&progress)
     }
@@ -113,23 +123,47 @@ final class OutboxRelay: Sendable {
     private func settle(_ progress: inout Progress) throws {
         while let oldest = progress.inFlight.first, let results = progress.outcomes.removeValue(forKey: oldest.batch) {
             progress.inFlight.removeFirst()
-            if let error = results.lazy.compactMap({ if case .failure(let e) = $0 { e } else { nil } }).first {
-                if error.isFatal { throw error }
-                progress.failure = progress.failure ?? error
-            } else if progress.failure == nil {
-                progress.published = oldest.last
+            if let failure = Self.account(oldest.rows, results, last: oldest.last, &progress) {
+                if failure.isFatal { throw failure }
+                progress.failure = progress.failure ?? failure
             }
         }
+    }
+
+    /// Books one settled batch: acknowledged and refused rows are done; `published` moves to
+    /// `last` when every row of the batch is done and no earlier batch failed. Returns the
+    /// batch's first failure other than a refusal.
+    private static func account(
+        _ rows: [(Int64, KafkaRecord)], _ results: [Result<DeliveryReport, KafkaError>], last: Int64, _ progress: inout Progress
+    ) -> KafkaError? {
+        var failure: KafkaError?
+        var done: [Int64] = []
+        for ((seq, record), result) in zip(rows, results) {
+            switch result {
+            case .success: done.append(seq)
+            case .failure(let error) where error.isRecordRefused:
+                done.append(seq)
+                progress.refused.append((seq, record, error))
+            case .failure(let error): failure = failure ?? error
+            }
+        }
+        if failure == nil, progress.failure == nil {
+            progress.published = last
+            progress.doneAhead = progress.doneAhead.filter { $0 > last }
+        } else {
+            progress.doneAhead.formUnion(done)
+        }
+        return failure
     }
 
     /// Hands the rows committed since the last batch to the producer, up to `maxInFlight` batches.
     private func handOver(_ progress: inout Progress, _ sink: AsyncStream<Event>.Continuation) async throws {
         while progress.inFlight.count < Self.maxInFlight {
-            let rows = try await unpublished(after: progress.sent)
-            guard let last = rows.last?.0 else { return }
+            let (rows, last) = try await unpublished(after: progress.sent, skipping: progress.doneAhead)
+            guard let last else { return }
             let batch = progress.nextBatch
             progress.nextBatch += 1
-            progress.inFlight.append((batch, last))
+            progress.inFlight.append((batch, rows, last))
             progress.sent = last
             let records = rows.map(\.1)
             Task { [producer] in sink.yield(.sent(batch: batch, await producer.sendEach(records))) }
@@ -137,8 +171,9 @@ final class OutboxRelay: Sendable {
         }
     }
 
-    private func unpublished(after seq: Int64) async throws -> [(Int64, KafkaRecord)] {
-        try await node.database.read { [batchSize] db in
+    /// Up to `batchSize` rows after `seq` but those in `skipping`, and the last seq read.
+    private func unpublished(after seq: Int64, skipping: Set<Int64>) async throws -> ([(Int64, KafkaRecord)], Int64?) {
+        let rows = try await node.database.read { [batchSize] db in
             try Row.fetchAll(
                 db.cachedStatement(sql: "SELECT seq, topic, key, value FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?"),
                 arguments: [seq, batchSize]
@@ -148,14 +183,35 @@ final class OutboxRelay: Sendable {
                 return (row["seq"], KafkaRecord(topic: row["topic"], key: Array((row["key"] as String).utf8), value: Array(value)))
             }
         }
+        return (skipping.isEmpty ? rows : rows.filter { !skipping.contains($0.0) }, rows.last?.0)
     }
 
     private func deletePublished(_ progress: inout Progress) async throws {
         progress.lastDelete = .now
-        guard progress.published > progress.deleted else { return }
+        guard progress.published > progress.deleted || !progress.refused.isEmpty else { return }
+        let refused = progress.refused
         try await node.database.write { [published = progress.published] db in
+            for (seq, record, error) in refused {
+                try db.execute(
+                    sql: """
+                        INSERT OR IGNORE INTO rejected_events (topic, partition, "offset", key, value, error, rejected_at) VALUES (?, -1, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        record.topic, -seq, record.key.map { String(decoding: $0, as: UTF8.self) }, Data(record.value),
+                        "outgoing event refused by the broker: \(error.message)", Int64(Date().timeIntervalSince1970 * 1000),
+                    ])
+            }
             try db.cachedStatement(sql: "DELETE FROM outbox WHERE seq <= ?").execute(arguments: [published])
         }
+        progress.refused = []
         progress.deleted = progress.published
+        for (seq, record, error) in refused {
+            logger.error(
+                "outgoing event refused by the broker; kept in rejected_events",
+                metadata: [
+                    "service": "\(node.name)", "topic": "\(record.topic)", "seq": "\(seq)", "bytes": "\(record.value.count)",
+                    "error": "\(error.message)",
+                ])
+        }
     }
 }

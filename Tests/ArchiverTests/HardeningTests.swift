@@ -239,3 +239,63 @@ struct HardeningTests {
         try await mongo.stop()
     }
 }
+
+/// Findings of an adversarial review: each input once stopped the archiver or lost history.
+@Suite("archiver run: hostile inputs")
+struct HostileInputTests {
+    @Test func aProducerTimestampFarInThePastIsNoLatencySampleAndNoTrap() async throws {
+        let s = try await Scenario()
+        try await s.store.migrate()
+        for timestamp in [Int64.min, -8_000_000_000_000] {
+            let outcome = try await s.executor().execute(Scenario.batch([Make.deducted(s, saga: "pay-t")], timestampMs: timestamp))
+            #expect(outcome.archived == 1)
+        }
+        await s.drop()
+    }
+
+    @Test func anEventIdReusedByAnotherSagaNeverTakesThatSagasHistory() async throws {
+        let s = try await Scenario()
+        try await s.store.migrate()
+        let shared = Make.id()
+        _ = try await s.executor().execute(Scenario.batch([Make.deducted(s, saga: "pay-kept", id: shared)]))
+        // Another saga fails, then a history event of it arrives reusing the first event's id.
+        _ = try await s.executor().execute(Scenario.batch([Make.paymentFailed(s, saga: "pay-gone"), Make.deducted(s, saga: "pay-gone", id: shared)]))
+        #expect(try await s.store.balance.findOne(["_id": .string(shared)])?["sagaId"] == "pay-kept")
+        await s.drop()
+    }
+
+    @Test func aCompensationOfAHugeSagaIsEmittedWithinTheBrokersLimit() async throws {
+        let s = try await Scenario()
+        try await s.store.migrate()
+        // 1,500 history events of one saga with 250-byte ids: listing them all would be ~400 KB of
+        // ids per kind; the reason is as long as an event may make it.
+        let ids = (0..<1_500).map { i in String(repeating: "x", count: 240) + String(format: "%010d", i) }
+        _ = try await s.executor().execute(Scenario.batch(ids.map { Make.deducted(s, saga: "pay-huge", id: $0) }))
+        let reason = String(repeating: "é", count: 600_000)
+        let failure = Make.event(s.paymentTopic, key: "1", type: EventType.paymentFailed, saga: "pay-huge", ["reason": .string(reason)])
+        #expect(try await s.executor().execute(Scenario.batch([failure])).compensated == 1)
+        #expect(try await s.count(s.store.balance) == 0)
+        let emitted = try await s.readAll(s.compensationTopic)
+        #expect(emitted.count == 1 && emitted[0].value.count < 1_000_000)
+        let record = try #require(try await s.store.compensations.findOne(["_id": "pay-huge"]))
+        #expect(record["deleted"]?.documentValue?["balance_history"]?.arrayValue?.count == 1_500)
+        #expect((record["reason"]?.stringValue?.utf8.count ?? .max) <= 1_000)
+        await s.drop()
+    }
+
+    @Test func aDeadLetterWhoseErrorMessageIsOneHugeCharacterStillFitsAStub() async throws {
+        let s = try await Scenario()
+        // One character of ~1 MB (a base and combining marks) echoed into the error message.
+        var value = Array(#"{"specversion":"a"#.utf8)
+        for _ in 0..<499_900 { value += [0xCC, 0x81] }
+        value += Array(#""}"#.utf8)
+        try await s.send([KafkaRecord(topic: s.balanceTopic, key: Array("k".utf8), value: value)])
+        let (archiver, task) = try await s.start()
+        #expect(try await eventually { archiver.totals.deadLettered == 1 })
+        archiver.stop()
+        try await task.value
+        let letters = try await s.readAll(s.deadLetterTopic)
+        #expect(letters.count == 1 && (letters.first?.header(DeadLetterHeader.errorMessage)?.value.count ?? .max) <= 1_000)
+        await s.drop()
+    }
+}

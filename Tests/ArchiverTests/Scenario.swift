@@ -81,9 +81,12 @@ final class Scenario: Sendable {
     }
 
     /// Records as one consumed batch, offsets in order, all in partition 0 of their topic.
-    static func batch(_ records: [KafkaRecord]) -> [Inbound] {
+    static func batch(_ records: [KafkaRecord], timestampMs: Int64? = nil) -> [Inbound] {
         records.enumerated().map { i, r in
-            Inbound.decode(KafkaMessage(topic: r.topic, partition: 0, offset: Int64(i), key: r.key, value: r.value, headers: r.headers))
+            Inbound.decode(
+                KafkaMessage(
+                    topic: r.topic, partition: 0, offset: Int64(i), key: r.key, value: r.value, headers: r.headers,
+                    timestampMs: timestampMs))
         }
     }
 
@@ -116,6 +119,7 @@ final class Scenario: Sendable {
         config.sessionTimeoutMs = 6_000
         config.maxPollIntervalMs = 10_000
         config.queuedMaxKBytes = 65_536
+        config.fetchMaxBytes = 52_428_800
         let consumer = try KafkaConsumer(configuration: config)
         var all: [KafkaMessage] = []
         var markers = 0

@@ -124,6 +124,28 @@ struct CloudEventDecodingTests {
         #expect(event.data.reason == "line\nbreak ✓")
         #expect(try JSONValue.parse(out.json)["data"]?["sagaId"] == .string("pay-9"))
     }
+
+    /// Strings are scanned eight bytes at a time: the closing quote, an escape, a control character
+    /// and a non-ASCII character must be seen at every offset in that block.
+    @Test func stringsAreReadTheSameWhereverTheirSpecialBytesFall() throws {
+        func id(_ json: String) throws -> String {
+            try decode(deducted.replacingOccurrences(of: "\"0f1e6a52-5b7e-4a43-9a8e-2c3d1b7f9e10\"", with: "\"\(json)\"")).id
+        }
+        for n in 0..<20 {
+            let head = String(repeating: "a", count: n), tail = String(repeating: "b", count: 19 - n)
+            #expect(try id(head + "x") == head + "x")
+            #expect(try id(head + "\\\"" + tail) == head + "\"" + tail)
+            #expect(try id(head + "\\u00e9" + tail) == head + "é" + tail)
+            #expect(try id(head + "é✓" + tail) == head + "é✓" + tail)
+            #expect(kind(of: deducted.replacingOccurrences(of: "0f1e6a52-5b7e-4a43-9a8e-2c3d1b7f9e10", with: head + "\t" + tail)) == .decode)
+        }
+    }
+
+    @Test func theServicesSourcesAndAnyOtherAreReadAsWritten() throws {
+        for source in ["/commerce/payment", "/commerce/product", "/commerce/paymenX", "/commerce/payments", "/x", "/commerce/order"] {
+            #expect(try decode(deducted.replacingOccurrences(of: "/commerce/user", with: source)).source == source)
+        }
+    }
 }
 
 @Suite("RFC 3339 timestamps")
@@ -145,5 +167,25 @@ struct TimestampTests {
     ])
     func rejectsWhatIsNotATimestamp(_ text: String) {
         #expect(Timestamp.parse(text) == nil)
+    }
+}
+
+@Suite("CloudEvent: bounded attributes")
+struct BoundedAttributeTests {
+    func event(id: String, saga: String) -> [UInt8] {
+        Array(#"{"specversion":"1.0","id":"\#(id)","source":"/s","type":"commerce.payment.failed","sagaid":"\#(saga)","data":{"reason":"r"}}"#.utf8)
+    }
+
+    @Test func anIdOrSagaLongerThan256BytesIsASchemaError() {
+        #expect(throws: EventDecodingError.self) { try CloudEvent.decode(event(id: String(repeating: "i", count: 257), saga: "pay-1")) }
+        #expect(throws: EventDecodingError.self) { try CloudEvent.decode(event(id: "e1", saga: String(repeating: "s", count: 257))) }
+        #expect(throws: Never.self) { try CloudEvent.decode(event(id: String(repeating: "i", count: 256), saga: String(repeating: "s", count: 256))) }
+    }
+
+    @Test func textIsCutByBytesAtACharacterBoundary() {
+        let cut = Text.utf8Prefix("a" + String(repeating: "é", count: 10), maxBytes: 6)
+        #expect(cut == "aéé" && cut.utf8.count == 5)
+        let marks = "a" + String(repeating: "\u{301}", count: 1_000)  // one Character, 2,001 bytes
+        #expect(Text.utf8Prefix(marks, maxBytes: 1_000).utf8.count <= 1_000)
     }
 }

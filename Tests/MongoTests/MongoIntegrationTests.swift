@@ -116,6 +116,7 @@ struct MongoIntegrationTests {
         #expect(try MongoClient(uri: "mongodb://app:s3cret@127.0.0.1:27017").redactedURI == "mongodb://app:***@127.0.0.1:27017")
         // An unescaped '@' inside the password: everything up to the last '@' is credentials.
         #expect(try MongoClient(uri: "mongodb://app:p@ss@127.0.0.1:27017").redactedURI == "mongodb://app:***@127.0.0.1:27017")
+        #expect(MongoClient.redact("mongodb://app:s3/cr?et@db:27017/history") == "mongodb://app:***@db:27017/history")
     }
 
     @Test func aWriteConcernErrorFailsTheWholeBulkEvenWithPerItemErrors() {
