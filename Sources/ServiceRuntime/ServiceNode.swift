@@ -97,11 +97,6 @@ public final class ServiceNode: Sendable {
             }
         }
         return value
-    /// A new event from this service.
-    public func event(_ type: String, saga: String, subject: String, _ data: CommerceEventData) -> CommerceEvent {
-        CommerceEvent(
-            source: source, type: type, subject: subject,
-            timeMs: Int64(Date().timeIntervalSince1970 * 1_000), sagaId: saga, data: data)
     }
 
     private func waitKey(_ subject: String) -> String { "\(service.name) \(subject)" }
