@@ -43,6 +43,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
     ],
     targets: [
         // C bindings: nothing above Kafka/Mongo sees a C type.
@@ -75,18 +76,29 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
 
-        // Commerce: four domain services on one reliable-messaging runtime (SQLite + outbox + inbox).
-        .target(name: "ServiceRuntime", dependencies: ["Kafka", "Events", grdb, log, metrics, lifecycle]),
+        // A service's database, as domain code sees it, and its two homes: an SQLite file of one
+        // process, or a PostgreSQL schema shared by several.
+        .target(name: "SQLStore"),
+        .target(name: "SQLiteStore", dependencies: ["SQLStore", grdb]),
+        .target(
+            name: "PostgresStore",
+            dependencies: [
+                "SQLStore", log, .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
+
+        // Commerce: four domain services on one reliable-messaging runtime (outbox + inbox).
+        .target(name: "ServiceRuntime", dependencies: ["Kafka", "Events", "SQLStore", log, metrics, lifecycle]),
         .target(
             name: "CommerceAPI",
             dependencies: [
-                "ServiceRuntime", "Events", grdb, hummingbird, .product(name: "HTTPTypes", package: "swift-http-types"),
+                "ServiceRuntime", "Events", "SQLStore", hummingbird, .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ], resources: [.embedInCode("openapi.json")]),
-        .target(name: "UserService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
-        .target(name: "ProductService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
-        .target(name: "OrderService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
-        .target(name: "PaymentService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", grdb, hummingbird]),
+        .target(name: "UserService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", "SQLStore", hummingbird]),
+        .target(name: "ProductService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", "SQLStore", hummingbird]),
+        .target(name: "OrderService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", "SQLStore", hummingbird]),
+        .target(name: "PaymentService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", "SQLStore", hummingbird]),
         // The HTTP face of `commerce serve`: every service's routes, /healthz, /openapi.json.
         .target(
             name: "CommerceServer",
@@ -104,7 +116,7 @@ let package = Package(
             name: "CommerceCLI",
             dependencies: [
                 "CLISupport", "ServiceRuntime", "CommerceAPI", "CommerceServer", "UserService", "ProductService", "OrderService", "PaymentService",
-                "Simulator", "AdminServer", "Kafka", argumentParser, log, lifecycle, hummingbird,
+                "SQLStore", "SQLiteStore", "PostgresStore", "Simulator", "AdminServer", "Kafka", argumentParser, log, lifecycle, hummingbird,
             ]),
 
         // Server limits for scripts/bench: raw libmongoc bulk upserts, raw consume rate.
@@ -119,7 +131,7 @@ let package = Package(
             dependencies: [
                 "TestSupport",
                 "ServiceRuntime", "CommerceAPI", "CommerceServer", "UserService", "ProductService", "OrderService", "PaymentService",
-                "Simulator", "Archiver", "Kafka", "Mongo", "Events", grdb, log, hummingbird,
+                "SQLStore", "SQLiteStore", "PostgresStore", "Simulator", "Archiver", "Kafka", "Mongo", "Events", grdb, log, hummingbird,
             ]),
         .testTarget(name: "ArchiverTests", dependencies: ["TestSupport", "Archiver", "Kafka", "Mongo", "Events", log]),
     ],

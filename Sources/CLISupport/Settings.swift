@@ -13,6 +13,13 @@ public enum Settings {
         return fallback
     }
 
+    /// A setting with no default: nil when neither the flag nor the variable is set.
+    public static func optional(_ flag: String?, _ variable: String) -> String? {
+        if let flag { return flag }
+        if let v = environment[variable], !v.isEmpty { return v }
+        return nil
+    }
+
     public static func port(_ flag: Int?, _ flagName: String, _ variable: String, _ fallback: Int) throws -> Int {
         if let flag {
             guard (1...65_535).contains(flag) else { throw ValidationError("\(flagName) must be 1-65535, got \(flag)") }

@@ -1,7 +1,7 @@
 import Events
 import Foundation
-import GRDB
 import Hummingbird
+import SQLStore
 import ServiceRuntime
 
 extension ServiceNode {
@@ -11,22 +11,22 @@ extension ServiceNode {
     /// the change rolled back; a 5xx is not, so a retry tries again.
     public func respond<Body, Answer: Encodable & Sendable>(
         to post: Post<Body>, status: HTTPResponse.Status = .ok,
-        _ change: @escaping @Sendable (Database) throws -> (Answer, [CommerceEvent])
+        _ change: @escaping @Sendable (any SQLDatabase) throws -> (Answer, [CommerceEvent])
     ) async throws -> Response {
         guard let key = post.key else { return try JSON.response(try await transaction(change), status: status) }
+        let elsewhere = try await keySpace.answer(for: key.value, elsewhereThan: name)
         let answer = try await transaction { db -> (StoredAnswer, [CommerceEvent]) in
-            if let stored = try IdempotencyStore.find(key.value, db) ?? self.keySpace.answer(for: key.value, elsewhereThan: self.name) {
+            if let stored = try IdempotencyStore.find(key.value, db) ?? elsewhere {
                 guard stored.fingerprint == key.fingerprint else { throw APIError.keyReused(key, firstUsedFor: stored.request) }
                 return (stored, [])
             }
             var result: (StoredAnswer, [CommerceEvent])?
             do {
-                try db.inSavepoint {
+                try db.savepoint {
                     let (value, events) = try change(db)
                     result = (
                         StoredAnswer(request: key.request, fingerprint: key.fingerprint, status: status.code, body: try JSON.bytes(value)), events
                     )
-                    return .commit
                 }
             } catch let error as APIError where (400..<500).contains(error.status.code) {
                 result = (StoredAnswer(request: key.request, fingerprint: key.fingerprint, status: error.status.code, body: try error.bytes()), [])

@@ -1,6 +1,6 @@
 import Foundation
-import GRDB
 import Hummingbird
+import SQLStore
 import ServiceRuntime
 
 /// `GET /orders/{id}` and `GET /payments/{id}` as long polls: `?timeoutMs=N` and/or
@@ -60,7 +60,7 @@ extension ServiceNode {
     /// wanted or final, or at the timeout. nil when it does not exist.
     public func read<T: Sendable>(
         _ subject: String, waiting wait: StatusWait?, final: Set<String>, status: @escaping @Sendable (T) -> String,
-        _ body: @escaping @Sendable (Database) throws -> T?
+        _ body: @escaping @Sendable (any SQLDatabase) throws -> T?
     ) async throws -> T? {
         guard let wait, wait.timeoutMs > 0 else { return try await read(body) }
         do {

@@ -8,7 +8,10 @@ import Hummingbird
 import Logging
 import OrderService
 import PaymentService
+import PostgresStore
 import ProductService
+import SQLStore
+import SQLiteStore
 import ServiceLifecycle
 import ServiceRuntime
 import UserService
@@ -31,8 +34,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "HTTP bind address (env COMMERCE_HTTP_HOST, default 127.0.0.1; 0.0.0.0 in containers).")
     var httpHost: String?
 
-    @Option(help: "Folder of the services' SQLite files (env COMMERCE_DATA_DIR, default ./data).")
+    @Option(help: "Folder of the services' SQLite files (env COMMERCE_DATA_DIR, default ./data); one process per folder.")
     var dataDir: String?
+
+    @Option(
+        help: """
+            PostgreSQL instead of SQLite: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (env COMMERCE_DATABASE_URL). \
+            Each service keeps its tables in schema <service>_service; any number of processes of a service may share it.
+            """)
+    var databaseURL: String?
 
     @Option(
         help:
@@ -73,12 +83,27 @@ struct ServeCommand: AsyncParsableCommand {
         let names = service == "all" ? ["user", "product", "order", "payment"] : [service]
         let keys = KeySpace()  // one HTTP port, one space of Idempotency-Keys
         let waiters = ChangeWaiters(limit: waiterLimit)  // one bound on long polls per process
-        let nodes = try names.map { name in
+        let postgres: PostgresURL?
+        do { postgres = try Settings.optional(databaseURL, "COMMERCE_DATABASE_URL").map(PostgresURL.init) } catch {
+            throw ValidationError("\(error)")
+        }
+        var nodes: [ServiceNode] = []
+        for name in names {
+            let store: any SQLStore
+            let place: String
+            if let postgres {
+                store = PostgresStore(url: postgres, schema: "\(name)_service", logger: logger)
+                place = "schema \(name)_service of \(postgres)"
+            } else {
+                store = try SQLiteStore(path: "\(directory)/\(name).sqlite")
+                place = "'\(directory)'"
+            }
             do {
-                return try ServiceNode(
-                    service: Self.services[name]!(), directory: directory, faults: faults, topicPrefix: prefix,
-                    crashAfterCommitOf: Set(crashAfterCommit), keySpace: keys, waiters: waiters, logger: logger)
-            } catch { throw ValidationError("cannot open the \(name) database in '\(directory)': \(error)") }
+                nodes.append(
+                    try await ServiceNode(
+                        service: Self.services[name]!(), store: store, faults: faults, topicPrefix: prefix,
+                        crashAfterCommitOf: Set(crashAfterCommit), keySpace: keys, waiters: waiters, logger: logger))
+            } catch { throw ValidationError("cannot open the \(name) database in \(place): \(error)") }
         }
         let messaging = try ServiceHost(nodes: nodes, kafka: kafka, groupPrefix: "commerce-\(prefix)", logger: logger)
         do { try await messaging.prepare(kafka: kafka) } catch { throw ValidationError("Kafka unreachable at \(kafka.brokers): \(error)") }

@@ -1,8 +1,8 @@
 import CommerceAPI
 import Events
 import Foundation
-import GRDB
 import Hummingbird
+import SQLStore
 import ServiceRuntime
 
 /// `POST /orders` starts an order saga; `GET /orders/{id}` shows where it is, and can wait for it to move.
@@ -41,9 +41,9 @@ public enum OrderAPI {
                 }
             }
             return try await node.respond(to: post, status: .accepted) { db in
-                try db.cachedStatement(sql: "INSERT INTO orders (user_id, items, status) VALUES (?, ?, 'PENDING')").execute(
-                    arguments: [new.userId, OrderItem.encodeList(new.items)])
-                let order = Order(orderId: db.lastInsertedRowID, userId: new.userId, items: new.items, status: .pending)
+                let id = try db.insert(
+                    "INSERT INTO orders (user_id, items, status) VALUES (?, ?, 'PENDING')", new.userId, OrderItem.encodeList(new.items))
+                let order = Order(orderId: id, userId: new.userId, items: new.items, status: .pending)
                 let event = node.event(
                     EventType.orderRequested, saga: order.sagaId, subject: "order/\(order.orderId)",
                     .init(userId: new.userId, orderId: order.orderId, items: new.items, status: "PENDING"))

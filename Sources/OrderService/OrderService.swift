@@ -1,6 +1,6 @@
 import Events
 import Foundation
-import GRDB
+import SQLStore
 import ServiceRuntime
 
 /// Orders and their status: PENDING -> PLACED -> PAID, or CANCELLED. Cancels on a stock or
@@ -15,17 +15,16 @@ public struct OrderService: DomainService {
 
     public init() {}
 
-    public func migrate(_ migrator: inout DatabaseMigrator) {
-        migrator.registerMigration("order-v1") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE orders (id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL, items TEXT NOT NULL,
-                                         amount INTEGER, status TEXT NOT NULL, reason TEXT, payment_id INTEGER);
-                    """)
-        }
-    }
+    public let migrations = [
+        SQLMigration(
+            "order-v1",
+            """
+            CREATE TABLE orders (id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL, items TEXT NOT NULL,
+                                 amount INTEGER, status TEXT NOT NULL, reason TEXT, payment_id INTEGER);
+            """)
+    ]
 
-    public func handle(_ event: CommerceEvent, in db: Database, node: ServiceNode) throws -> [CommerceEvent] {
+    public func handle(_ event: CommerceEvent, in db: any SQLDatabase, node: ServiceNode) throws -> [CommerceEvent] {
         switch event.type {
         case EventType.stockDecreaseFailed, EventType.cartRemoveFailed: try cancel(event, reason: event.data.reason ?? event.type, db, node)
         case EventType.cartRemoved: try place(event, db, node)
@@ -35,13 +34,13 @@ public struct OrderService: DomainService {
         }
     }
 
-    private func place(_ event: CommerceEvent, _ db: Database, _ node: ServiceNode) throws -> [CommerceEvent] {
+    private func place(_ event: CommerceEvent, _ db: any SQLDatabase, _ node: ServiceNode) throws -> [CommerceEvent] {
         guard let orderId = event.data.orderId, let amount = event.data.amount, amount > 0, let saga = event.sagaid else {
             throw DomainError("cart removed without orderId, positive amount and sagaid")
         }
         guard let order = try Order.fetch(orderId, db), order.status == .pending else { return [] }
         if node.faults.fails("order.place", saga: saga) { return try cancel(event, reason: "injected fault at order.place", db, node) }
-        try db.cachedStatement(sql: "UPDATE orders SET status = 'PLACED', amount = ? WHERE id = ?").execute(arguments: [amount, orderId])
+        try db.execute("UPDATE orders SET status = 'PLACED', amount = ? WHERE id = ?", amount, orderId)
         return [
             node.event(
                 EventType.orderPlaced, saga: saga, subject: "order/\(orderId)",
@@ -50,10 +49,10 @@ public struct OrderService: DomainService {
     }
 
     /// The "delete order info" compensation: the order stays, CANCELLED with its reason.
-    private func cancel(_ event: CommerceEvent, reason: String, _ db: Database, _ node: ServiceNode) throws -> [CommerceEvent] {
+    private func cancel(_ event: CommerceEvent, reason: String, _ db: any SQLDatabase, _ node: ServiceNode) throws -> [CommerceEvent] {
         guard let orderId = event.data.orderId, let saga = event.sagaid else { throw DomainError("\(event.type) without orderId and sagaid") }
         guard let order = try Order.fetch(orderId, db), order.status == .pending else { return [] }
-        try db.cachedStatement(sql: "UPDATE orders SET status = 'CANCELLED', reason = ? WHERE id = ?").execute(arguments: [reason, orderId])
+        try db.execute("UPDATE orders SET status = 'CANCELLED', reason = ? WHERE id = ?", reason, orderId)
         return [
             node.event(
                 EventType.orderCancelled, saga: saga, subject: "order/\(orderId)",
@@ -61,7 +60,7 @@ public struct OrderService: DomainService {
         ]
     }
 
-    private func markPaid(_ event: CommerceEvent, _ db: Database, _ node: ServiceNode) throws -> [CommerceEvent] {
+    private func markPaid(_ event: CommerceEvent, _ db: any SQLDatabase, _ node: ServiceNode) throws -> [CommerceEvent] {
         let d = event.data
         guard let orderId = d.orderId, let paymentId = d.paymentId, let userId = d.userId, let amount = d.amount, let saga = event.sagaid else {
             throw DomainError("balance deducted without orderId, paymentId, userId, amount and sagaid")
@@ -83,19 +82,19 @@ public struct OrderService: DomainService {
             failed.reason = failure
             return [node.event(EventType.orderStatusChangeFailed, saga: saga, subject: "order/\(orderId)", failed)]
         }
-        try db.cachedStatement(sql: "UPDATE orders SET status = 'PAID', payment_id = ? WHERE id = ?").execute(arguments: [paymentId, orderId])
+        try db.execute("UPDATE orders SET status = 'PAID', payment_id = ? WHERE id = ?", paymentId, orderId)
         var paid = data
         paid.status = "PAID"
         return [node.event(EventType.orderPaid, saga: saga, subject: "order/\(orderId)", paid)]
     }
 
     /// The payment failed after this order was marked paid by it: back to PLACED.
-    private func restoreStatus(_ event: CommerceEvent, _ db: Database, _ node: ServiceNode) throws -> [CommerceEvent] {
+    private func restoreStatus(_ event: CommerceEvent, _ db: any SQLDatabase, _ node: ServiceNode) throws -> [CommerceEvent] {
         guard let orderId = event.data.orderId, let paymentId = event.data.paymentId, let saga = event.sagaid else {
             throw DomainError("payment failed without orderId, paymentId and sagaid")
         }
         guard let order = try Order.fetch(orderId, db), order.status == .paid, order.paymentId == paymentId else { return [] }
-        try db.cachedStatement(sql: "UPDATE orders SET status = 'PLACED', payment_id = NULL WHERE id = ?").execute(arguments: [orderId])
+        try db.execute("UPDATE orders SET status = 'PLACED', payment_id = NULL WHERE id = ?", orderId)
         return [
             node.event(
                 EventType.orderStatusRestored, saga: saga, subject: "order/\(orderId)",
@@ -118,9 +117,9 @@ struct Order: Codable, Sendable {
     var paymentId: Int64?
     var sagaId: String { "order-\(orderId)" }
 
-    static func fetch(_ id: Int64, _ db: Database) throws -> Order? {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM orders WHERE id = ?"), arguments: [id]) else { return nil }
-        return Order(
+    static func fetch(_ id: Int64, _ db: any SQLDatabase) throws -> Order? {
+        guard let row = try db.row("SELECT * FROM orders WHERE id = ?", id) else { return nil }
+        return try Order(
             orderId: row["id"], userId: row["user_id"],
             items: try OrderItem.decodeList(row["items"]),
             amount: row["amount"], status: Status(rawValue: row["status"]) ?? .pending, reason: row["reason"], paymentId: row["payment_id"])

@@ -1,7 +1,7 @@
 import CommerceAPI
 import Events
-import GRDB
 import Hummingbird
+import SQLStore
 import ServiceRuntime
 
 /// `POST /payments` starts a payment saga; `GET /payments/{id}` shows where it is, and can wait for it to end.
@@ -21,9 +21,8 @@ public enum PaymentAPI {
                 throw APIError.badRequest("amount must be 1-1000000000000, got \(new.amount)")
             }
             return try await node.respond(to: post, status: .accepted) { db in
-                try db.cachedStatement(sql: "INSERT INTO payments (order_id, user_id, amount, status) VALUES (?, ?, ?, 'REQUESTED')").execute(
-                    arguments: [new.orderId, new.userId, new.amount])
-                let id = db.lastInsertedRowID
+                let id = try db.insert(
+                    "INSERT INTO payments (order_id, user_id, amount, status) VALUES (?, ?, ?, 'REQUESTED')", new.orderId, new.userId, new.amount)
                 let payment = Payment(
                     paymentId: id, orderId: new.orderId, userId: new.userId, amount: new.amount, status: "REQUESTED", sagaId: "pay-\(id)")
                 let event = node.event(

@@ -1,5 +1,5 @@
 import Events
-import GRDB
+import SQLStore
 import ServiceRuntime
 
 /// Payments: REQUESTED -> COMPLETED once the order is paid, or FAILED on a short balance,
@@ -12,17 +12,16 @@ public struct PaymentService: DomainService {
 
     public init() {}
 
-    public func migrate(_ migrator: inout DatabaseMigrator) {
-        migrator.registerMigration("payment-v1") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE payments (id INTEGER PRIMARY KEY AUTOINCREMENT, order_id INTEGER NOT NULL, user_id INTEGER NOT NULL,
-                                           amount INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT);
-                    """)
-        }
-    }
+    public let migrations = [
+        SQLMigration(
+            "payment-v1",
+            """
+            CREATE TABLE payments (id INTEGER PRIMARY KEY AUTOINCREMENT, order_id INTEGER NOT NULL, user_id INTEGER NOT NULL,
+                                   amount INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT);
+            """)
+    ]
 
-    public func handle(_ event: CommerceEvent, in db: Database, node: ServiceNode) throws -> [CommerceEvent] {
+    public func handle(_ event: CommerceEvent, in db: any SQLDatabase, node: ServiceNode) throws -> [CommerceEvent] {
         switch event.type {
         case EventType.balanceDeductFailed, EventType.orderStatusChangeFailed: try fail(event, reason: event.data.reason ?? event.type, db, node)
         case EventType.orderPaid: try complete(event, db, node)
@@ -30,11 +29,11 @@ public struct PaymentService: DomainService {
         }
     }
 
-    private func complete(_ event: CommerceEvent, _ db: Database, _ node: ServiceNode) throws -> [CommerceEvent] {
+    private func complete(_ event: CommerceEvent, _ db: any SQLDatabase, _ node: ServiceNode) throws -> [CommerceEvent] {
         guard let paymentId = event.data.paymentId, let saga = event.sagaid else { throw DomainError("order paid without paymentId and sagaid") }
         guard let p = try Payment.fetch(paymentId, db), p.status == "REQUESTED" else { return [] }
         if node.faults.fails("payment.complete", saga: saga) { return try fail(event, reason: "injected fault at payment.complete", db, node) }
-        try db.cachedStatement(sql: "UPDATE payments SET status = 'COMPLETED' WHERE id = ?").execute(arguments: [paymentId])
+        try db.execute("UPDATE payments SET status = 'COMPLETED' WHERE id = ?", paymentId)
         return [
             node.event(
                 EventType.paymentCompleted, saga: saga, subject: "payment/\(paymentId)",
@@ -42,10 +41,10 @@ public struct PaymentService: DomainService {
         ]
     }
 
-    private func fail(_ event: CommerceEvent, reason: String, _ db: Database, _ node: ServiceNode) throws -> [CommerceEvent] {
+    private func fail(_ event: CommerceEvent, reason: String, _ db: any SQLDatabase, _ node: ServiceNode) throws -> [CommerceEvent] {
         guard let paymentId = event.data.paymentId, let saga = event.sagaid else { throw DomainError("\(event.type) without paymentId and sagaid") }
         guard let p = try Payment.fetch(paymentId, db), p.status == "REQUESTED" else { return [] }
-        try db.cachedStatement(sql: "UPDATE payments SET status = 'FAILED', reason = ? WHERE id = ?").execute(arguments: [reason, paymentId])
+        try db.execute("UPDATE payments SET status = 'FAILED', reason = ? WHERE id = ?", reason, paymentId)
         return [
             node.event(
                 EventType.paymentFailed, saga: saga, subject: "payment/\(paymentId)",
@@ -64,9 +63,9 @@ struct Payment: Codable, Sendable {
     var reason: String?
     var sagaId: String
 
-    static func fetch(_ id: Int64, _ db: Database) throws -> Payment? {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM payments WHERE id = ?"), arguments: [id]) else { return nil }
-        return Payment(
+    static func fetch(_ id: Int64, _ db: any SQLDatabase) throws -> Payment? {
+        guard let row = try db.row("SELECT * FROM payments WHERE id = ?", id) else { return nil }
+        return try Payment(
             paymentId: row["id"], orderId: row["order_id"], userId: row["user_id"], amount: row["amount"],
             status: row["status"], reason: row["reason"], sagaId: "pay-\(id)")
     }

@@ -1,7 +1,7 @@
 import CommerceAPI
 import Events
-import GRDB
 import Hummingbird
+import SQLStore
 import ServiceRuntime
 
 /// `POST /products`, `GET /products/{id}`, `POST /users/{id}/cart`, `GET /users/{id}/cart`.
@@ -48,10 +48,8 @@ public enum ProductAPI {
             guard new.price > 0, new.price <= 1_000_000_000 else { throw APIError.badRequest("price must be 1-1000000000, got \(new.price)") }
             guard new.stock >= 0, new.stock <= 1_000_000_000 else { throw APIError.badRequest("stock must be 0-1000000000, got \(new.stock)") }
             return try await node.respond(to: post, status: .created) { db in
-                try db.cachedStatement(sql: "INSERT INTO products (name, price, stock) VALUES (?, ?, ?)").execute(arguments: [
-                    new.name, new.price, new.stock,
-                ])
-                return (Product(id: db.lastInsertedRowID, name: new.name, price: new.price, stock: new.stock), [])
+                let id = try db.insert("INSERT INTO products (name, price, stock) VALUES (?, ?, ?)", new.name, new.price, new.stock)
+                return (Product(id: id, name: new.name, price: new.price, stock: new.stock), [])
             }
         }
 
@@ -89,17 +87,15 @@ public enum ProductAPI {
         }
     }
 
-    static func fetchProduct(_ id: Int64, _ db: Database) throws -> Product? {
-        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM products WHERE id = ?"), arguments: [id]).map {
-            Product(id: $0["id"], name: $0["name"], price: $0["price"], stock: $0["stock"])
+    static func fetchProduct(_ id: Int64, _ db: any SQLDatabase) throws -> Product? {
+        try db.row("SELECT * FROM products WHERE id = ?", id).map {
+            try Product(id: $0["id"], name: $0["name"], price: $0["price"], stock: $0["stock"])
         }
     }
 
-    static func fetchCart(_ userId: Int64, _ db: Database) throws -> Cart {
-        let lines = try Row.fetchAll(
-            db.cachedStatement(sql: "SELECT product_id, quantity FROM cart_items WHERE user_id = ? ORDER BY product_id"), arguments: [userId]
-        )
-        .map { CartLine(productId: $0["product_id"], quantity: $0["quantity"]) }
+    static func fetchCart(_ userId: Int64, _ db: any SQLDatabase) throws -> Cart {
+        let lines = try db.rows("SELECT product_id, quantity FROM cart_items WHERE user_id = ? ORDER BY product_id", userId)
+            .map { try CartLine(productId: $0["product_id"], quantity: $0["quantity"]) }
         return Cart(userId: userId, items: lines)
     }
 }

@@ -1,6 +1,6 @@
 import Events
 import Foundation
-import GRDB
+import SQLStore
 import ServiceRuntime
 
 /// Stock and carts. Decreases stock for a whole order or not at all, then removes the
@@ -13,21 +13,20 @@ public struct ProductService: DomainService {
 
     public init() {}
 
-    public func migrate(_ migrator: inout DatabaseMigrator) {
-        migrator.registerMigration("product-v1") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE products (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, price INTEGER NOT NULL, stock INTEGER NOT NULL);
-                    CREATE TABLE cart_items (user_id INTEGER NOT NULL, product_id INTEGER NOT NULL, quantity INTEGER NOT NULL,
-                                             PRIMARY KEY (user_id, product_id)) WITHOUT ROWID;
-                    -- What this service did for each order, so that cancelling undoes exactly that, once.
-                    CREATE TABLE reservations (order_id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, items TEXT NOT NULL,
-                                               amount INTEGER NOT NULL, stock TEXT NOT NULL, cart TEXT NOT NULL);
-                    """)
-        }
-    }
+    public let migrations = [
+        SQLMigration(
+            "product-v1",
+            """
+            CREATE TABLE products (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, price INTEGER NOT NULL, stock INTEGER NOT NULL);
+            CREATE TABLE cart_items (user_id INTEGER NOT NULL, product_id INTEGER NOT NULL, quantity INTEGER NOT NULL,
+                                     PRIMARY KEY (user_id, product_id)) WITHOUT ROWID;
+            -- What this service did for each order, so that cancelling undoes exactly that, once.
+            CREATE TABLE reservations (order_id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, items TEXT NOT NULL,
+                                       amount INTEGER NOT NULL, stock TEXT NOT NULL, cart TEXT NOT NULL);
+            """)
+    ]
 
-    public func handle(_ event: CommerceEvent, in db: Database, node: ServiceNode) throws -> [CommerceEvent] {
+    public func handle(_ event: CommerceEvent, in db: any SQLDatabase, node: ServiceNode) throws -> [CommerceEvent] {
         switch event.type {
         case EventType.orderRequested: try decreaseStock(event, db, node)
         case EventType.stockDecreased: try removeFromCart(event, db, node)
@@ -36,12 +35,12 @@ public struct ProductService: DomainService {
         }
     }
 
-    private func decreaseStock(_ event: CommerceEvent, _ db: Database, _ node: ServiceNode) throws -> [CommerceEvent] {
+    private func decreaseStock(_ event: CommerceEvent, _ db: any SQLDatabase, _ node: ServiceNode) throws -> [CommerceEvent] {
         let d = event.data
         guard let orderId = d.orderId, let userId = d.userId, let items = d.items, !items.isEmpty, let saga = event.sagaid else {
             throw DomainError("order request without orderId, userId, items and sagaid")
         }
-        if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM reservations WHERE order_id = ?"), arguments: [orderId]) == true { return [] }
+        if try db.exists("SELECT 1 FROM reservations WHERE order_id = ?", orderId) { return [] }
         let needed = try Self.merge(items, of: orderId)
         var failure: String?
         if node.faults.fails("stock.decrease", saga: saga) { failure = "injected fault at stock.decrease" }
@@ -50,11 +49,11 @@ public struct ProductService: DomainService {
         // amount overflows is always rejected as impossible, never sometimes just cancelled.
         var amount: Int64 = 0
         for (productId, quantity) in needed.sorted(by: { $0.key < $1.key }) {
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT price, stock FROM products WHERE id = ?"), arguments: [productId]) else {
+            guard let row = try db.row("SELECT price, stock FROM products WHERE id = ?", productId) else {
                 failure = failure ?? "unknown product \(productId)"
                 continue
             }
-            let stock: Int64 = row["stock"], price: Int64 = row["price"]
+            let stock: Int64 = try row["stock"], price: Int64 = try row["price"]
             amount = try Checked.sum(amount, try Checked.product(price, quantity, "amount of order \(orderId)"), "amount of order \(orderId)")
             if failure == nil, stock < quantity { failure = "insufficient stock for product \(productId): has \(stock), order needs \(quantity)" }
         }
@@ -64,7 +63,7 @@ public struct ProductService: DomainService {
             return [node.event(EventType.stockDecreaseFailed, saga: saga, subject: subject, .init(userId: userId, orderId: orderId, reason: failure))]
         }
         for (productId, quantity) in needed {
-            try db.cachedStatement(sql: "UPDATE products SET stock = stock - ? WHERE id = ?").execute(arguments: [quantity, productId])
+            try db.execute("UPDATE products SET stock = stock - ? WHERE id = ?", quantity, productId)
         }
         try record(orderId, userId, items, amount: amount, stock: "DECREASED", db)
         return [
@@ -82,7 +81,7 @@ public struct ProductService: DomainService {
         return needed
     }
 
-    private func removeFromCart(_ event: CommerceEvent, _ db: Database, _ node: ServiceNode) throws -> [CommerceEvent] {
+    private func removeFromCart(_ event: CommerceEvent, _ db: any SQLDatabase, _ node: ServiceNode) throws -> [CommerceEvent] {
         guard let orderId = event.data.orderId, let saga = event.sagaid else { throw DomainError("stock decreased without orderId and sagaid") }
         guard let r = try Reservation.fetch(orderId, db), r.cart == "NONE", r.stock == "DECREASED" else { return [] }
         let subject = "order/\(orderId)"
@@ -91,22 +90,18 @@ public struct ProductService: DomainService {
         if node.faults.fails("cart.remove", saga: saga) { failure = "injected fault at cart.remove" }
         for (productId, quantity) in needed.sorted(by: { $0.key < $1.key }) where failure == nil {
             let held =
-                try Int64.fetchOne(
-                    db.cachedStatement(sql: "SELECT quantity FROM cart_items WHERE user_id = ? AND product_id = ?"),
-                    arguments: [r.userId, productId]) ?? 0
+                try db.value(Int64.self, "SELECT quantity FROM cart_items WHERE user_id = ? AND product_id = ?", r.userId, productId) ?? 0
             if held < quantity { failure = "cart of user \(r.userId) holds \(held) of product \(productId), order needs \(quantity)" }
         }
         if let failure {
-            try db.cachedStatement(sql: "UPDATE reservations SET cart = 'FAILED' WHERE order_id = ?").execute(arguments: [orderId])
+            try db.execute("UPDATE reservations SET cart = 'FAILED' WHERE order_id = ?", orderId)
             return [node.event(EventType.cartRemoveFailed, saga: saga, subject: subject, .init(userId: r.userId, orderId: orderId, reason: failure))]
         }
         for (productId, quantity) in needed {
-            try db.cachedStatement(sql: "UPDATE cart_items SET quantity = quantity - ? WHERE user_id = ? AND product_id = ?").execute(arguments: [
-                quantity, r.userId, productId,
-            ])
+            try db.execute("UPDATE cart_items SET quantity = quantity - ? WHERE user_id = ? AND product_id = ?", quantity, r.userId, productId)
         }
-        try db.cachedStatement(sql: "DELETE FROM cart_items WHERE user_id = ? AND quantity <= 0").execute(arguments: [r.userId])
-        try db.cachedStatement(sql: "UPDATE reservations SET cart = 'REMOVED' WHERE order_id = ?").execute(arguments: [orderId])
+        try db.execute("DELETE FROM cart_items WHERE user_id = ? AND quantity <= 0", r.userId)
+        try db.execute("UPDATE reservations SET cart = 'REMOVED' WHERE order_id = ?", orderId)
         return [
             node.event(
                 EventType.cartRemoved, saga: saga, subject: subject, .init(userId: r.userId, orderId: orderId, amount: r.amount, items: r.items))
@@ -114,19 +109,20 @@ public struct ProductService: DomainService {
     }
 
     /// The order was cancelled: put back the stock and the cart items this order took, once.
-    private func undo(_ event: CommerceEvent, _ db: Database, _ node: ServiceNode) throws -> [CommerceEvent] {
+    private func undo(_ event: CommerceEvent, _ db: any SQLDatabase, _ node: ServiceNode) throws -> [CommerceEvent] {
         guard let orderId = event.data.orderId, let saga = event.sagaid else { throw DomainError("order cancelled without orderId and sagaid") }
         guard let r = try Reservation.fetch(orderId, db) else { return [] }
         let subject = "order/\(orderId)"
         var out: [CommerceEvent] = []
         if r.stock == "DECREASED" {
             for item in r.items {
-                guard let stock = try Int64.fetchOne(db.cachedStatement(sql: "SELECT stock FROM products WHERE id = ?"), arguments: [item.productId])
+                guard let stock = try db.value(Int64.self, "SELECT stock FROM products WHERE id = ?", item.productId)
                 else { continue }
-                try db.cachedStatement(sql: "UPDATE products SET stock = ? WHERE id = ?").execute(
-                    arguments: [try Checked.sum(stock, item.quantity, "stock of product \(item.productId)"), item.productId])
+                try db.execute(
+                    "UPDATE products SET stock = ? WHERE id = ?", try Checked.sum(stock, item.quantity, "stock of product \(item.productId)"),
+                    item.productId)
             }
-            try db.cachedStatement(sql: "UPDATE reservations SET stock = 'RESTORED' WHERE order_id = ?").execute(arguments: [orderId])
+            try db.execute("UPDATE reservations SET stock = 'RESTORED' WHERE order_id = ?", orderId)
             out.append(
                 node.event(
                     EventType.stockRestored, saga: saga, subject: subject,
@@ -138,7 +134,7 @@ public struct ProductService: DomainService {
                     try Checked.sum(current, item.quantity, "cart quantity of product \(item.productId) for user \(r.userId)")
                 }
             }
-            try db.cachedStatement(sql: "UPDATE reservations SET cart = 'RESTORED' WHERE order_id = ?").execute(arguments: [orderId])
+            try db.execute("UPDATE reservations SET cart = 'RESTORED' WHERE order_id = ?", orderId)
             out.append(
                 node.event(
                     EventType.cartRestored, saga: saga, subject: subject,
@@ -149,22 +145,18 @@ public struct ProductService: DomainService {
 
     /// Sets a user's cart line to `total(quantity it holds now)`. Callers add with a check here,
     /// not in SQL: SQLite turns an overflowing integer into a float, which traps when read back.
-    static func setCartLine(of userId: Int64, product productId: Int64, _ db: Database, total: (Int64) throws -> Int64) throws {
+    static func setCartLine(of userId: Int64, product productId: Int64, _ db: any SQLDatabase, total: (Int64) throws -> Int64) throws {
         let current =
-            try Int64.fetchOne(
-                db.cachedStatement(sql: "SELECT quantity FROM cart_items WHERE user_id = ? AND product_id = ?"),
-                arguments: [userId, productId]) ?? 0
-        try db.cachedStatement(
-            sql: """
-                INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, ?)
-                ON CONFLICT(user_id, product_id) DO UPDATE SET quantity = excluded.quantity
-                """
-        ).execute(arguments: [userId, productId, try total(current)])
+            try db.value(Int64.self, "SELECT quantity FROM cart_items WHERE user_id = ? AND product_id = ?", userId, productId) ?? 0
+        try db.execute(
+            """
+            INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, ?)
+            ON CONFLICT(user_id, product_id) DO UPDATE SET quantity = excluded.quantity
+            """, userId, productId, try total(current))
     }
 
-    private func record(_ orderId: Int64, _ userId: Int64, _ items: [OrderItem], amount: Int64, stock: String, _ db: Database) throws {
-        try db.cachedStatement(sql: "INSERT INTO reservations VALUES (?, ?, ?, ?, ?, 'NONE')").execute(
-            arguments: [orderId, userId, OrderItem.encodeList(items), amount, stock])
+    private func record(_ orderId: Int64, _ userId: Int64, _ items: [OrderItem], amount: Int64, stock: String, _ db: any SQLDatabase) throws {
+        try db.execute("INSERT INTO reservations VALUES (?, ?, ?, ?, ?, 'NONE')", orderId, userId, OrderItem.encodeList(items), amount, stock)
     }
 }
 
@@ -175,11 +167,11 @@ struct Reservation {
     var stock: String
     var cart: String
 
-    static func fetch(_ orderId: Int64, _ db: Database) throws -> Reservation? {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM reservations WHERE order_id = ?"), arguments: [orderId]) else {
+    static func fetch(_ orderId: Int64, _ db: any SQLDatabase) throws -> Reservation? {
+        guard let row = try db.row("SELECT * FROM reservations WHERE order_id = ?", orderId) else {
             return nil
         }
         let items = try OrderItem.decodeList(row["items"])
-        return Reservation(userId: row["user_id"], items: items, amount: row["amount"], stock: row["stock"], cart: row["cart"])
+        return try Reservation(userId: row["user_id"], items: items, amount: row["amount"], stock: row["stock"], cart: row["cart"])
     }
 }

@@ -1,5 +1,5 @@
 import Events
-import GRDB
+import SQLStore
 
 /// One domain service: its tables, the events it reacts to, and how.
 public protocol DomainService: Sendable {
@@ -11,13 +11,13 @@ public protocol DomainService: Sendable {
     /// before touching the database: it would change nothing, so it is not recorded in the inbox
     /// either. nil hands every event to `handle`.
     var handledTypes: Set<String>? { get }
-    /// Registers this service's schema migrations.
-    func migrate(_ migrator: inout DatabaseMigrator)
+    /// This service's tables, in order, in the SQL both stores take (see `SQLMigration`).
+    var migrations: [SQLMigration] { get }
     /// Applies one consumed event, inside the transaction that also records it in the inbox.
     /// The events returned are written to the outbox in that same transaction. Every change of
     /// a resource's status must emit an event whose `subject` names the resource ("order/12"):
     /// after the commit, that subject wakes the long polls waiting on it.
-    func handle(_ event: CommerceEvent, in db: Database, node: ServiceNode) throws -> [CommerceEvent]
+    func handle(_ event: CommerceEvent, in db: any SQLDatabase, node: ServiceNode) throws -> [CommerceEvent]
 }
 
 extension DomainService {

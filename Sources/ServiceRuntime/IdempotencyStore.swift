@@ -1,5 +1,5 @@
 import Foundation
-import GRDB
+import SQLStore
 import Synchronization
 
 /// What a client was answered under an Idempotency-Key, kept in the service's own database
@@ -22,16 +22,16 @@ public struct StoredAnswer: Sendable, Equatable {
 }
 
 public enum IdempotencyStore {
-    public static func find(_ key: String, _ db: Database) throws -> StoredAnswer? {
-        try Row.fetchOne(db.cachedStatement(sql: "SELECT request, fingerprint, status, answer FROM idempotency_keys WHERE key = ?"), arguments: [key])
-            .map {
-                StoredAnswer(request: $0["request"], fingerprint: $0["fingerprint"], status: $0["status"], body: $0["answer"])
-            }
+    public static func find(_ key: String, _ db: any SQLDatabase) throws -> StoredAnswer? {
+        try db.row("SELECT request, fingerprint, status, answer FROM idempotency_keys WHERE key = ?", key).map {
+            StoredAnswer(request: try $0["request"], fingerprint: try $0["fingerprint"], status: try $0["status"], body: try $0["answer"])
+        }
     }
 
-    public static func save(_ key: String, _ answer: StoredAnswer, _ db: Database) throws {
-        try db.cachedStatement(sql: "INSERT INTO idempotency_keys (key, request, fingerprint, status, answer) VALUES (?, ?, ?, ?, ?)").execute(
-            arguments: [key, answer.request, answer.fingerprint, answer.status, answer.body])
+    public static func save(_ key: String, _ answer: StoredAnswer, _ db: any SQLDatabase) throws {
+        try db.execute(
+            "INSERT INTO idempotency_keys (key, request, fingerprint, status, answer) VALUES (?, ?, ?, ?, ?)",
+            key, answer.request, answer.fingerprint, answer.status, answer.body)
     }
 }
 
@@ -40,18 +40,18 @@ public enum IdempotencyStore {
 /// service keeps its keys in its own database. Two first uses of one key on two services at
 /// the same instant can both go through; services run apart never see each other's keys.
 public final class KeySpace: Sendable {
-    private let members = Mutex<[(service: String, database: DatabasePool)]>([])
+    private let members = Mutex<[(service: String, database: any SQLStore)]>([])
 
     public init() {}
 
-    func join(_ service: String, _ database: DatabasePool) {
+    func join(_ service: String, _ database: any SQLStore) {
         members.withLock { $0.append((service, database)) }
     }
 
     /// What `key` answered on another service of this process, if it was used there.
-    public func answer(for key: String, elsewhereThan service: String) throws -> StoredAnswer? {
+    public func answer(for key: String, elsewhereThan service: String) async throws -> StoredAnswer? {
         for member in members.withLock({ $0 }) where member.service != service {
-            if let stored = try member.database.read({ db in try IdempotencyStore.find(key, db) }) { return stored }
+            if let stored = try await member.database.read({ db in try IdempotencyStore.find(key, db) }) { return stored }
         }
         return nil
     }

@@ -1,8 +1,8 @@
 import Events
 import Foundation
-import GRDB
 import Kafka
 import Logging
+import SQLStore
 
 /// Feeds a node's service the events of its topics, exactly once in effect: each batch is
 /// applied in one local transaction that also records every event id in the inbox, so a
@@ -34,7 +34,7 @@ final class InboxConsumer: Sendable {
         defer { logger.debug("consumer stopped", metadata: ["service": "\(node.name)"]) }
         var applied = Applied()
         do {
-            while !stopped() { try await consumeOnce(&applied) }
+            while !stopped() { try await consumeOnce(&applied, until: stopped) }
         } catch {
             await consumer.close()
             throw error
@@ -54,7 +54,7 @@ final class InboxConsumer: Sendable {
 
     /// One poll; a batch is applied in one transaction; its offsets are committed with the next
     /// background commit.
-    private func consumeOnce(_ applied: inout Applied) async throws {
+    private func consumeOnce(_ applied: inout Applied, until stopped: @escaping @Sendable () -> Bool) async throws {
         let messages: [KafkaMessage]
         do {
             messages = try await consumer.poll(maxMessages: 200, timeout: .milliseconds(200)).messages
@@ -69,9 +69,7 @@ final class InboxConsumer: Sendable {
             // act on (about half of what its topics carry) needs no transaction at all.
             let work = Self.relevant(messages, to: service)
             if !work.isEmpty {
-                let emitted = try await node.database.write { [node, logger] db in
-                    try Self.apply(work, service: service, node: node, db: db, logger: logger)
-                }
+                let emitted = try await applyRetryingTransientFailures(work, until: stopped)
                 node.committed(emitted)
             }
             for m in messages { applied.offsets[m.topicPartition] = max(applied.offsets[m.topicPartition] ?? 0, m.offset + 1) }
@@ -82,6 +80,23 @@ final class InboxConsumer: Sendable {
             consumer.commitInBackground(applied.offsets)
             applied.offsets = [:]
             applied.lastCommit = .now
+        }
+    }
+
+    /// Applies a batch in one transaction. A store that is unreachable for a while (a shared
+    /// database restarting) is waited for, the batch applied again: the inbox makes that safe
+    /// even if the lost attempt had committed. Any other failure is the service's end.
+    private func applyRetryingTransientFailures(_ work: [Work], until stopped: @escaping @Sendable () -> Bool) async throws -> [CommerceEvent] {
+        let service = node.service
+        while true {
+            do {
+                return try await node.database.write { [node, logger] db in
+                    try Self.apply(work, service: service, node: node, db: db, logger: logger)
+                }
+            } catch let error as SQLError where error.isTransient && !stopped() {
+                logger.warning("database unreachable, retrying the batch", metadata: ["service": "\(node.name)", "error": "\(error)"])
+                try await Task.sleep(for: .seconds(1))
+            }
         }
     }
 
@@ -105,7 +120,7 @@ final class InboxConsumer: Sendable {
     }
 
     /// Applies a batch; returns the events it wrote to the outbox.
-    static func apply(_ work: [Work], service: any DomainService, node: ServiceNode, db: Database, logger: Logger) throws -> [CommerceEvent] {
+    static func apply(_ work: [Work], service: any DomainService, node: ServiceNode, db: any SQLDatabase, logger: Logger) throws -> [CommerceEvent] {
         var emitted: [CommerceEvent] = []
         let now = Int64(Date().timeIntervalSince1970 * 1_000)
         for item in work {
@@ -116,33 +131,31 @@ final class InboxConsumer: Sendable {
                 continue
             case .event(let e, let m): (event, message) = (e, m)
             }
-            if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM inbox WHERE event_id = ?"), arguments: [event.id]) == true { continue }
+            if try db.exists("SELECT 1 FROM inbox WHERE event_id = ?", event.id) { continue }
             do {
-                try db.inSavepoint {
+                try db.savepoint {
                     let out = try service.handle(event, in: db, node: node)
                     try Outbox.append(out, prefix: node.topicPrefix, db)
                     emitted += out
-                    return .commit
                 }
             } catch let error as DomainError {
                 // An event this service cannot apply: kept with its reason, never dropped silently.
                 try reject(message, because: "\(event.type) \(event.id): \(error)", db: db, now: now, logger: logger)
             }
-            try db.cachedStatement(sql: "INSERT INTO inbox (event_id, type, processed_at) VALUES (?, ?, ?)").execute(arguments: [
-                event.id, event.type, now,
-            ])
+            try db.execute("INSERT INTO inbox (event_id, type, processed_at) VALUES (?, ?, ?)", event.id, event.type, now)
         }
         return emitted
     }
 
-    private static func reject(_ message: KafkaMessage, because reason: String, db: Database, now: Int64, logger: Logger) throws {
+    private static func reject(_ message: KafkaMessage, because reason: String, db: any SQLDatabase, now: Int64, logger: Logger) throws {
         logger.error(
             "event rejected",
             metadata: ["topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)", "reason": "\(reason)"])
         try db.execute(
-            sql: """
-                INSERT OR IGNORE INTO rejected_events (topic, partition, "offset", key, value, error, rejected_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [message.topic, message.partition, message.offset, message.keyString, Data(message.value), reason, now])
+            """
+            INSERT INTO rejected_events (topic, partition, "offset", key, value, error, rejected_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT DO NOTHING
+            """, message.topic, Int64(message.partition), message.offset, message.keyString, Data(message.value), reason, now)
     }
 }
 

@@ -1,7 +1,7 @@
 import Foundation
-import GRDB
 import Kafka
 import Logging
+import SQLStore
 
 /// Publishes a node's outbox in commit order with the idempotent producer, deleting rows
 /// only once the broker has acknowledged them (in batches, see `deleteInterval`). A crash
@@ -15,6 +15,12 @@ import Logging
 /// acknowledged row is never sent again by this process), so they may arrive after later
 /// rows: in these sagas a later event of one aggregate is always caused by an earlier one that
 /// was already delivered, so none overtakes its cause.
+///
+/// On a store shared by several processes of the service, one relay leads (`SQLStore.tryLead`)
+/// and the others wait to take over; appends take the outbox's turn (`Outbox.append`), so the
+/// leader reading past the last seq it sent sees rows in commit order. A new leader starts from
+/// the rows not deleted yet: what the last one published in its final half second goes out
+/// twice, and consumers drop it by event id.
 ///
 /// A row the broker refuses for itself (too large) can never be published: it is set aside in
 /// `rejected_events` (partition -1, offset = -seq), logged, and the outbox moves on.
@@ -61,7 +67,6 @@ final class OutboxRelay: Sendable {
         var inFlight: [(batch: Int, rows: [(Int64, KafkaRecord)], last: Int64)] = []
         /// Outcomes that came in ahead of an older batch's.
         var outcomes: [Int: [Result<DeliveryReport, KafkaError>]] = [:]
-        var nextBatch = 0
         /// A batch failed: nothing new is handed over until every batch in flight has settled.
         var failure: KafkaError?
     }
@@ -76,9 +81,44 @@ final class OutboxRelay: Sendable {
             sink.yield(.stopping)
         }
         defer { wakeups.cancel() }
+        var stream = events.makeAsyncIterator()
+        // Batch ids stay unique across leaderships: a batch sent before a lost lease may settle after.
+        var nextBatch = 0
+        while let lease = try await awaitLeadership(&stream) {
+            let finished = try await publish(while: lease, &stream, sink, &nextBatch, stopping: stopping)
+            await lease.release()
+            if finished { return }
+            logger.warning("outbox relay lost its leadership; waiting to lead again", metadata: ["service": "\(node.name)"])
+        }
+    }
+
+    /// How often a waiting relay asks for the lead.
+    static let leadershipRetry: Duration = .milliseconds(500)
+
+    /// The lease once this relay leads; nil if the node stops first (the leader publishes).
+    private func awaitLeadership(_ stream: inout AsyncStream<Event>.Iterator) async throws -> (any SQLLease)? {
+        var lastAttempt: ContinuousClock.Instant?
+        while true {
+            if lastAttempt.map({ ContinuousClock.now - $0 >= Self.leadershipRetry }) ?? true {
+                lastAttempt = .now
+                if let lease = try await node.database.tryLead("outbox relay") { return lease }
+            }
+            switch await stream.next() {
+            case .stopping?, nil: return nil
+            case .wake?, .sent?: continue
+            }
+        }
+    }
+
+    /// Publishes while `lease` is held; true when the node stopped (after the final pass).
+    private func publish(
+        while lease: any SQLLease, _ stream: inout AsyncStream<Event>.Iterator, _ sink: AsyncStream<Event>.Continuation,
+        _ nextBatch: inout Int, stopping: @escaping @Sendable () -> Bool
+    ) async throws -> Bool {
         var progress = Progress()
         var finishing = false
-        for await event in events {
+        while let event = await stream.next() {
+            guard lease.isHeld else { return false }
             switch event {
             case .wake: break
             case .stopping: finishing = true
@@ -92,15 +132,15 @@ final class OutboxRelay: Sendable {
                 logger.warning(
                     "outbox not published yet; it stays until the broker takes it", metadata: ["service": "\(node.name)", "error": "\(failure)"])
                 // Stopping must not wait for the broker: what stays is published by the next process.
-                if finishing || stopping() { return }
+                if finishing || stopping() { return true }
                 try? await Task.sleep(for: .milliseconds(500))
             }
             if finishing {
                 if progress.inFlight.isEmpty { break }
                 continue
             }
-            if progress.failure == nil { try await handOver(&progress, sink) }
-            // The periodic wake-up (every second) comes here too, so an idle relay deletes as well.
+            if progress.failure == nil { try await handOver(&progress, &nextBatch, sink) }
+            // The periodic wake-up comes here too, so an idle relay deletes as well.
             if ContinuousClock.now - progress.lastDelete >= Self.deleteInterval { try await deletePublished(&progress) }
         }
         // The final pass: what was committed until now, one batch at a time, without waiting for an absent broker.
@@ -117,6 +157,7 @@ final class OutboxRelay: Sendable {
             progress.sent = last
         }
         try await deletePublished(&progress)
+        return true
     }
 
     /// Takes the settled batches off the front of `inFlight`, in order.
@@ -157,12 +198,12 @@ final class OutboxRelay: Sendable {
     }
 
     /// Hands the rows committed since the last batch to the producer, up to `maxInFlight` batches.
-    private func handOver(_ progress: inout Progress, _ sink: AsyncStream<Event>.Continuation) async throws {
+    private func handOver(_ progress: inout Progress, _ nextBatch: inout Int, _ sink: AsyncStream<Event>.Continuation) async throws {
         while progress.inFlight.count < Self.maxInFlight {
             let (rows, last) = try await unpublished(after: progress.sent, skipping: progress.doneAhead)
             guard let last else { return }
-            let batch = progress.nextBatch
-            progress.nextBatch += 1
+            let batch = nextBatch
+            nextBatch += 1
             progress.inFlight.append((batch, rows, last))
             progress.sent = last
             let records = rows.map(\.1)
@@ -174,13 +215,9 @@ final class OutboxRelay: Sendable {
     /// Up to `batchSize` rows after `seq` but those in `skipping`, and the last seq read.
     private func unpublished(after seq: Int64, skipping: Set<Int64>) async throws -> ([(Int64, KafkaRecord)], Int64?) {
         let rows = try await node.database.read { [batchSize] db in
-            try Row.fetchAll(
-                db.cachedStatement(sql: "SELECT seq, topic, key, value FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?"),
-                arguments: [seq, batchSize]
-            )
-            .map { row -> (Int64, KafkaRecord) in
-                let value: Data = row["value"]
-                return (row["seq"], KafkaRecord(topic: row["topic"], key: Array((row["key"] as String).utf8), value: Array(value)))
+            try db.rows("SELECT seq, topic, key, value FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", seq, batchSize).map { row in
+                let value: Data = try row["value"], key: String = try row["key"]
+                return (try row["seq"] as Int64, KafkaRecord(topic: try row["topic"], key: Array(key.utf8), value: Array(value)))
             }
         }
         return (skipping.isEmpty ? rows : rows.filter { !skipping.contains($0.0) }, rows.last?.0)
@@ -193,15 +230,14 @@ final class OutboxRelay: Sendable {
         try await node.database.write { [published = progress.published] db in
             for (seq, record, error) in refused {
                 try db.execute(
-                    sql: """
-                        INSERT OR IGNORE INTO rejected_events (topic, partition, "offset", key, value, error, rejected_at) VALUES (?, -1, ?, ?, ?, ?, ?)
-                        """,
-                    arguments: [
-                        record.topic, -seq, record.key.map { String(decoding: $0, as: UTF8.self) }, Data(record.value),
-                        "outgoing event refused by the broker: \(error.message)", Int64(Date().timeIntervalSince1970 * 1000),
-                    ])
+                    """
+                    INSERT INTO rejected_events (topic, partition, "offset", key, value, error, rejected_at) VALUES (?, -1, ?, ?, ?, ?, ?)
+                    ON CONFLICT DO NOTHING
+                    """,
+                    record.topic, -seq, record.key.map { String(decoding: $0, as: UTF8.self) }, Data(record.value),
+                    "outgoing event refused by the broker: \(error.message)", Int64(Date().timeIntervalSince1970 * 1000))
             }
-            try db.cachedStatement(sql: "DELETE FROM outbox WHERE seq <= ?").execute(arguments: [published])
+            try db.execute("DELETE FROM outbox WHERE seq <= ?", published)
         }
         progress.refused = []
         progress.deleted = progress.published

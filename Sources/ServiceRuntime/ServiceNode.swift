@@ -1,14 +1,14 @@
 import Events
 import Foundation
-import GRDB
 import Logging
+import SQLStore
 
-/// One domain service's local state: its SQLite database (with the runtime's outbox, inbox
-/// and rejected-event tables beside the service's own), its fault plan, and the wake-up
-/// line to its outbox relay.
+/// One domain service's state: its database (with the runtime's outbox, inbox and
+/// rejected-event tables beside the service's own), its fault plan, and the wake-up line to
+/// its outbox relay.
 public final class ServiceNode: Sendable {
     public let service: any DomainService
-    public let database: DatabasePool
+    public let database: any SQLStore
     public let faults: FaultPlan
     public var name: String { service.name }
     public var source: String { "/commerce/\(service.name)" }
@@ -27,11 +27,12 @@ public final class ServiceNode: Sendable {
     private let wakeRelay: AsyncStream<Void>.Continuation
     private let logger: Logger
 
+    /// Opens the service's tables in `store`, migrating them first.
     public init(
-        service: any DomainService, directory: String, faults: FaultPlan = FaultPlan(), topicPrefix: String = "",
+        service: any DomainService, store: any SQLStore, faults: FaultPlan = FaultPlan(), topicPrefix: String = "",
         crashAfterCommitOf: Set<String> = [], keySpace: KeySpace = KeySpace(), waiters: ChangeWaiters = ChangeWaiters(),
         logger: Logger = Logger(label: "commerce")
-    ) throws {
+    ) async throws {
         self.service = service
         self.topicPrefix = topicPrefix
         self.faults = faults
@@ -40,23 +41,15 @@ public final class ServiceNode: Sendable {
         self.waiters = waiters
         self.logger = logger
         (relayWakeups, wakeRelay) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        var configuration = Configuration()
-        // WAL with synchronous=NORMAL survives a process crash; only an OS crash can lose the last commits.
-        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
-        configuration.busyMode = .timeout(10)
-        database = try DatabasePool(path: "\(directory)/\(service.name).sqlite", configuration: configuration)
-        var migrator = DatabaseMigrator()
-        Self.registerRuntimeTables(&migrator)
-        service.migrate(&migrator)
-        try migrator.migrate(database)
-        keySpace.join(service.name, database)
+        database = store
+        try await store.migrate(Self.runtimeMigrations + service.migrations)
+        keySpace.join(service.name, store)
     }
 
     /// Runs `body` in one local transaction and writes the events it returns to the outbox in
     /// that same transaction: a rolled-back change publishes nothing, a committed one is
     /// published even if the process dies right after.
-    public func transaction<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> (T, [CommerceEvent])) async throws -> T {
+    public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> (T, [CommerceEvent])) async throws -> T {
         let (value, events) = try await database.write { db in
             let (value, events) = try body(db)
             try Outbox.append(events, prefix: self.topicPrefix, db)
@@ -66,17 +59,18 @@ public final class ServiceNode: Sendable {
         return value
     }
 
-    public func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    public func read<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
         try await database.read(body)
     }
 
     /// A long poll's read: `body` again each time a commit of this node emits an event whose
     /// subject is `subject` ("order/12"), until `done` holds for what it read or `timeout` passes;
-    /// returns the last read. Waiting holds no thread and no database connection.
+    /// returns the last read. Waiting holds no thread and no database connection. On a store
+    /// shared with other processes it also reads again every `sharedStoreRecheck`.
     /// Throws `ChangeWaiters.LimitReached` when the process already has its limit of waiters.
     public func readAwaitingChange<T: Sendable>(
         of subject: String, timeout: Duration,
-        _ body: @escaping @Sendable (Database) throws -> T,
+        _ body: @escaping @Sendable (any SQLDatabase) throws -> T,
         until done: (T) -> Bool
     ) async throws -> T {
         let deadline = ContinuousClock.now + timeout
@@ -90,14 +84,20 @@ public final class ServiceNode: Sendable {
                 waiters.cancel(ticket)
                 break
             }
-            switch await waiters.wait(ticket, until: deadline) {
+            // Other processes commit to a shared store without waking this one's waiters: look again now and then.
+            let wakeUp = database.isShared ? min(deadline, .now + Self.sharedStoreRecheck) : deadline
+            switch await waiters.wait(ticket, until: wakeUp) {
             case .changed: value = try await database.read(body)  // answered as it is if the deadline has passed meanwhile
+            case .timedOut where wakeUp < deadline: value = try await database.read(body)
             case .timedOut: return try await database.read(body)
             case .cancelled: throw CancellationError()
             }
         }
         return value
     }
+
+    /// How often a long poll on a shared store reads again without being woken.
+    static let sharedStoreRecheck: Duration = .milliseconds(50)
 
     private func waitKey(_ subject: String) -> String { "\(service.name) \(subject)" }
 
@@ -124,37 +124,42 @@ public final class ServiceNode: Sendable {
     func wakeRelayPeriodically() { wakeRelay.yield() }
     func finishRelay() { wakeRelay.finish() }
 
-    private static func registerRuntimeTables(_ migrator: inout DatabaseMigrator) {
-        migrator.registerMigration("runtime-v1") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, key TEXT NOT NULL,
-                                         value BLOB NOT NULL, event_id TEXT NOT NULL, type TEXT NOT NULL);
-                    CREATE TABLE inbox (event_id TEXT PRIMARY KEY, type TEXT NOT NULL, processed_at INTEGER NOT NULL) WITHOUT ROWID;
-                    CREATE TABLE rejected_events (topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
-                                                  key TEXT, value BLOB NOT NULL, error TEXT NOT NULL, rejected_at INTEGER NOT NULL,
-                                                  PRIMARY KEY (topic, partition, "offset"));
-                    CREATE TABLE idempotency (key TEXT PRIMARY KEY, result BLOB NOT NULL) WITHOUT ROWID;
-                    """)
-        }
+    /// The runtime's tables, in every service's database.
+    static let runtimeMigrations = [
+        SQLMigration(
+            "runtime-v1",
+            """
+            CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, key TEXT NOT NULL,
+                                 value BLOB NOT NULL, event_id TEXT NOT NULL, type TEXT NOT NULL);
+            CREATE TABLE inbox (event_id TEXT PRIMARY KEY, type TEXT NOT NULL, processed_at INTEGER NOT NULL) WITHOUT ROWID;
+            CREATE TABLE rejected_events (topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
+                                          key TEXT, value BLOB NOT NULL, error TEXT NOT NULL, rejected_at INTEGER NOT NULL,
+                                          PRIMARY KEY (topic, partition, "offset"));
+            CREATE TABLE idempotency (key TEXT PRIMARY KEY, result BLOB NOT NULL) WITHOUT ROWID;
+            """),
         // v1 kept answers without what they answered, so a key could not be checked against its
         // request; those rows cannot be bound after the fact and are dropped.
-        migrator.registerMigration("runtime-v2") { db in
-            try db.execute(
-                sql: """
-                    DROP TABLE idempotency;
-                    CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, request TEXT NOT NULL, fingerprint BLOB NOT NULL,
-                                                   status INTEGER NOT NULL, answer BLOB NOT NULL) WITHOUT ROWID;
-                    """)
-        }
-    }
+        SQLMigration(
+            "runtime-v2",
+            """
+            DROP TABLE idempotency;
+            CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, request TEXT NOT NULL, fingerprint BLOB NOT NULL,
+                                           status INTEGER NOT NULL, answer BLOB NOT NULL) WITHOUT ROWID;
+            """),
+    ]
 }
 
 enum Outbox {
-    static func append(_ events: [CommerceEvent], prefix: String, _ db: Database) throws {
+    /// On a shared store the appending transactions take the outbox's turn one after another,
+    /// so sequence numbers are given in commit order and a relay reading past the last number
+    /// it sent never skips a row committed late (see `SQLDatabase.serialize`).
+    static func append(_ events: [CommerceEvent], prefix: String, _ db: any SQLDatabase) throws {
+        guard !events.isEmpty else { return }
+        try db.serialize("outbox")
         for event in events {
-            try db.cachedStatement(sql: "INSERT INTO outbox (topic, key, value, event_id, type) VALUES (?, ?, ?, ?, ?)").execute(
-                arguments: [prefix + event.topic, event.key, Data(try event.encoded()), event.id, event.type])
+            try db.execute(
+                "INSERT INTO outbox (topic, key, value, event_id, type) VALUES (?, ?, ?, ?, ?)",
+                prefix + event.topic, event.key, Data(try event.encoded()), event.id, event.type)
         }
     }
 }

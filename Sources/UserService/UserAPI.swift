@@ -1,7 +1,7 @@
 import CommerceAPI
 import Events
-import GRDB
 import Hummingbird
+import SQLStore
 import ServiceRuntime
 
 /// `POST /users/{id}/charge`, `GET /users/{id}/balance`.
@@ -23,11 +23,9 @@ public enum UserAPI {
             return try await node.respond(to: post) { db in
                 let before = try UserService.balance(of: userId, db) ?? 0
                 guard before <= Int64.max - amount else { throw APIError.conflict("balance_overflow", "balance of user \(userId) would overflow") }
-                try db.cachedStatement(sql: "INSERT INTO users (id, balance) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET balance = excluded.balance")
-                    .execute(
-                        arguments: [userId, before + amount])
-                try db.cachedStatement(sql: "INSERT INTO charges (user_id, amount) VALUES (?, ?)").execute(arguments: [userId, amount])
-                let chargeId = db.lastInsertedRowID
+                try db.execute(
+                    "INSERT INTO users (id, balance) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET balance = excluded.balance", userId, before + amount)
+                let chargeId = try db.insert("INSERT INTO charges (user_id, amount) VALUES (?, ?)", userId, amount)
                 let event = node.event(
                     EventType.balanceCharged, saga: "charge-\(chargeId)", subject: "user/\(userId)",
                     .init(userId: userId, amount: amount, balanceBefore: before, balanceAfter: before + amount))

@@ -1,5 +1,5 @@
 import Events
-import GRDB
+import SQLStore
 import ServiceRuntime
 
 /// Balances. Deducts for a payment request, restores when that payment fails downstream.
@@ -11,20 +11,19 @@ public struct UserService: DomainService {
 
     public init() {}
 
-    public func migrate(_ migrator: inout DatabaseMigrator) {
-        migrator.registerMigration("user-v1") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE users (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
-                    CREATE TABLE charges (id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL, amount INTEGER NOT NULL);
-                    -- One row per payment this service acted on: the memory that makes restore exactly-once.
-                    CREATE TABLE deductions (payment_id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, order_id INTEGER NOT NULL,
-                                             amount INTEGER NOT NULL, state TEXT NOT NULL);
-                    """)
-        }
-    }
+    public let migrations = [
+        SQLMigration(
+            "user-v1",
+            """
+            CREATE TABLE users (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
+            CREATE TABLE charges (id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL, amount INTEGER NOT NULL);
+            -- One row per payment this service acted on: the memory that makes restore exactly-once.
+            CREATE TABLE deductions (payment_id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, order_id INTEGER NOT NULL,
+                                     amount INTEGER NOT NULL, state TEXT NOT NULL);
+            """)
+    ]
 
-    public func handle(_ event: CommerceEvent, in db: Database, node: ServiceNode) throws -> [CommerceEvent] {
+    public func handle(_ event: CommerceEvent, in db: any SQLDatabase, node: ServiceNode) throws -> [CommerceEvent] {
         switch event.type {
         case EventType.paymentRequested: try deduct(event, db, node)
         case EventType.paymentFailed: try restore(event, db, node)
@@ -33,12 +32,12 @@ public struct UserService: DomainService {
     }
 
     /// Balance deducted, or deduct-failed for a short balance or an injected fault.
-    private func deduct(_ event: CommerceEvent, _ db: Database, _ node: ServiceNode) throws -> [CommerceEvent] {
+    private func deduct(_ event: CommerceEvent, _ db: any SQLDatabase, _ node: ServiceNode) throws -> [CommerceEvent] {
         let d = event.data
         guard let paymentId = d.paymentId, let orderId = d.orderId, let userId = d.userId, let amount = d.amount, amount > 0,
             let saga = event.sagaid
         else { throw DomainError("payment request without paymentId, orderId, userId, positive amount and sagaid") }
-        if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM deductions WHERE payment_id = ?"), arguments: [paymentId]) == true { return [] }
+        if try db.exists("SELECT 1 FROM deductions WHERE payment_id = ?", paymentId) { return [] }
         let balance = try Self.balance(of: userId, db) ?? 0
         var failure: String?
         if node.faults.fails("balance.deduct", saga: saga) {
@@ -48,9 +47,7 @@ public struct UserService: DomainService {
         }
         let subject = "user/\(userId)"
         if let failure {
-            try db.cachedStatement(sql: "INSERT INTO deductions VALUES (?, ?, ?, ?, 'FAILED')").execute(arguments: [
-                paymentId, userId, orderId, amount,
-            ])
+            try db.execute("INSERT INTO deductions VALUES (?, ?, ?, ?, 'FAILED')", paymentId, userId, orderId, amount)
             return [
                 node.event(
                     EventType.balanceDeductFailed, saga: saga, subject: subject,
@@ -58,8 +55,8 @@ public struct UserService: DomainService {
             ]
         }
         let after = try Checked.difference(balance, amount, "balance of user \(userId)")
-        try db.cachedStatement(sql: "UPDATE users SET balance = ? WHERE id = ?").execute(arguments: [after, userId])
-        try db.cachedStatement(sql: "INSERT INTO deductions VALUES (?, ?, ?, ?, 'DEDUCTED')").execute(arguments: [paymentId, userId, orderId, amount])
+        try db.execute("UPDATE users SET balance = ? WHERE id = ?", after, userId)
+        try db.execute("INSERT INTO deductions VALUES (?, ?, ?, ?, 'DEDUCTED')", paymentId, userId, orderId, amount)
         return [
             node.event(
                 EventType.balanceDeducted, saga: saga, subject: subject,
@@ -70,18 +67,16 @@ public struct UserService: DomainService {
     }
 
     /// Gives back what this payment deducted, once; a payment that deducted nothing needs nothing.
-    private func restore(_ event: CommerceEvent, _ db: Database, _ node: ServiceNode) throws -> [CommerceEvent] {
+    private func restore(_ event: CommerceEvent, _ db: any SQLDatabase, _ node: ServiceNode) throws -> [CommerceEvent] {
         guard let paymentId = event.data.paymentId, let saga = event.sagaid else { throw DomainError("payment failure without paymentId and sagaid") }
         guard
-            let row = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT user_id, order_id, amount FROM deductions WHERE payment_id = ? AND state = 'DEDUCTED'"),
-                arguments: [paymentId])
+            let row = try db.row("SELECT user_id, order_id, amount FROM deductions WHERE payment_id = ? AND state = 'DEDUCTED'", paymentId)
         else { return [] }
-        let userId: Int64 = row["user_id"], amount: Int64 = row["amount"], orderId: Int64 = row["order_id"]
+        let userId: Int64 = try row["user_id"], amount: Int64 = try row["amount"], orderId: Int64 = try row["order_id"]
         let balance = try Self.balance(of: userId, db) ?? 0
         let after = try Checked.sum(balance, amount, "balance of user \(userId)")
-        try db.cachedStatement(sql: "UPDATE users SET balance = ? WHERE id = ?").execute(arguments: [after, userId])
-        try db.cachedStatement(sql: "UPDATE deductions SET state = 'RESTORED' WHERE payment_id = ?").execute(arguments: [paymentId])
+        try db.execute("UPDATE users SET balance = ? WHERE id = ?", after, userId)
+        try db.execute("UPDATE deductions SET state = 'RESTORED' WHERE payment_id = ?", paymentId)
         return [
             node.event(
                 EventType.balanceRestored, saga: saga, subject: "user/\(userId)",
@@ -91,7 +86,7 @@ public struct UserService: DomainService {
         ]
     }
 
-    static func balance(of userId: Int64, _ db: Database) throws -> Int64? {
-        try Int64.fetchOne(db.cachedStatement(sql: "SELECT balance FROM users WHERE id = ?"), arguments: [userId])
+    static func balance(of userId: Int64, _ db: any SQLDatabase) throws -> Int64? {
+        try db.value(Int64.self, "SELECT balance FROM users WHERE id = ?", userId)
     }
 }

@@ -5,6 +5,7 @@ import Hummingbird
 import OrderService
 import PaymentService
 import ProductService
+import SQLiteStore
 import ServiceRuntime
 import TestSupport
 import Testing
@@ -21,13 +22,16 @@ import FoundationNetworking
 struct APIDescriptionTests {
     /// The router of `commerce serve all`, built by the code `serve` runs, with its services'
     /// databases in a temporary folder (no broker needed: nothing is served).
-    static func router(services: [String] = ["user", "product", "order", "payment"]) throws -> (Router<BasicRequestContext>, String) {
+    static func router(services: [String] = ["user", "product", "order", "payment"]) async throws -> (Router<BasicRequestContext>, String) {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("routes-\(UUID().uuidString.prefix(8))").path
         let all: [String: any DomainService] = [
             "user": UserService(), "product": ProductService(), "order": OrderService(), "payment": PaymentService(),
         ]
         let keys = KeySpace()
-        let nodes = try services.map { try ServiceNode(service: all[$0]!, directory: directory, keySpace: keys) }
+        var nodes: [ServiceNode] = []
+        for name in services {
+            nodes.append(try await ServiceNode(service: all[name]!, store: SQLiteStore(path: "\(directory)/\(name).sqlite"), keySpace: keys))
+        }
         return (try CommerceRouter.make(nodes: nodes) { nil }, directory)
     }
 
@@ -35,8 +39,8 @@ struct APIDescriptionTests {
         try #require(try JSONSerialization.jsonObject(with: OpenAPIDocument.bytes) as? [String: Any])
     }
 
-    @Test func everyRouteIsAnOperationOfTheDocumentAndEveryOperationARoute() throws {
-        let (router, directory) = try Self.router()
+    @Test func everyRouteIsAnOperationOfTheDocumentAndEveryOperationARoute() async throws {
+        let (router, directory) = try await Self.router()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let routes = Set(router.routes.map { "\($0.method.rawValue) \($0.path)" })
         let operations = try OpenAPIDocument.operations()
@@ -86,8 +90,8 @@ struct APIDescriptionTests {
     }
 
     /// `commerce serve user` describes the user service's routes only.
-    @Test func aProcessRunningOneServiceDescribesOnlyItsRoutes() throws {
-        let (router, directory) = try Self.router(services: ["user"])
+    @Test func aProcessRunningOneServiceDescribesOnlyItsRoutes() async throws {
+        let (router, directory) = try await Self.router(services: ["user"])
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let routes = Set(router.routes.map { "\($0.method.rawValue) \($0.path)" })
         let document = try OpenAPIDocument.restricted(to: routes)

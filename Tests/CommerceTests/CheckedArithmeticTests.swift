@@ -1,7 +1,8 @@
 import Events
 import Foundation
-import GRDB
 import ProductService
+import SQLStore
+import SQLiteStore
 import ServiceRuntime
 import Testing
 import UserService
@@ -12,8 +13,8 @@ import UserService
 @Suite("checked arithmetic")
 struct CheckedArithmeticTests {
     @Test func anOrderRequestWhoseAmountOrLinesOverflowIsADomainError() async throws {
-        let node = try Self.node(ProductService())
-        try await node.database.write { db in try db.execute(sql: "INSERT INTO products (name, price, stock) VALUES ('w', 1000, 10)") }
+        let node = try await Self.node(ProductService())
+        try await node.database.write { db in try db.execute("INSERT INTO products (name, price, stock) VALUES ('w', 1000, 10)") }
         let crafted: [[OrderItem]] = [
             [OrderItem(productId: 1, quantity: .max)],
             [OrderItem(productId: 1, quantity: 1 << 62), OrderItem(productId: 1, quantity: 1 << 62)],
@@ -25,59 +26,59 @@ struct CheckedArithmeticTests {
             }
             #expect(error?.description.contains("overflow") == true, "\(items): \(String(describing: error))")
         }
-        #expect(try await Self.integer(node, "SELECT stock FROM products WHERE id = 1") == .int64(10))
+        #expect(try await Self.integer(node, "SELECT stock FROM products WHERE id = 1") == .integer(10))
     }
 
     @Test func aStockRestoreThatWouldOverflowIsADomainError() async throws {
-        let node = try Self.node(ProductService())
-        try await node.database.write { db in try db.execute(sql: "INSERT INTO products (name, price, stock) VALUES ('w', 1000, 10)") }
+        let node = try await Self.node(ProductService())
+        try await node.database.write { db in try db.execute("INSERT INTO products (name, price, stock) VALUES ('w', 1000, 10)") }
         _ = try await Self.apply(
             node, EventType.orderRequested, saga: "order-1", .init(userId: 1, orderId: 1, items: [OrderItem(productId: 1, quantity: 2)]))
-        try await node.database.write { db in try db.execute(sql: "UPDATE products SET stock = ?", arguments: [Int64.max - 1]) }
+        try await node.database.write { db in try db.execute("UPDATE products SET stock = ?", Int64.max - 1) }
         let error = await Self.domainError {
             try await Self.apply(node, EventType.orderCancelled, saga: "order-1", .init(userId: 1, orderId: 1, reason: "test"))
         }
         #expect(error?.description.contains("overflow") == true, "\(String(describing: error))")
-        #expect(try await Self.integer(node, "SELECT stock FROM products WHERE id = 1") == .int64(.max - 1))
+        #expect(try await Self.integer(node, "SELECT stock FROM products WHERE id = 1") == .integer(.max - 1))
     }
 
     @Test func aCartRestoreThatWouldOverflowIsADomainError() async throws {
-        let node = try Self.node(ProductService())
+        let node = try await Self.node(ProductService())
         try await node.database.write { db in
-            try db.execute(sql: "INSERT INTO products (name, price, stock) VALUES ('w', 1000, 10)")
-            try db.execute(sql: "INSERT INTO cart_items VALUES (1, 1, 2)")
+            try db.execute("INSERT INTO products (name, price, stock) VALUES ('w', 1000, 10)")
+            try db.execute("INSERT INTO cart_items VALUES (1, 1, 2)")
         }
         let items = [OrderItem(productId: 1, quantity: 2)]
         let decreased = try await Self.apply(node, EventType.orderRequested, saga: "order-1", .init(userId: 1, orderId: 1, items: items))
         #expect(decreased.map(\.type) == [EventType.stockDecreased])
         let removed = try await Self.apply(node, EventType.stockDecreased, saga: "order-1", .init(userId: 1, orderId: 1, amount: 2_000, items: items))
         #expect(removed.map(\.type) == [EventType.cartRemoved])
-        try await node.database.write { db in try db.execute(sql: "INSERT INTO cart_items VALUES (1, 1, ?)", arguments: [Int64.max - 1]) }
+        try await node.database.write { db in try db.execute("INSERT INTO cart_items VALUES (1, 1, ?)", Int64.max - 1) }
         let error = await Self.domainError {
             try await Self.apply(node, EventType.orderCancelled, saga: "order-1", .init(userId: 1, orderId: 1, reason: "test"))
         }
         #expect(error?.description.contains("overflow") == true, "\(String(describing: error))")
-        #expect(try await Self.integer(node, "SELECT quantity FROM cart_items WHERE user_id = 1") == .int64(.max - 1))
-        #expect(try await Self.integer(node, "SELECT stock FROM products WHERE id = 1") == .int64(8), "the stock restore went back with it")
+        #expect(try await Self.integer(node, "SELECT quantity FROM cart_items WHERE user_id = 1") == .integer(.max - 1))
+        #expect(try await Self.integer(node, "SELECT stock FROM products WHERE id = 1") == .integer(8), "the stock restore went back with it")
     }
 
     @Test func aBalanceRestoreThatWouldOverflowIsADomainError() async throws {
-        let node = try Self.node(UserService())
-        try await node.database.write { db in try db.execute(sql: "INSERT INTO users (id, balance) VALUES (1, 1000)") }
+        let node = try await Self.node(UserService())
+        try await node.database.write { db in try db.execute("INSERT INTO users (id, balance) VALUES (1, 1000)") }
         let deducted = try await Self.apply(node, EventType.paymentRequested, saga: "pay-1", .init(userId: 1, orderId: 1, paymentId: 1, amount: 500))
         #expect(deducted.map(\.type) == [EventType.balanceDeducted])
-        try await node.database.write { db in try db.execute(sql: "UPDATE users SET balance = ?", arguments: [Int64.max - 100]) }
+        try await node.database.write { db in try db.execute("UPDATE users SET balance = ?", Int64.max - 100) }
         let error = await Self.domainError {
             try await Self.apply(
                 node, EventType.paymentFailed, saga: "pay-1", .init(userId: 1, orderId: 1, paymentId: 1, amount: 500, reason: "test"))
         }
         #expect(error?.description.contains("overflow") == true, "\(String(describing: error))")
-        #expect(try await Self.integer(node, "SELECT balance FROM users WHERE id = 1") == .int64(.max - 100))
+        #expect(try await Self.integer(node, "SELECT balance FROM users WHERE id = 1") == .integer(.max - 100))
     }
 
-    static func node(_ service: any DomainService) throws -> ServiceNode {
-        try ServiceNode(
-            service: service, directory: FileManager.default.temporaryDirectory.appendingPathComponent("checked-\(UUID().uuidString.prefix(8))").path)
+    static func node(_ service: any DomainService) async throws -> ServiceNode {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("checked-\(UUID().uuidString.prefix(8))").path
+        return try await ServiceNode(service: service, store: SQLiteStore(path: "\(directory)/\(service.name).sqlite"))
     }
 
     static func apply(_ node: ServiceNode, _ type: String, saga: String, _ data: CommerceEventData) async throws -> [CommerceEvent] {
@@ -94,8 +95,9 @@ struct CheckedArithmeticTests {
         }
     }
 
-    /// The stored value as SQLite keeps it: an overflow in SQL turns an integer into a float.
-    static func integer(_ node: ServiceNode, _ sql: String) async throws -> DatabaseValue.Storage? {
-        try await node.database.read { db in try DatabaseValue.fetchOne(db, sql: sql)?.storage }
+    /// The stored value as the store keeps it: an overflow in SQLite's SQL turns an integer into
+    /// a float, which SQLiteStore reads as text.
+    static func integer(_ node: ServiceNode, _ sql: String) async throws -> SQLValue? {
+        try await node.database.read { db in try db.rows(sql, []).first?.values.first }
     }
 }

@@ -1,0 +1,285 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+import SQLStore
+import Synchronization
+
+/// A service's database as one schema of a PostgreSQL database, shared by every process of
+/// the service. Writes run SERIALIZABLE and are retried on a serialization failure or a
+/// deadlock, so domain code that reads then writes is as safe as on SQLite's single writer.
+///
+/// Statements are blocking calls on threads of its own (one connection each), not on the
+/// event loops: the domain code inside a transaction is synchronous, as on SQLite.
+public final class PostgresStore: SQLStore {
+    public let url: PostgresURL
+    /// Where this service's tables live; created by `migrate`.
+    public let schema: String
+    public var isShared: Bool { true }
+    private let threads: NIOThreadPool
+    private let idle = Mutex<[PostgresConnection]>([])
+    private let nextID = Atomic<Int>(0)
+    private let statements = Mutex<[String: String]>([:])
+    private let logger: Logger
+    /// A write that keeps meeting concurrent writes gives up after this many attempts.
+    static let maxAttempts = 100
+
+    /// - Parameter connections: connections (and threads) used for transactions at once.
+    public init(url: PostgresURL, schema: String, connections: Int = 4, logger: Logger) {
+        self.url = url
+        self.schema = schema
+        self.logger = logger
+        threads = NIOThreadPool(numberOfThreads: max(1, connections))
+        threads.start()
+    }
+
+    public func write<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
+        try await threads.runIfActive { try self.transaction("BEGIN ISOLATION LEVEL SERIALIZABLE", retrying: true, body) }
+    }
+
+    public func read<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
+        try await threads.runIfActive { try self.transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", retrying: false, body) }
+    }
+
+    /// In one transaction under a lock of this schema's, so that processes starting together
+    /// apply each migration once; DDL is translated from SQLite's types.
+    public func migrate(_ migrations: [SQLMigration]) async throws {
+        let schema = quoted(self.schema)
+        try await threads.runIfActive {
+            let connection = try self.take()
+            do {
+                try self.simple(connection, "BEGIN")
+                try self.simple(
+                    connection, "SELECT pg_advisory_xact_lock(hashtext('\(self.schema.replacingOccurrences(of: "'", with: "''")).migrations'))")
+                try self.simple(connection, "CREATE SCHEMA IF NOT EXISTS \(schema)")
+                try self.simple(connection, "CREATE TABLE IF NOT EXISTS \(schema).schema_migrations (name TEXT PRIMARY KEY)")
+                let applied = Set(
+                    try connection.query("SELECT name FROM \(schema).schema_migrations").wait().rows.compactMap {
+                        $0.makeRandomAccess()[data: "name"].string
+                    })
+                for migration in migrations where !applied.contains(migration.name) {
+                    try self.simple(connection, Self.translate(ddl: migration.sql))
+                    _ = try connection.query("INSERT INTO \(schema).schema_migrations VALUES ($1)", [PostgresData(string: migration.name)]).wait()
+                }
+                try self.simple(connection, "COMMIT")
+                self.give(connection)
+            } catch {
+                _ = try? connection.close().wait()
+                throw Self.describe(error)
+            }
+        }
+    }
+
+    public func tryLead(_ name: String) async throws -> (any SQLLease)? {
+        let key = PostgresData(string: "\(schema).\(name)")
+        let connection = try await threads.runIfActive { try self.connect() }
+        do {
+            let row = try await connection.query("SELECT pg_try_advisory_lock(hashtext($1)) AS held", [key]).get().rows.first
+            if row?.makeRandomAccess()[data: "held"].bool == true { return Lease(connection: connection) }
+            try? await connection.close()
+            return nil
+        } catch {
+            try? await connection.close()
+            throw Self.describe(error)
+        }
+    }
+
+    public func close() async {
+        for connection in idle.withLock({ connections in
+            defer { connections = [] }; return connections
+        }) {
+            try? await connection.close()
+        }
+        try? await threads.shutdownGracefully()
+    }
+
+    /// Leadership is the session lock's: it ends with the connection, also when the process dies.
+    struct Lease: SQLLease {
+        let connection: PostgresConnection
+        var isHeld: Bool { !connection.isClosed }
+        func release() async { try? await connection.close() }
+    }
+
+    // MARK: - Transactions, on the store's threads
+
+    private func transaction<T>(_ begin: String, retrying: Bool, _ body: (any SQLDatabase) throws -> T) throws -> T {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let connection = try take()
+            let session = Session(store: self, connection: connection)
+            do {
+                try session.execute(begin, [])
+                let value = try body(session)
+                try session.execute("COMMIT", [])
+                give(connection)
+                return value
+            } catch {
+                if connection.isClosed || Self.isConnectionFailure(error) {
+                    _ = try? connection.close().wait()
+                } else if (try? session.execute("ROLLBACK", [])) != nil {
+                    give(connection)
+                } else {
+                    _ = try? connection.close().wait()
+                }
+                guard retrying, Self.isConflict(error), attempt < Self.maxAttempts else { throw Self.describe(error) }
+                // Jittered, growing a little: the writers that met each other must not meet again.
+                Thread.sleep(forTimeInterval: Double.random(in: 0.001...0.002 * Double(min(attempt, 20))))
+            }
+        }
+    }
+
+    private func take() throws -> PostgresConnection {
+        while let connection = idle.withLock({ $0.popLast() }) {
+            if !connection.isClosed { return connection }
+        }
+        return try connect()
+    }
+
+    private func give(_ connection: PostgresConnection) {
+        idle.withLock { $0.append(connection) }
+    }
+
+    private func connect() throws -> PostgresConnection {
+        var configuration = PostgresConnection.Configuration(
+            host: url.host, port: url.port, username: url.user, password: url.password, database: url.database, tls: .disable)
+        configuration.options.additionalStartupParameters = [("search_path", schema), ("application_name", "commerce")]
+        do {
+            return try PostgresConnection.connect(
+                on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration,
+                id: nextID.add(1, ordering: .relaxed).newValue, logger: logger
+            ).wait()
+        } catch {
+            throw SQLError("cannot connect to \(url): \(Self.describe(error))", transient: true)
+        }
+    }
+
+    private func simple(_ connection: PostgresConnection, _ sql: String) throws {
+        _ = try connection.simpleQuery(sql).wait()
+    }
+
+    /// `?` placeholders to `$1, $2, ...`, outside quotes; cached per statement text.
+    func postgresSQL(_ sql: String) -> String {
+        if let done = statements.withLock({ $0[sql] }) { return done }
+        let done = Self.numberPlaceholders(sql)
+        statements.withLock { $0[sql] = done }
+        return done
+    }
+
+    static func numberPlaceholders(_ sql: String) -> String {
+        var out = ""
+        out.reserveCapacity(sql.utf8.count + 8)
+        var quote: Character?
+        var n = 0
+        for c in sql {
+            if let q = quote {
+                if c == q { quote = nil }
+                out.append(c)
+            } else if c == "'" || c == "\"" {
+                quote = c
+                out.append(c)
+            } else if c == "?" {
+                n += 1
+                out += "$\(n)"
+            } else {
+                out.append(c)
+            }
+        }
+        return out
+    }
+
+    /// SQLite's DDL as PostgreSQL's: 64-bit integers, identity keys, bytea; no WITHOUT ROWID.
+    static func translate(ddl: String) -> String {
+        ddl.replacingOccurrences(of: "INTEGER PRIMARY KEY AUTOINCREMENT", with: "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY")
+            .replacingOccurrences(of: "INTEGER", with: "BIGINT")
+            .replacingOccurrences(of: "BLOB", with: "BYTEA")
+            .replacingOccurrences(of: " WITHOUT ROWID", with: "")
+    }
+
+    // MARK: - Errors
+
+    static func sqlState(_ error: any Error) -> String? {
+        (error as? PSQLError)?.serverInfo?[.sqlState]
+    }
+
+    /// Two writers met (serialization failure, deadlock, or a unique key both inserted): the
+    /// transaction is run again and sees the other's commit.
+    static func isConflict(_ error: any Error) -> Bool {
+        ["40001", "40P01", "23505"].contains(sqlState(error) ?? "")
+    }
+
+    static func isConnectionFailure(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError else { return (error as? SQLError)?.isTransient ?? false }
+        return [.serverClosedConnection, .clientClosedConnection, .connectionError].contains(error.code)
+            || ["57P01", "57P02", "57P03", "08000", "08003", "08006"].contains(sqlState(error) ?? "")
+    }
+
+    /// PSQLError's own description hides the server's message; this one gives it (it names
+    /// tables and constraints, never bound values).
+    static func describe(_ error: any Error) -> any Error {
+        guard let psql = error as? PSQLError else { return error }
+        if let info = psql.serverInfo {
+            return SQLError(
+                "PostgreSQL \(info[.sqlState] ?? "?"): \(info[.message] ?? "no message")\(info[.detail].map { " (\($0))" } ?? "")",
+                transient: isConnectionFailure(error))
+        }
+        return SQLError("PostgreSQL connection: \(psql.code)", transient: true)
+    }
+}
+
+func quoted(_ identifier: String) -> String { "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+
+/// One transaction's connection, used from one store thread.
+final class Session: SQLDatabase {
+    let store: PostgresStore
+    let connection: PostgresConnection
+
+    init(store: PostgresStore, connection: PostgresConnection) {
+        self.store = store
+        self.connection = connection
+    }
+
+    func execute(_ sql: String, _ arguments: [SQLValue]) throws -> Int {
+        try connection.query(store.postgresSQL(sql), arguments.map(Self.data)).wait().metadata.rows ?? 0
+    }
+
+    func rows(_ sql: String, _ arguments: [SQLValue]) throws -> [SQLRow] {
+        let result = try connection.query(store.postgresSQL(sql), arguments.map(Self.data)).wait()
+        return try result.rows.map { row in
+            var columns: [String] = [], values: [SQLValue] = []
+            for cell in row {
+                columns.append(cell.columnName)
+                values.append(try Self.value(cell))
+            }
+            return SQLRow(columns: columns, values: values)
+        }
+    }
+
+    /// A lock of the transaction's, released by its commit or rollback.
+    func serialize(_ name: String) throws {
+        _ = try connection.query("SELECT pg_advisory_xact_lock(hashtext($1))", [PostgresData(string: "\(store.schema).\(name)")]).wait()
+    }
+
+    static func data(_ value: SQLValue) -> PostgresData {
+        switch value {
+        case .null: .null
+        case .integer(let i): PostgresData(int64: i)
+        case .text(let s): PostgresData(string: s)
+        case .blob(let b): PostgresData(bytes: b)
+        }
+    }
+
+    static func value(_ cell: PostgresCell) throws -> SQLValue {
+        guard let bytes = cell.bytes else { return .null }
+        switch cell.dataType {
+        case .int2, .int4, .int8: return .integer(try cell.decode(Int64.self))
+        case .bool: return .integer(try cell.decode(Bool.self) ? 1 : 0)
+        case .bytea: return .blob(Data(bytes.readableBytesView))
+        default:
+            do { return .text(try cell.decode(String.self)) } catch {
+                throw SQLError("column '\(cell.columnName)' has PostgreSQL type \(cell.dataType), which the services do not use")
+            }
+        }
+    }
+}

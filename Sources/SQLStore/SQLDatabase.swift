@@ -1,0 +1,143 @@
+import Foundation
+
+/// A value bound to a `?` or read from a column.
+public enum SQLValue: Sendable, Equatable {
+    case null
+    case integer(Int64)
+    case text(String)
+    case blob(Data)
+}
+
+/// What can be bound to a placeholder.
+public protocol SQLBindable: Sendable {
+    var sqlValue: SQLValue { get }
+}
+
+extension Int64: SQLBindable { public var sqlValue: SQLValue { .integer(self) } }
+extension Int: SQLBindable { public var sqlValue: SQLValue { .integer(Int64(self)) } }
+extension String: SQLBindable { public var sqlValue: SQLValue { .text(self) } }
+extension Data: SQLBindable { public var sqlValue: SQLValue { .blob(self) } }
+extension SQLValue: SQLBindable { public var sqlValue: SQLValue { self } }
+extension Optional: SQLBindable where Wrapped: SQLBindable {
+    public var sqlValue: SQLValue { map(\.sqlValue) ?? .null }
+}
+
+/// One transaction's view of a store.
+public protocol SQLDatabase: AnyObject {
+    /// Runs a statement; returns how many rows it changed.
+    @discardableResult
+    func execute(_ sql: String, _ arguments: [SQLValue]) throws -> Int
+    /// Runs a query; every row, columns by name.
+    func rows(_ sql: String, _ arguments: [SQLValue]) throws -> [SQLRow]
+    /// Makes the transactions that call this with `name` run their remaining part one after
+    /// another, until they end: rows they insert afterwards get keys in commit order. A store
+    /// with a single writer does nothing.
+    func serialize(_ name: String) throws
+}
+
+extension SQLDatabase {
+    @discardableResult
+    public func execute(_ sql: String, _ arguments: any SQLBindable...) throws -> Int {
+        try execute(sql, arguments.map(\.sqlValue))
+    }
+
+    public func rows(_ sql: String, _ arguments: any SQLBindable...) throws -> [SQLRow] {
+        try rows(sql, arguments.map(\.sqlValue))
+    }
+
+    public func row(_ sql: String, _ arguments: any SQLBindable...) throws -> SQLRow? {
+        try rows(sql, arguments.map(\.sqlValue)).first
+    }
+
+    /// The first column of the first row; nil without a row or for NULL.
+    public func value<T: SQLColumnValue>(_ type: T.Type, _ sql: String, _ arguments: any SQLBindable...) throws -> T? {
+        guard let row = try rows(sql, arguments.map(\.sqlValue)).first, let first = row.values.first else { return nil }
+        return try T(column: row.columns.first ?? "?", first)
+    }
+
+    /// Runs an INSERT into a table keyed by an `id` the store assigns; returns that id.
+    public func insert(_ sql: String, _ arguments: any SQLBindable...) throws -> Int64 {
+        guard let row = try rows(sql + " RETURNING id", arguments.map(\.sqlValue)).first, let id = row.values.first, case .integer(let value) = id
+        else { throw SQLError("\(sql) RETURNING id gave no id") }
+        return value
+    }
+
+    public func exists(_ sql: String, _ arguments: any SQLBindable...) throws -> Bool {
+        try !rows(sql, arguments.map(\.sqlValue)).isEmpty
+    }
+
+    /// Runs `body` so that a throw undoes what it did and nothing else of the transaction.
+    public func savepoint<T>(_ body: () throws -> T) throws -> T {
+        try execute("SAVEPOINT body", [])
+        do {
+            let value = try body()
+            try execute("RELEASE SAVEPOINT body", [])
+            return value
+        } catch {
+            try execute("ROLLBACK TO SAVEPOINT body", [])
+            try execute("RELEASE SAVEPOINT body", [])
+            throw error
+        }
+    }
+}
+
+/// A row of a query's answer.
+public struct SQLRow: Sendable {
+    public let columns: [String]
+    public let values: [SQLValue]
+
+    public init(columns: [String], values: [SQLValue]) {
+        self.columns = columns
+        self.values = values
+    }
+
+    /// The column `name` as `T`; throws if it is absent or of another kind.
+    public subscript<T: SQLColumnValue>(_ name: String) -> T {
+        get throws {
+            guard let index = columns.firstIndex(of: name) else { throw SQLError("no column '\(name)' in (\(columns.joined(separator: ", ")))") }
+            return try T(column: name, values[index])
+        }
+    }
+}
+
+/// What a column can be read as.
+public protocol SQLColumnValue {
+    init(column: String, _ value: SQLValue) throws
+}
+
+extension Int64: SQLColumnValue {
+    public init(column: String, _ value: SQLValue) throws {
+        guard case .integer(let v) = value else { throw SQLError("column '\(column)' is \(value), not an integer") }
+        self = v
+    }
+}
+
+extension String: SQLColumnValue {
+    public init(column: String, _ value: SQLValue) throws {
+        guard case .text(let v) = value else { throw SQLError("column '\(column)' is \(value), not text") }
+        self = v
+    }
+}
+
+extension Data: SQLColumnValue {
+    public init(column: String, _ value: SQLValue) throws {
+        switch value {
+        case .blob(let v): self = v
+        case .text(let v): self = Data(v.utf8)
+        default: throw SQLError("column '\(column)' is \(value), not bytes")
+        }
+    }
+}
+
+extension Optional: SQLColumnValue where Wrapped: SQLColumnValue {
+    public init(column: String, _ value: SQLValue) throws {
+        self = value == .null ? nil : try Wrapped(column: column, value)
+    }
+}
+
+extension Int: SQLColumnValue {
+    public init(column: String, _ value: SQLValue) throws {
+        guard let v = Int(exactly: try Int64(column: column, value)) else { throw SQLError("column '\(column)' does not fit an Int") }
+        self = v
+    }
+}
