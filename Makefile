@@ -2,12 +2,15 @@
 .PHONY: deps services test run demo stop build clean
 
 # The local servers listen on ports of their own (the defaults of scripts/services), so a real
-# Kafka or MongoDB on 9092/27017 is never used by mistake. Every target below talks to the servers
-# `scripts/services up` started: KAFKA_PORT / MONGO_PORT move them, and the addresses follow.
+# Kafka, MongoDB or PostgreSQL on 9092/27017/5432 is never used by mistake. Every target below
+# talks to the servers `scripts/services up` started: KAFKA_PORT / MONGO_PORT / PG_PORT move them,
+# and the addresses follow (POSTGRES_URL: the tests' admin URL, they create a database per scenario).
 export KAFKA_PORT ?= 21092
 export MONGO_PORT ?= 21017
+export PG_PORT ?= 21432
 export KAFKA_BROKERS = 127.0.0.1:$(KAFKA_PORT)
 export MONGO_URI = mongodb://127.0.0.1:$(MONGO_PORT)
+export POSTGRES_URL = postgres://commerce@127.0.0.1:$(PG_PORT)/postgres
 
 deps:
 	scripts/bootstrap
@@ -18,7 +21,7 @@ services: deps
 build: deps
 	swift build
 
-# Installs what is missing, starts the local broker and Mongo-wire server, runs every test.
+# Installs what is missing, starts the local broker, Mongo-wire server and PostgreSQL, runs every test.
 # `swift build` first: the resilience tests run the real `archiver` executable.
 test: services
 	swift build
