@@ -132,6 +132,7 @@ let package = Package(
                 "TestSupport",
                 "ServiceRuntime", "CommerceAPI", "CommerceServer", "UserService", "ProductService", "OrderService", "PaymentService",
                 "SQLStore", "SQLiteStore", "PostgresStore", "Simulator", "Archiver", "Kafka", "Mongo", "Events", grdb, log, hummingbird,
+                .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ]),
         .testTarget(name: "ArchiverTests", dependencies: ["TestSupport", "Archiver", "Kafka", "Mongo", "Events", log]),
     ],

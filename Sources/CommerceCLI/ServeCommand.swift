@@ -5,6 +5,7 @@ import CommerceAPI
 import CommerceServer
 import Foundation
 import Hummingbird
+import Kafka
 import Logging
 import OrderService
 import PaymentService
@@ -87,6 +88,23 @@ struct ServeCommand: AsyncParsableCommand {
         do { postgres = try Settings.optional(databaseURL, "COMMERCE_DATABASE_URL").map(PostgresURL.init) } catch {
             throw ValidationError("\(error)")
         }
+        var stores: [any SQLStore] = []
+        do {
+            try await serve(
+                &stores, names: names, postgres: postgres, directory: directory, faults: faults, prefix: prefix, keys: keys,
+                waiters: waiters, kafka: kafka, host: host, port: port, logger: logger)
+        } catch {
+            for store in stores { await store.close() }
+            throw error
+        }
+        // PostgreSQL connections are closed, not dropped, before the process ends.
+        for store in stores { await store.close() }
+    }
+
+    private func serve(
+        _ stores: inout [any SQLStore], names: [String], postgres: PostgresURL?, directory: String, faults: FaultPlan, prefix: String,
+        keys: KeySpace, waiters: ChangeWaiters, kafka: KafkaConfiguration, host: String, port: Int, logger: Logger
+    ) async throws {
         var nodes: [ServiceNode] = []
         for name in names {
             let store: any SQLStore
@@ -98,6 +116,7 @@ struct ServeCommand: AsyncParsableCommand {
                 store = try SQLiteStore(path: "\(directory)/\(name).sqlite")
                 place = "'\(directory)'"
             }
+            stores.append(store)
             do {
                 nodes.append(
                     try await ServiceNode(

@@ -33,6 +33,9 @@ public protocol SQLDatabase: AnyObject {
     /// another, until they end: rows they insert afterwards get keys in commit order. A store
     /// with a single writer does nothing.
     func serialize(_ name: String) throws
+    /// Tells the other processes sharing the store, when this transaction commits, which
+    /// subjects it changed (see `SQLStore.watchAnnouncements`). A store of one process does nothing.
+    func announce(_ subjects: [String]) throws
 }
 
 extension SQLDatabase {

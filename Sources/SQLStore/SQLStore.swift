@@ -15,6 +15,10 @@ public protocol SQLStore: Sendable {
     /// Whether other processes may commit to this store: then a reader waiting for a change
     /// cannot rely on this process's commits to learn of it and must look again now and then.
     var isShared: Bool { get }
+    /// Calls `onChange` with what other processes' commits announced (`SQLDatabase.announce`),
+    /// and with nil when announcements may have been missed (after a reconnection), until the
+    /// task is cancelled. nil for a store of one process: nobody else commits.
+    func watchAnnouncements(_ onChange: @escaping @Sendable ([String]?) -> Void) -> Task<Void, Never>?
     /// Leadership of `name` among the processes sharing this store, held until the lease is
     /// released or its holder dies; nil while another process holds it. A store of one process
     /// grants it at once.

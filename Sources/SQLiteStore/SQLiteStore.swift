@@ -35,6 +35,8 @@ public final class SQLiteStore: SQLStore {
         try migrator.migrate(pool)
     }
 
+    public func watchAnnouncements(_ onChange: @escaping @Sendable ([String]?) -> Void) -> Task<Void, Never>? { nil }
+
     public func tryLead(_ name: String) async throws -> (any SQLLease)? { Sole() }
 
     public func close() async { try? pool.close() }
@@ -79,6 +81,8 @@ public final class SQLiteStore: SQLStore {
 
         /// SQLite has one writer: transactions are serialized already.
         func serialize(_ name: String) throws {}
+        /// One process: nobody else to tell.
+        func announce(_ subjects: [String]) throws {}
 
         static func arguments(_ values: [SQLValue]) -> StatementArguments {
             StatementArguments(

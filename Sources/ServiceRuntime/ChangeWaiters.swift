@@ -131,6 +131,11 @@ public final class ChangeWaiters: Sendable {
         for continuation in woken { continuation.resume(returning: .changed) }
     }
 
+    /// Wakes every waiter: after a gap in what this process heard of other processes' commits.
+    public func notifyAll() {
+        notify(state.withLock { Array($0.entries.keys) })
+    }
+
     private func resume(_ ticket: Ticket, _ outcome: Outcome) {
         let continuation: CheckedContinuation<Outcome, Never>? = state.withLock { s in
             guard let entry = s.entries[ticket.key]?[ticket.token] else { return nil }

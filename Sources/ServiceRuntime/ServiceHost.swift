@@ -78,9 +78,8 @@ public final class ServiceHost: Service, Sendable {
                 }
             }
         }
-        // A periodic wake-up publishes what an earlier process committed but never sent. On a
-        // shared store it is also how the leading relay learns of the other processes' commits.
-        let tick: Duration = nodes.contains { $0.database.isShared } ? .milliseconds(20) : .seconds(1)
+        // A periodic wake-up publishes what an earlier process committed but never sent.
+        let tick: Duration = .seconds(1)
         let ticker = Task { [nodes] in
             while !Task.isCancelled {
                 for node in nodes { node.wakeRelayPeriodically() }

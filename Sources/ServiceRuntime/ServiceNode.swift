@@ -24,6 +24,8 @@ public final class ServiceNode: Sendable {
     /// with its bound, by the services of a process.
     public let waiters: ChangeWaiters
     let relayWakeups: AsyncStream<Void>
+    /// Listens to the commits of the other processes sharing the store; nil when there are none.
+    private let watcher: Task<Void, Never>?
     private let wakeRelay: AsyncStream<Void>.Continuation
     private let logger: Logger
 
@@ -44,6 +46,12 @@ public final class ServiceNode: Sendable {
         database = store
         try await store.migrate(Self.runtimeMigrations + service.migrations)
         keySpace.join(service.name, store)
+        // Other processes' commits wake this one's relay (the leader may be here) and long polls.
+        watcher = store.watchAnnouncements { [wakeRelay, waiters, name = service.name] subjects in
+            wakeRelay.yield()
+            guard waiters.count > 0 else { return }
+            if let subjects { waiters.notify(subjects.lazy.map { "\(name) \($0)" }) } else { waiters.notifyAll() }
+        }
     }
 
     /// Runs `body` in one local transaction and writes the events it returns to the outbox in
@@ -66,7 +74,8 @@ public final class ServiceNode: Sendable {
     /// A long poll's read: `body` again each time a commit of this node emits an event whose
     /// subject is `subject` ("order/12"), until `done` holds for what it read or `timeout` passes;
     /// returns the last read. Waiting holds no thread and no database connection. On a store
-    /// shared with other processes it also reads again every `sharedStoreRecheck`.
+    /// shared with other processes their commits wake it too, and it reads again every
+    /// `sharedStoreRecheck` in case an announcement was missed.
     /// Throws `ChangeWaiters.LimitReached` when the process already has its limit of waiters.
     public func readAwaitingChange<T: Sendable>(
         of subject: String, timeout: Duration,
@@ -96,8 +105,9 @@ public final class ServiceNode: Sendable {
         return value
     }
 
-    /// How often a long poll on a shared store reads again without being woken.
-    static let sharedStoreRecheck: Duration = .milliseconds(50)
+    /// How often a long poll on a shared store reads again without being woken: a safety net,
+    /// other processes' commits wake it through the store's announcements.
+    static let sharedStoreRecheck: Duration = .seconds(1)
 
     private func waitKey(_ subject: String) -> String { "\(service.name) \(subject)" }
 
@@ -122,7 +132,10 @@ public final class ServiceNode: Sendable {
     }
 
     func wakeRelayPeriodically() { wakeRelay.yield() }
-    func finishRelay() { wakeRelay.finish() }
+    func finishRelay() {
+        wakeRelay.finish()
+        watcher?.cancel()
+    }
 
     /// The runtime's tables, in every service's database.
     static let runtimeMigrations = [
@@ -156,6 +169,7 @@ enum Outbox {
     static func append(_ events: [CommerceEvent], prefix: String, _ db: any SQLDatabase) throws {
         guard !events.isEmpty else { return }
         try db.serialize("outbox")
+        try db.announce(events.compactMap(\.subject))
         for event in events {
             try db.execute(
                 "INSERT INTO outbox (topic, key, value, event_id, type) VALUES (?, ?, ?, ?, ?)",

@@ -13,16 +13,29 @@ import FoundationNetworking
 let brokers = ProcessInfo.processInfo.environment["KAFKA_BROKERS"] ?? "127.0.0.1:21092"
 let mongoURI = ProcessInfo.processInfo.environment["MONGO_URI"] ?? "mongodb://127.0.0.1:21017"
 
-/// `commerce serve all` as a real process, plus an archiver in this process, on the real
-/// broker and Mongo-wire server. Each scenario has its own topic prefix, data folder,
-/// consumer groups and history database, so scenarios run side by side.
+/// `commerce serve all` as a real process (or several, on PostgreSQL), plus an archiver in this
+/// process, on the real broker and Mongo-wire server. Each scenario has its own topic prefix,
+/// data folder or PostgreSQL database, consumer groups and history database, so scenarios run
+/// side by side.
 final class CommerceScenario: @unchecked Sendable {
+    /// Scenarios alive at once, across the whole test run.
+    static let slots = Slots(8)
+    private let slot: Slots.Token
     let id: String
     var prefix: String { "c\(id)." }
     var database: String { "c_\(id)" }
+    let backend: Backend
     let dataDir: String
-    let port = freePort()
-    var services: ChildProcess
+    /// The HTTP port of the first process; the scenario's calls go there unless told otherwise.
+    var port: Int { ports[0] }
+    /// One per process: `replicas` processes of `serve all` share the PostgreSQL database.
+    let ports: [Int]
+    /// The first process.
+    var services: ChildProcess {
+        get { replicas[0] }
+        set { replicas[0] = newValue }
+    }
+    var replicas: [ChildProcess]
     let archiver: Archiver
     let archiverTask: Task<Void, Error>
     let store: HistoryStore
@@ -30,13 +43,21 @@ final class CommerceScenario: @unchecked Sendable {
     /// Flags given to every `serve all` this scenario starts, besides its own.
     let extraArguments: [String]
 
-    init(faults: String? = nil, crashAfterCommit: String? = nil, extraArguments: [String] = []) async throws {
+    init(
+        backend: Backend = .sqlite, replicas count: Int = 1, faults: String? = nil, crashAfterCommit: String? = nil, extraArguments: [String] = []
+    ) async throws {
+        precondition(count == 1 || backend == .postgres, "replicas of one SQLite folder are not a thing")
+        slot = await Self.slots.take()
         let id = String(UUID().uuidString.prefix(8).lowercased())
         self.id = id
-        self.extraArguments = extraArguments
+        self.backend = backend
         dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("commerce-\(id)").path
+        if backend == .postgres { try await Backend.admin("CREATE DATABASE c_\(id)") }
+        self.extraArguments =
+            extraArguments + (backend == .postgres ? ["--database-url", Backend.url(of: "c_\(id)")] : ["--data-dir", dataDir])
+        ports = (0..<count).map { _ in freePort() }
         store = HistoryStore(database: try MongoClient(uri: mongoURI).database("c_\(id)"))
-        services = try Self.launch(id: id, dataDir: dataDir, port: port, faults: faults, crashAfterCommit: crashAfterCommit, extra: extraArguments)
+        replicas = []
         var config = ArchiverConfiguration(
             kafka: KafkaConfiguration(brokers: brokers), mongoURI: mongoURI, database: "c_\(id)", groupID: "c-\(id)-archiver")
         config.topics = ["c\(id).commerce.balance", "c\(id).commerce.payment", "c\(id).commerce.order"]
@@ -51,13 +72,23 @@ final class CommerceScenario: @unchecked Sendable {
             partitions: 4)
         archiver = try await Archiver(configuration: config, logger: Logger(label: "archiver"))
         archiverTask = Task { [archiver] in try await archiver.run() }
-        #expect(try await eventually { await ChildProcess.get("http://127.0.0.1:\(self.port)/healthz")?.0 == 200 }, "\(services.output)")
+        // Last, so that nothing before can fail with processes left running.
+        do {
+            for port in ports {
+                replicas.append(
+                    try Self.launch(id: id, port: port, faults: faults, crashAfterCommit: crashAfterCommit, extra: self.extraArguments))
+            }
+        } catch {
+            await finish()
+            throw error
+        }
+        for (port, process) in zip(ports, replicas) {
+            #expect(try await eventually { await ChildProcess.get("http://127.0.0.1:\(port)/healthz")?.0 == 200 }, "\(process.output)")
+        }
     }
 
-    static func launch(
-        id: String, dataDir: String, port: Int, faults: String?, crashAfterCommit: String?, extra: [String] = []
-    ) throws -> ChildProcess {
-        var arguments = ["serve", "all", "--data-dir", dataDir, "--http-port", "\(port)", "--topic-prefix", "c\(id).", "--brokers", brokers] + extra
+    static func launch(id: String, port: Int, faults: String?, crashAfterCommit: String?, extra: [String]) throws -> ChildProcess {
+        var arguments = ["serve", "all", "--http-port", "\(port)", "--topic-prefix", "c\(id).", "--brokers", brokers] + extra
         if let faults { arguments += ["--fault", faults] }
         if let crashAfterCommit { arguments += ["--crash-after-commit", crashAfterCommit] }
         return try ChildProcess(executable: binary("commerce"), arguments: arguments, logName: "commerce-\(id)")
@@ -74,29 +105,43 @@ final class CommerceScenario: @unchecked Sendable {
         await services.waitForExit()
     }
 
-    /// A new process on the same data folder, port and topics, without faults.
+    /// A new first process on the same data, port and topics, without faults.
     func startServices(waitUntilHealthy: Bool = true) async throws {
-        services = try Self.launch(id: id, dataDir: dataDir, port: port, faults: nil, crashAfterCommit: nil, extra: extraArguments)
+        try await startReplica(0, waitUntilHealthy: waitUntilHealthy)
+    }
+
+    /// A new process `index` on the same data, port and topics, without faults.
+    func startReplica(_ index: Int, waitUntilHealthy: Bool = true) async throws {
+        replicas[index] = try Self.launch(id: id, port: ports[index], faults: nil, crashAfterCommit: nil, extra: extraArguments)
         guard waitUntilHealthy else { return }
-        #expect(try await eventually { await ChildProcess.get("http://127.0.0.1:\(self.port)/healthz")?.0 == 200 }, "\(services.output)")
+        let (port, process) = (ports[index], replicas[index])
+        #expect(try await eventually { await ChildProcess.get("http://127.0.0.1:\(port)/healthz")?.0 == 200 }, "\(process.output)")
+    }
+
+    /// A test that threw before `finish` still stops its processes (the slot goes with `slot`).
+    deinit {
+        for process in replicas where process.process.isRunning { process.process.terminate() }
     }
 
     func finish() async {
-        services.terminate()
-        await services.waitForExit()
+        for process in replicas { process.terminate() }
+        for process in replicas { await process.waitForExit() }
         archiver.stop()
         _ = try? await archiverTask.value
         try? await store.database.drop()
         try? FileManager.default.removeItem(atPath: dataDir)
+        if backend == .postgres { try? await Backend.admin("DROP DATABASE IF EXISTS c_\(id) WITH (FORCE)") }
+        slot.release()
     }
 
     // MARK: HTTP
 
+    /// A request to the first process, or to process `replica`.
     @discardableResult
     func call(
-        _ method: String, _ path: String, _ body: [String: Any]? = nil, headers: [String: String] = [:]
+        _ method: String, _ path: String, _ body: [String: Any]? = nil, headers: [String: String] = [:], replica: Int = 0
     ) async throws -> (status: Int, json: [String: Any]) {
-        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(ports[replica])\(path)")!)
         request.httpMethod = method
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         if let body {

@@ -6,8 +6,8 @@ import Testing
 /// real process: a key is bound to method, path and body; a stored answer keeps its status.
 @Suite("Idempotency-Key")
 struct IdempotencyKeyTests {
-    @Test func aKeyUsedForAnotherRequestIsA422NamingTheKey() async throws {
-        let s = try await CommerceScenario()
+    @Test(arguments: Backend.allCases) func aKeyUsedForAnotherRequestIsA422NamingTheKey(backend: Backend) async throws {
+        let s = try await CommerceScenario(backend: backend)
         let key = ["Idempotency-Key": "charge-7"]
         let first = try await s.call("POST", "/users/1/charge", ["amount": 500], headers: key)
         #expect(first.status == 200)
@@ -34,8 +34,8 @@ struct IdempotencyKeyTests {
         await s.finish()
     }
 
-    @Test func aStoredAnswerKeepsItsStatusCode() async throws {
-        let s = try await CommerceScenario()
+    @Test(arguments: Backend.allCases) func aStoredAnswerKeepsItsStatusCode(backend: Backend) async throws {
+        let s = try await CommerceScenario(backend: backend)
         let created = try await s.call("POST", "/products", ["name": "mug", "price": 100, "stock": 5], headers: ["Idempotency-Key": "p-1"])
         let again = try await s.call("POST", "/products", ["name": "mug", "price": 100, "stock": 5], headers: ["Idempotency-Key": "p-1"])
         #expect(created.status == 201 && again.status == 201 && again.json["id"] as? Int == created.json["id"] as? Int)
@@ -50,8 +50,8 @@ struct IdempotencyKeyTests {
         await s.finish()
     }
 
-    @Test func aKeyOverTheLimitOrEmptyIsA400() async throws {
-        let s = try await CommerceScenario()
+    @Test(arguments: Backend.allCases) func aKeyOverTheLimitOrEmptyIsA400(backend: Backend) async throws {
+        let s = try await CommerceScenario(backend: backend)
         let body: [String: Any] = ["name": "mug", "price": 100, "stock": 5]
         let long = try await s.call("POST", "/products", body, headers: ["Idempotency-Key": String(repeating: "k", count: 256)])
         #expect(long.status == 400 && Self.message(long)?.contains("Idempotency-Key") == true, "\(long)")

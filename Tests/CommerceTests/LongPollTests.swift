@@ -11,8 +11,8 @@ import FoundationNetworking
 /// that a saga moved without asking every 40 ms.
 @Suite("long poll")
 struct LongPollTests {
-    @Test func aLongPollAnswersAsSoonAsTheStatusChanges() async throws {
-        let s = try await CommerceScenario()
+    @Test(arguments: Backend.allCases) func aLongPollAnswersAsSoonAsTheStatusChanges(backend: Backend) async throws {
+        let s = try await CommerceScenario(backend: backend)
         let product = try await s.shop(price: 1_000, stock: 10, quantity: 2)
         let order = try await s.order(product: product, quantity: 2)
         #expect(try await s.settledOrder(order) == "PLACED")
@@ -32,8 +32,8 @@ struct LongPollTests {
         await s.finish()
     }
 
-    @Test func aLongPollAnswersAtItsTimeoutWithTheStateAsItIs() async throws {
-        let s = try await CommerceScenario()
+    @Test(arguments: Backend.allCases) func aLongPollAnswersAtItsTimeoutWithTheStateAsItIs(backend: Backend) async throws {
+        let s = try await CommerceScenario(backend: backend)
         let product = try await s.shop(price: 1_000, stock: 3, quantity: 5)
         let placed = try await s.order(product: product, quantity: 2)
         #expect(try await s.settledOrder(placed) == "PLACED")

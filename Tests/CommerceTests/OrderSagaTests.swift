@@ -6,8 +6,8 @@ import Testing
 /// each compensation (restore stock, restore cart, cancel the order).
 @Suite("order saga")
 struct OrderSagaTests {
-    @Test func aPlacedOrderTookTheStockAndTheCartItems() async throws {
-        let s = try await CommerceScenario()
+    @Test(arguments: Backend.allCases) func aPlacedOrderTookTheStockAndTheCartItems(backend: Backend) async throws {
+        let s = try await CommerceScenario(backend: backend)
         let product = try await s.shop(price: 1_500, stock: 10, quantity: 3)
         let order = try await s.order(product: product, quantity: 2)
         #expect(try await s.settledOrder(order) == "PLACED")
@@ -18,8 +18,8 @@ struct OrderSagaTests {
         await s.finish()
     }
 
-    @Test func insufficientStockCancelsTheOrderAndTakesNothing() async throws {
-        let s = try await CommerceScenario()
+    @Test(arguments: Backend.allCases) func insufficientStockCancelsTheOrderAndTakesNothing(backend: Backend) async throws {
+        let s = try await CommerceScenario(backend: backend)
         let product = try await s.shop(stock: 1, quantity: 2)
         let order = try await s.order(product: product, quantity: 2)
         #expect(try await s.settledOrder(order) == "CANCELLED")
@@ -28,8 +28,8 @@ struct OrderSagaTests {
         await s.finish()
     }
 
-    @Test func aCartWithoutTheItemsRestoresTheStockAndCancelsTheOrder() async throws {
-        let s = try await CommerceScenario()
+    @Test(arguments: Backend.allCases) func aCartWithoutTheItemsRestoresTheStockAndCancelsTheOrder(backend: Backend) async throws {
+        let s = try await CommerceScenario(backend: backend)
         let product = try await s.shop(stock: 10, quantity: 1)
         let order = try await s.order(product: product, quantity: 2)
         #expect(try await s.settledOrder(order) == "CANCELLED")
@@ -38,8 +38,8 @@ struct OrderSagaTests {
         await s.finish()
     }
 
-    @Test func aFailureToPlaceRestoresStockAndCart() async throws {
-        let s = try await CommerceScenario(faults: "order.place=order-1")
+    @Test(arguments: Backend.allCases) func aFailureToPlaceRestoresStockAndCart(backend: Backend) async throws {
+        let s = try await CommerceScenario(backend: backend, faults: "order.place=order-1")
         let product = try await s.shop(stock: 10, quantity: 2)
         let order = try await s.order(product: product, quantity: 2)
         #expect(order == 1)
@@ -54,8 +54,8 @@ struct OrderSagaTests {
         await s.finish()
     }
 
-    @Test func aRetriedRequestWithItsIdempotencyKeyCreatesNothingTwice() async throws {
-        let s = try await CommerceScenario()
+    @Test(arguments: Backend.allCases) func aRetriedRequestWithItsIdempotencyKeyCreatesNothingTwice(backend: Backend) async throws {
+        let s = try await CommerceScenario(backend: backend)
         let product = try await s.shop(stock: 10, quantity: 4)
         let body: [String: Any] = ["userId": 1, "items": [["productId": product, "quantity": 2]]]
         let first = try await s.call("POST", "/orders", body, headers: ["Idempotency-Key": "k-1"])
@@ -72,8 +72,8 @@ struct OrderSagaTests {
         await s.finish()
     }
 
-    @Test func badInputIsAClearFourHundredAndChangesNothing() async throws {
-        let s = try await CommerceScenario()
+    @Test(arguments: Backend.allCases) func badInputIsAClearFourHundredAndChangesNothing(backend: Backend) async throws {
+        let s = try await CommerceScenario(backend: backend)
         let missing = try await s.call("POST", "/orders", ["userId": 1])
         #expect(missing.status == 400)
         #expect((missing.json["error"] as? [String: Any])?["message"] as? String == "missing field 'items'")

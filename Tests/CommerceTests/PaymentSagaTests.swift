@@ -7,8 +7,8 @@ import Testing
 /// completed and archived; each failure restores what was done and deletes the history.
 @Suite("payment saga")
 struct PaymentSagaTests {
-    @Test func aCompletedPaymentIsArchived() async throws {
-        let s = try await CommerceScenario()
+    @Test(arguments: Backend.allCases) func aCompletedPaymentIsArchived(backend: Backend) async throws {
+        let s = try await CommerceScenario(backend: backend)
         let product = try await s.shop(price: 2_000, balance: 10_000)
         let order = try await s.order(product: product)
         #expect(try await s.settledOrder(order) == "PLACED")
@@ -26,8 +26,8 @@ struct PaymentSagaTests {
         await s.finish()
     }
 
-    @Test func insufficientBalanceFailsThePaymentAndLeavesTheOrderPlaced() async throws {
-        let s = try await CommerceScenario()
+    @Test(arguments: Backend.allCases) func insufficientBalanceFailsThePaymentAndLeavesTheOrderPlaced(backend: Backend) async throws {
+        let s = try await CommerceScenario(backend: backend)
         let product = try await s.shop(price: 2_000, balance: 1_000)
         let order = try await s.order(product: product)
         #expect(try await s.settledOrder(order) == "PLACED")
@@ -42,8 +42,8 @@ struct PaymentSagaTests {
         await s.finish()
     }
 
-    @Test func anOrderThatCannotBePaidRestoresTheBalanceAndTheHistoryIsDeleted() async throws {
-        let s = try await CommerceScenario()
+    @Test(arguments: Backend.allCases) func anOrderThatCannotBePaidRestoresTheBalanceAndTheHistoryIsDeleted(backend: Backend) async throws {
+        let s = try await CommerceScenario(backend: backend)
         let product = try await s.shop(price: 2_000, balance: 10_000)
         let order = try await s.order(product: product)
         #expect(try await s.settledOrder(order) == "PLACED")
@@ -66,8 +66,8 @@ struct PaymentSagaTests {
         await s.finish()
     }
 
-    @Test func aFailureAfterTheOrderWasPaidRestoresOrderStatusAndBalance() async throws {
-        let s = try await CommerceScenario(faults: "payment.complete=pay-1")
+    @Test(arguments: Backend.allCases) func aFailureAfterTheOrderWasPaidRestoresOrderStatusAndBalance(backend: Backend) async throws {
+        let s = try await CommerceScenario(backend: backend, faults: "payment.complete=pay-1")
         let product = try await s.shop(price: 2_000, balance: 10_000)
         let order = try await s.order(product: product)
         #expect(try await s.settledOrder(order) == "PLACED")

@@ -7,8 +7,8 @@ import Testing
 /// The outbox and inbox under a crash, and the simulation's invariants under injected faults.
 @Suite("commerce reliability")
 struct ReliabilityTests {
-    @Test func aCrashBetweenCommitAndPublishLosesNothingAndDoesNothingTwice() async throws {
-        let s = try await CommerceScenario(crashAfterCommit: "commerce.stock.decreased")
+    @Test(arguments: Backend.allCases) func aCrashBetweenCommitAndPublishLosesNothingAndDoesNothingTwice(backend: Backend) async throws {
+        let s = try await CommerceScenario(backend: backend, crashAfterCommit: "commerce.stock.decreased")
         let product = try await s.shop(stock: 10, quantity: 2)
         let order = try await s.order(product: product, quantity: 2)
         #expect(try await eventually { !s.services.process.isRunning }, "the process crashed on purpose: \(s.services.output)")
@@ -45,8 +45,8 @@ struct ReliabilityTests {
         #expect(text.split(separator: "\n").count == 1 && text.hasPrefix("commerce: simulation stopped: no commerce service answers at"), "\(text)")
     }
 
-    @Test func simulateWithFaultsAtEveryStepKeepsEveryInvariant() async throws {
-        let s = try await CommerceScenario(faults: "*=0.08")
+    @Test(arguments: Backend.allCases) func simulateWithFaultsAtEveryStepKeepsEveryInvariant(backend: Backend) async throws {
+        let s = try await CommerceScenario(backend: backend, faults: "*=0.08")
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("simulate-\(s.id).txt").path
         let status = await shell(
             """
