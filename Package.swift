@@ -134,6 +134,9 @@ let package = Package(
                 "SQLStore", "SQLiteStore", "PostgresStore", "Simulator", "Archiver", "Kafka", "Mongo", "Events", grdb, log, hummingbird,
                 .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ]),
+        .testTarget(
+            name: "SQLStoreTests",
+            dependencies: ["SQLStore", "SQLiteStore", "PostgresStore", log, .product(name: "PostgresNIO", package: "postgres-nio")]),
         .testTarget(name: "ArchiverTests", dependencies: ["TestSupport", "Archiver", "Kafka", "Mongo", "Events", log]),
     ],
     swiftLanguageModes: [.v6]

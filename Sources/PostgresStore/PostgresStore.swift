@@ -116,7 +116,7 @@ public final class PostgresStore: SQLStore {
     /// A store dropped without `close()` (a failure on the way up) still closes its connections:
     /// PostgresNIO asserts that none is dropped open.
     deinit {
-        for connection in idle.withLock({ $0 }) { let closing: EventLoopFuture<Void> = connection.close(); _ = closing }
+        for connection in idle.withLock({ $0 }) { closeInBackground(connection) }
         threads.shutdownGracefully { _ in }
     }
 
@@ -130,10 +130,13 @@ public final class PostgresStore: SQLStore {
     }
 
     /// Leadership is the session lock's: it ends with the connection, also when the process dies.
-    struct Lease: SQLLease {
+    final class Lease: SQLLease {
         let connection: PostgresConnection
+        init(connection: PostgresConnection) { self.connection = connection }
         var isHeld: Bool { !connection.isClosed }
         func release() async { try? await connection.close() }
+        /// A lease dropped without `release()` ends too.
+        deinit { closeInBackground(connection) }
     }
 
     // MARK: - Transactions, on the store's threads
@@ -310,6 +313,13 @@ public final class PostgresStore: SQLStore {
         }
         return SQLError("PostgreSQL connection failed: \(error)", transient: true)
     }
+}
+
+/// Closes without waiting; the connection is kept until it is closed (PostgresNIO asserts
+/// that none is dropped open).
+func closeInBackground(_ connection: PostgresConnection) {
+    let closing: EventLoopFuture<Void> = connection.close()
+    closing.whenComplete { _ in withExtendedLifetime(connection) {} }
 }
 
 func quoted(_ identifier: String) -> String { "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }

@@ -1,0 +1,153 @@
+import Foundation
+import Logging
+import PostgresNIO
+import SQLStore
+import SQLiteStore
+import Testing
+
+@testable import PostgresStore
+
+let postgresURL = ProcessInfo.processInfo.environment["POSTGRES_URL"] ?? "postgres://commerce@127.0.0.1:21432/postgres"
+
+/// Both stores, on the same statements: what domain code may rely on whichever holds it.
+@Suite("SQL stores")
+struct SQLStoreTests {
+    enum Kind: String, CaseIterable, CustomTestStringConvertible {
+        case sqlite, postgres
+        var testDescription: String { rawValue }
+    }
+
+    static let migrations = [
+        SQLMigration(
+            "t-v1",
+            """
+            CREATE TABLE things (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, size INTEGER, body BLOB);
+            -- a comment; with a semicolon
+            CREATE TABLE tags (thing_id INTEGER NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (thing_id, tag)) WITHOUT ROWID;
+            """)
+    ]
+
+    /// A fresh store of `kind`, migrated; `done` drops what it made.
+    static func store(_ kind: Kind) async throws -> (any SQLStore, @Sendable () async -> Void) {
+        let name = "s\(UUID().uuidString.prefix(8).lowercased())"
+        switch kind {
+        case .sqlite:
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(name).sqlite").path
+            let store = try SQLiteStore(path: path)
+            try await store.migrate(migrations)
+            return (
+                store,
+                {
+                    await store.close(); try? FileManager.default.removeItem(atPath: path)
+                }
+            )
+        case .postgres:
+            let url = try PostgresURL(postgresURL)
+            let store = PostgresStore(url: url, schema: "\(name)_service", connections: 2, logger: Logger(label: "test"))
+            try await store.migrate(migrations)
+            try await store.migrate(migrations)  // a second time applies nothing
+            return (
+                store,
+                {
+                    _ = try? await store.write { db in try db.execute("DROP SCHEMA \"\(name)_service\" CASCADE") }
+                    await store.close()
+                }
+            )
+        }
+    }
+
+    @Test(arguments: Kind.allCases) func valuesGoInAndComeBackTheSame(kind: Kind) async throws {
+        let (store, done) = try await Self.store(kind)
+        let body = Data([0, 1, 2, 255])
+        let id = try await store.write { db in
+            try db.insert("INSERT INTO things (name, size, body) VALUES (?, ?, ?)", "a 'quoted' ?", Int64.max, body)
+        }
+        let second = try await store.write { db in try db.insert("INSERT INTO things (name) VALUES (?)", "b") }
+        #expect(second == id + 1)
+        let row = try #require(try await store.read { db in try db.row("SELECT * FROM things WHERE id = ?", id) })
+        #expect(try row["name"] as String == "a 'quoted' ?")
+        #expect(try row["size"] as Int64 == .max)
+        #expect(try row["body"] as Data == body)
+        let empty = try #require(try await store.read { db in try db.row("SELECT size, body FROM things WHERE id = ?", second) })
+        #expect(try empty["size"] as Int64? == nil)
+        #expect(try empty["body"] as Data? == nil)
+        #expect(throws: SQLError.self) { try empty["size"] as Int64 }
+        #expect(throws: SQLError.self) { try empty["nothing"] as Int64? }
+        #expect(try await store.read { db in try db.exists("SELECT 1 FROM things WHERE name = ?", "b") })
+        #expect(try await store.read { db in try db.value(Int64.self, "SELECT COUNT(*) FROM things") } == 2)
+        await done()
+    }
+
+    @Test(arguments: Kind.allCases) func aSavepointUndoesItsPartOnlyAndAThrowUndoesTheTransaction(kind: Kind) async throws {
+        let (store, done) = try await Self.store(kind)
+        struct Refused: Error {}
+        try await store.write { db in
+            try db.execute("INSERT INTO things (name) VALUES ('kept')")
+            #expect(throws: Refused.self) {
+                try db.savepoint {
+                    try db.execute("INSERT INTO things (name) VALUES ('undone')")
+                    throw Refused()
+                }
+            }
+        }
+        await #expect(throws: Refused.self) {
+            try await store.write { db in
+                try db.execute("INSERT INTO things (name) VALUES ('rolled back')")
+                throw Refused()
+            }
+        }
+        let names = try await store.read { db in try db.rows("SELECT name FROM things ORDER BY id").map { try $0["name"] as String } }
+        #expect(names == ["kept"])
+        let changed = try await store.write { db in
+            try db.execute("INSERT INTO tags VALUES (1, 'x') ON CONFLICT DO NOTHING")
+            return try db.execute("INSERT INTO tags VALUES (1, 'x') ON CONFLICT DO NOTHING")
+        }
+        #expect(changed == 0, "a conflicting row is skipped, and counted as no change")
+        await done()
+    }
+
+    /// One process leads a name at a time; the lease ends with its holder.
+    @Test func onPostgreSQLOneProcessLeadsAtATime() async throws {
+        let (first, done) = try await Self.store(.postgres)
+        let url = (first as! PostgresStore).url, schema = (first as! PostgresStore).schema
+        let second = PostgresStore(url: url, schema: schema, connections: 1, logger: Logger(label: "test"))
+        let lease = try #require(try await first.tryLead("relay"))
+        #expect(try await second.tryLead("relay") == nil)
+        #expect(try await second.tryLead("another") != nil)
+        await lease.release()
+        let taken = try #require(try await second.tryLead("relay"))
+        #expect(taken.isHeld)
+        await taken.release()
+        await second.close()
+        await done()
+    }
+
+    @Test func placeholdersAreNumberedOutsideQuotesOnly() {
+        #expect(
+            PostgresStore.numberPlaceholders(#"SELECT '?', "a?b", ? FROM t WHERE x = ? AND y = 'it''s ?'"#)
+                == #"SELECT '?', "a?b", $1 FROM t WHERE x = $2 AND y = 'it''s ?'"#)
+    }
+
+    @Test func aScriptIsSplitIntoStatementsWithoutComments() {
+        let script = "CREATE TABLE a (x TEXT DEFAULT ';');\n-- note; here\nCREATE TABLE b (y INTEGER); -- trailing\n"
+        #expect(PostgresStore.statements(script) == ["CREATE TABLE a (x TEXT DEFAULT ';')", "CREATE TABLE b (y INTEGER)"])
+        #expect(
+            PostgresStore.translate(ddl: "CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, n INTEGER, b BLOB) WITHOUT ROWID")
+                == "CREATE TABLE t (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, n BIGINT, b BYTEA)")
+    }
+
+    @Test func aDatabaseURLIsReadOrRefusedInOneLineWithoutItsPassword() throws {
+        let url = try PostgresURL("postgres://app:s%3Acret@db.example:6432/shop")
+        #expect(url.user == "app" && url.password == "s:cret" && url.host == "db.example" && url.port == 6432 && url.database == "shop")
+        #expect(url.description == "postgres://app:***@db.example:6432/shop")
+        #expect(try PostgresURL("postgresql://app@db/shop?sslmode=disable").port == 5432)
+        for bad in ["mysql://a@b/c", "postgres://b/c", "postgres://a@b", "postgres://a@b/c?sslmode=require", "postgres://a:pw@b:0/c"] {
+            #expect(throws: PostgresURL.URLError.self, "\(bad)") { try PostgresURL(bad) }
+        }
+        do {
+            _ = try PostgresURL("postgres://a:hunter2@b/c?target=x")
+        } catch {
+            #expect(!"\(error)".contains("hunter2"), "\(error)")
+        }
+    }
+}
