@@ -435,6 +435,100 @@ def broken_service():
                   f"errors_logged={logged}")
 
 
+def replicas_on_postgres():
+    """Every service as two processes on one PostgreSQL database (`serve user|product|order|payment`
+    twice each), with faults at every step. simulate talks to the second process of each service;
+    the first of each (started first: it leads every outbox relay, and holds half the partitions)
+    is killed -9 mid-run and restarted. Every invariant must hold, every committed event must be on
+    its topic, and an event may be there twice only if it was committed before the kill: the
+    killed leader published it and died before deleting it from the outbox."""
+    orders = 1_000 if FULL else 150
+    sid = f"r{int(time.time())}{random.randint(100, 999)}"
+    prefix, db = f"{sid}.", f"faults_{sid}"
+    admin_url = os.environ.get("POSTGRES_URL", "postgres://commerce@127.0.0.1:21432/postgres")
+    url = admin_url.rsplit("/", 1)[0] + "/" + db
+    subprocess.run(["psql", admin_url, "-qc", f"CREATE DATABASE {db}"], check=True)
+    names = ("user", "product", "order", "payment")
+    ports = {(name, r): free_port() for name in names for r in (0, 1)}
+    logs = open(os.path.join(ROOT, ".run", f"faults-{sid}-services.log"), "w")
+
+    def serve(name, r):
+        return spawn([COMMERCE_BIN, "serve", name, "--database-url", url, "--http-port", str(ports[name, r]), "--topic-prefix", prefix,
+                      "--fault", "*=0.05", "--brokers", BROKERS], stdout=logs, stderr=logs, env=dict(os.environ, LOG_LEVEL="warning"))
+
+    def healthy(name, r):
+        import urllib.request
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{ports[name, r]}/healthz", timeout=1)
+                return True
+            except OSError:
+                time.sleep(0.5)
+        return False
+
+    processes = {}
+    for r in (0, 1):
+        for name in names:
+            processes[name, r] = serve(name, r)
+        for name in names:
+            healthy(name, r)
+    admin = AdminClient({"bootstrap.servers": BROKERS})
+    for f in admin.create_topics([NewTopic(prefix + t, num_partitions=4, replication_factor=1) for t in ("archive.dlq", "archive.compensation")]).values():
+        f.result(timeout=30)
+    alog = open(os.path.join(ROOT, ".run", f"faults-{sid}-archiver.log"), "w")
+    archiver = spawn([BIN, "run", "--brokers", BROKERS, "--mongo-uri", MONGO, "--database", db, "--group", f"g-{sid}",
+                      "--topics", ",".join(prefix + "commerce." + t for t in ("balance", "payment", "order")),
+                      "--dead-letter-topic", prefix + "archive.dlq", "--compensation-topic", prefix + "archive.compensation",
+                      "--admin-port", str(free_port()), "--session-timeout-ms", "6000", "--max-poll-interval-ms", "10000"],
+                     stdout=alog, stderr=alog, env=dict(os.environ, LOG_LEVEL="warning"))
+    urls = [f"--{name}-url=http://127.0.0.1:{ports[name, 1]}" for name in names]
+    sim = spawn([COMMERCE_BIN, "simulate", "--orders", str(orders), "--users", "20", "--concurrency", "8", "--seed", "6",
+                 f"--url=http://127.0.0.1:{ports['order', 1]}", *urls, "--mongo-uri", MONGO, "--database", db, "--settle-seconds", "120"],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(random.uniform(3.0, 6.0))
+    killed_at = time.time()
+    for name in names:
+        processes[name, 0].kill()
+        processes[name, 0].wait()
+    time.sleep(2)
+    for name in names:
+        processes[name, 0] = serve(name, 0)
+    restarted = all(healthy(name, 0) and processes[name, 0].poll() is None for name in names)
+    out, _ = sim.communicate(timeout=1_200)
+    for p in list(processes.values()) + [archiver]:
+        p.send_signal(signal.SIGTERM)
+        p.wait(60)
+    # Every event on the commerce topics, read from the start.
+    consumer = Consumer({"bootstrap.servers": BROKERS, "group.id": f"count-{sid}", "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False})
+    from confluent_kafka import TopicPartition, OFFSET_BEGINNING
+    # Assigned, not subscribed: no group to join, every partition from its first message.
+    consumer.assign([TopicPartition(prefix + "commerce." + t, p, OFFSET_BEGINNING)
+                     for t in ("order", "product", "balance", "payment") for p in range(4)])
+    copies, times, quiet = {}, {}, time.time()
+    while time.time() - quiet < (10 if not copies else 3):
+        m = consumer.poll(0.5)
+        if m is None or m.error():
+            continue
+        quiet = time.time()
+        event = json.loads(m.value())
+        copies[event["id"]] = copies.get(event["id"], 0) + 1
+        times[event["id"]] = event["time"]
+    consumer.close()
+    subprocess.run(["psql", admin_url, "-qc", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"], check=False)
+    from datetime import datetime
+    twice = [i for i, n in copies.items() if n > 1]
+    late = [i for i in twice if datetime.fromisoformat(times[i].replace("Z", "+00:00")).timestamp() > killed_at + 0.5]
+    held = [l for l in out.splitlines() if l.startswith("  ok ")]
+    broken = [l.strip() for l in out.splitlines() if l.startswith("  FAIL ")]
+    ok = sim.returncode == 0 and restarted and "all invariants hold" in out and not broken and not late and len(copies) > 0
+    if not ok:
+        print(out, flush=True)
+    print_verdict("replicas on PostgreSQL + kill -9", ok, f"orders={orders} processes=8 killed=4 restarted={restarted} "
+                  f"invariants_held={len(held)}/{len(held) + len(broken)} events={len(copies)} twice={len(twice)} "
+                  f"twice_after_the_kill={len(late)}")
+
+
 def print_verdict(name, ok, text):
     print(f"{name}: {'PASS' if ok else 'FAIL'} {text}", flush=True)
     verdicts.append(ok)
@@ -442,7 +536,7 @@ def print_verdict(name, ok, text):
 
 if __name__ == "__main__":
     os.makedirs(os.path.join(ROOT, ".run"), exist_ok=True)
-    everything = (malformed, poison, mongo_outage, three_archivers, kill9, simulate_with_a_crash, broken_service)
+    everything = (malformed, poison, mongo_outage, three_archivers, kill9, simulate_with_a_crash, broken_service, replicas_on_postgres)
     chosen = [f for f in everything if f.__name__ in sys.argv[1:]] or everything  # `faults.py poison kill9`: a subset
     for scenario in chosen:
         try:
