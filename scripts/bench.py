@@ -52,8 +52,28 @@ def produce(prefix, count):
 
 
 def cpu_seconds(pid):
+    """user+sys of a process; for a negative pid, of that process tree (-pid with its children,
+    living and reaped), as PostgreSQL's postmaster with its backends."""
+    if pid < 0:
+        return tree_cpu_seconds(-pid)
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def tree_cpu_seconds(root):
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == root:  # its own, and its reaped children's (cutime, cstime)
+            total += sum(int(f) for f in fields[11:15]) / TICK
+        elif int(fields[1]) == root:
+            total += (int(fields[11]) + int(fields[12])) / TICK
+    return total
 
 
 def peak_rss_mib(pid):
@@ -276,12 +296,12 @@ def server_pid(*needles):
     return None
 
 
-def simulate(port, database, orders, concurrency, seed, pids, rate=None):
+def simulate(port, database, orders, concurrency, seed, pids, rate=None, extra=()):
     """One `commerce simulate` run. CPU of every process in `pids` is read from /proc when simulate
     says it has seeded and when every saga ended, so seeding and settling are not in it; the
     shopping-phase figures (pairs/s, saga latency, simulate's own CPU) come from simulate itself."""
     args = [os.path.join(REL, "commerce"), "simulate", "--orders", str(orders), "--users", "100", "--concurrency", str(concurrency),
-            "--seed", str(seed), "--url", f"http://127.0.0.1:{port}", "--mongo-uri", MONGO, "--database", database]
+            "--seed", str(seed), "--url", f"http://127.0.0.1:{port}", "--mongo-uri", MONGO, "--database", database, *extra]
     if rate:
         args += ["--rate", f"{rate:.1f}"]
     t = time.time()
@@ -317,28 +337,43 @@ class SagaStack:
     """`commerce serve all` and `archiver run` on topics, a data folder and a database of their own,
     warmed up with a few sagas (the consumer groups take seconds to join on Tansu). Every measured
     run gets a fresh one: a run after another measures the previous run's backlog too (the
-    archiver catching up, grown tables)."""
+    archiver catching up, grown tables).
 
-    def __init__(self, name):
+    backend: "sqlite" (one process on SQLite files), "pg1" (one process on PostgreSQL) or "pg2"
+    (two processes on one PostgreSQL database: every service twice; shoppers reach the user and
+    product services through the first, orders and payments through the second)."""
+
+    def __init__(self, name, backend="sqlite"):
         import socket
         def free_port():
             with socket.socket() as sock:
                 sock.bind(("127.0.0.1", 0))
                 return sock.getsockname()[1]
-        tag = f"{run_id}{name}"
-        prefix, self.port = f"saga{tag}.", free_port()
+        tag = f"{run_id}{name}{backend}"
+        prefix = f"saga{tag}."
         self.database = f"bench_saga_{tag}"
         data = os.path.join(ROOT, ".run", f"bench-saga-{tag}")
         log = open(os.path.join(ROOT, ".run", f"bench-saga-{tag}.log"), "w")
         env = dict(os.environ, LOG_LEVEL="warning")
-        self.services = subprocess.Popen([os.path.join(REL, "commerce"), "serve", "all", "--data-dir", data, "--http-port", str(self.port),
-                                          "--topic-prefix", prefix, "--brokers", BROKERS], stdout=log, stderr=log, env=env)
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
+        storage = ["--data-dir", data]
+        self.admin_url, self.pg_database = os.environ.get("POSTGRES_URL", "postgres://commerce@127.0.0.1:21432/postgres"), None
+        if backend != "sqlite":
+            self.pg_database = f"bench_{tag}"
+            subprocess.run(["psql", self.admin_url, "-qc", f"CREATE DATABASE {self.pg_database}"], check=True)
+            storage = ["--database-url", self.admin_url.rsplit("/", 1)[0] + "/" + self.pg_database]
+        self.ports = [free_port() for _ in range(2 if backend == "pg2" else 1)]
+        self.port = self.ports[0]
+        self.replicas = [subprocess.Popen([os.path.join(REL, "commerce"), "serve", "all", *storage, "--http-port", str(port),
+                                           "--topic-prefix", prefix, "--brokers", BROKERS], stdout=log, stderr=log, env=env)
+                         for port in self.ports]
+        for port in self.ports:
+            for _ in range(120):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.5)
+        self.extra = [] if len(self.ports) == 1 else [f"--{s}-url=http://127.0.0.1:{self.ports[1]}" for s in ("order", "payment")]
         AdminClient({"bootstrap.servers": BROKERS}).create_topics(
             [NewTopic(prefix + t, num_partitions=4, replication_factor=1) for t in ("archive.dlq", "archive.compensation")])
         self.archiver = subprocess.Popen([os.path.join(REL, "archiver"), "run", "--brokers", BROKERS, "--mongo-uri", MONGO,
@@ -346,20 +381,31 @@ class SagaStack:
                                           "--topics", ",".join(prefix + "commerce." + t for t in ("balance", "payment", "order")),
                                           "--dead-letter-topic", prefix + "archive.dlq", "--compensation-topic", prefix + "archive.compensation",
                                           "--session-timeout-ms", "6000", "--max-poll-interval-ms", "10000"], stdout=log, stderr=log, env=env)
-        self.pids = {"services": self.services.pid, "archiver": self.archiver.pid}
+        self.pids = {f"services{i}": p.pid for i, p in enumerate(self.replicas)}
+        self.pids["archiver"] = self.archiver.pid
         kafka_port, mongo_port = BROKERS.rsplit(":", 1)[1], MONGO.rsplit(":", 1)[1].split("/")[0]
         broker, mongo = server_pid("tansu broker", f":{kafka_port}"), server_pid("nx-27017", f"-p {mongo_port}")
         if broker:
             self.pids["broker"] = broker
         if mongo:
             self.pids["mongo"] = mongo
-        simulate(self.port, self.database, 8, 4, 99, self.pids)
+        if self.pg_database:
+            # The postmaster and its backends: PostgreSQL's CPU is theirs together.
+            postmaster = server_pid("bin/postgres", "-D")
+            if postmaster:
+                self.pids["postgres"] = -postmaster  # the tree: the postmaster and its backends
+        simulate(self.port, self.database, 8, 4, 99, self.pids, extra=self.extra)
 
     def run(self, orders, concurrency, seed, rate=None):
-        r = simulate(self.port, self.database, orders, concurrency, seed, self.pids, rate)
-        for p in (self.services, self.archiver):
+        r = simulate(self.port, self.database, orders, concurrency, seed, self.pids, rate, extra=self.extra)
+        for p in self.replicas + [self.archiver]:
             p.terminate()
             p.wait(60)
+        if self.pg_database:
+            subprocess.run(["psql", self.admin_url, "-qc", f"DROP DATABASE IF EXISTS {self.pg_database} WITH (FORCE)"], check=False)
+        services = [k for k in r if k.startswith("services") and k.endswith("_ms_per_pair")]
+        if services:
+            r["services_ms_per_pair"] = sum(r[k] for k in services)
         if not r["held"]:
             print(r["output"][-3000:], file=sys.stderr)
         return r
@@ -368,34 +414,36 @@ class SagaStack:
 def sagas(orders):
     """Order+payment sagas through `commerce serve all` (release) with the archiver running,
     driven by `commerce simulate` (long polls, no injected faults) at several concurrencies, then
-    at half the best rate for latency; the history invariant is checked after every run."""
+    at half the best rate for latency, on each backend (BENCH_SAGA_BACKENDS: sqlite, pg1, pg2);
+    the history invariant is checked after every run."""
     broker = server_pid("tansu broker", f":{BROKERS.rsplit(':', 1)[1]}")
     out = [f"sagas through `commerce serve all` + archiver, {orders} orders per run, 100 users, no faults, a fresh stack per run; "
            "pairs/s and latency over the shopping phase (seeding and the invariant check excluded); "
-           "CPU per completed order+payment pair from /proc over the same phase"
+           "CPU per completed order+payment pair from /proc over the same phase (PostgreSQL: its postmaster and backends)"
            + ("" if broker else " (broker process not found: no broker CPU)"), "",
-           "| shoppers | rate | pairs/s | orders/s | order -> PLACED p50 / p99 ms | payment -> COMPLETED p50 / p99 ms | "
-           "services ms/pair | archiver | broker | mongo | simulate | whole run s | invariants |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| backend | shoppers | rate | pairs/s | orders/s | order -> PLACED p50 / p99 ms | payment -> COMPLETED p50 / p99 ms | "
+           "services ms/pair | postgres | archiver | broker | mongo | simulate | whole run s | invariants |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
-    def row(r):
+    def row(backend, r):
         cpu = lambda k: f"{r[k]:.2f}" if k in r else ""
-        return (f"| {r['concurrency']} | {'%.0f orders/s' % r['rate'] if r['rate'] else 'closed'} | {r['pairs_per_s']:.1f} | {r['orders_per_s']:.1f} | "
-                f"{r['placed_p50']:.0f} / {r['placed_p99']:.0f} | {r['completed_p50']:.0f} / {r['completed_p99']:.0f} | "
-                f"{cpu('services_ms_per_pair')} | {cpu('archiver_ms_per_pair')} | {cpu('broker_ms_per_pair')} | {cpu('mongo_ms_per_pair')} | "
-                f"{r['simulate_ms_per_pair']:.2f} | {r['wall']:.1f} | {'hold' if r['held'] else 'FAILED'} |")
-    runs = []
+        return (f"| {backend} | {r['concurrency']} | {'%.0f orders/s' % r['rate'] if r['rate'] else 'closed'} | {r['pairs_per_s']:.1f} | "
+                f"{r['orders_per_s']:.1f} | {r['placed_p50']:.0f} / {r['placed_p99']:.0f} | {r['completed_p50']:.0f} / {r['completed_p99']:.0f} | "
+                f"{cpu('services_ms_per_pair')} | {cpu('postgres_ms_per_pair')} | {cpu('archiver_ms_per_pair')} | {cpu('broker_ms_per_pair')} | "
+                f"{cpu('mongo_ms_per_pair')} | {r['simulate_ms_per_pair']:.2f} | {r['wall']:.1f} | {'hold' if r['held'] else 'FAILED'} |")
     concurrencies = [int(c) for c in os.environ.get("BENCH_SAGA_CONCURRENCY", "16,64,128").split(",")]
-    for n, c in enumerate(concurrencies):
-        r = SagaStack(f"c{c}").run(orders, c, 1 + n)
-        runs.append(r)
-        out.append(row(r))
-    best = max(runs, key=lambda r: r["orders_per_s"] if r["orders_per_s"] == r["orders_per_s"] else 0)
-    if best["orders_per_s"] == best["orders_per_s"]:
-        # Half the best rate, as an open arrival rate: enough shoppers that arrivals never wait for one.
-        rate = best["orders_per_s"] / 2
-        count = max(200, int(rate * float(os.environ.get("BENCH_SAGA_LATENCY_SECONDS", "10"))))
-        out.append(row(SagaStack("half").run(count, 256, 50, rate=rate)))
+    for backend in os.environ.get("BENCH_SAGA_BACKENDS", "sqlite,pg1,pg2").split(","):
+        runs = []
+        for n, c in enumerate(concurrencies):
+            r = SagaStack(f"c{c}", backend).run(orders, c, 1 + n)
+            runs.append(r)
+            out.append(row(backend, r))
+        best = max(runs, key=lambda r: r["orders_per_s"] if r["orders_per_s"] == r["orders_per_s"] else 0)
+        if best["orders_per_s"] == best["orders_per_s"]:
+            # Half the best rate, as an open arrival rate: enough shoppers that arrivals never wait for one.
+            rate = best["orders_per_s"] / 2
+            count = max(200, int(rate * float(os.environ.get("BENCH_SAGA_LATENCY_SECONDS", "10"))))
+            out.append(row(backend, SagaStack("half", backend).run(count, 256, 50, rate=rate)))
     return "\n".join(out)
 
 
