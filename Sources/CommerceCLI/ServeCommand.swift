@@ -117,12 +117,20 @@ struct ServeCommand: AsyncParsableCommand {
                 place = "'\(directory)'"
             }
             stores.append(store)
-            do {
-                nodes.append(
-                    try await ServiceNode(
-                        service: Self.services[name]!(), store: store, faults: faults, topicPrefix: prefix,
-                        crashAfterCommitOf: Set(crashAfterCommit), keySpace: keys, waiters: waiters, logger: logger))
-            } catch { throw ValidationError("cannot open the \(name) database in \(place): \(error)") }
+            // A shared database that is not up yet (starting with it, or restarting) is waited for a minute.
+            let deadline = ContinuousClock.now + .seconds(60)
+            while true {
+                do {
+                    nodes.append(
+                        try await ServiceNode(
+                            service: Self.services[name]!(), store: store, faults: faults, topicPrefix: prefix,
+                            crashAfterCommitOf: Set(crashAfterCommit), keySpace: keys, waiters: waiters, logger: logger))
+                    break
+                } catch let error as SQLError where error.isTransient && ContinuousClock.now < deadline {
+                    logger.warning("database unreachable, retrying", metadata: ["service": "\(name)", "error": "\(error)"])
+                    try await Task.sleep(for: .seconds(1))
+                } catch { throw ValidationError("cannot open the \(name) database in \(place): \(error)") }
+            }
         }
         let messaging = try ServiceHost(nodes: nodes, kafka: kafka, groupPrefix: "commerce-\(prefix)", logger: logger)
         do { try await messaging.prepare(kafka: kafka) } catch { throw ValidationError("Kafka unreachable at \(kafka.brokers): \(error)") }

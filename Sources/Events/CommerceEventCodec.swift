@@ -31,6 +31,7 @@ extension CommerceEvent {
 
     public static func decode(_ raw: UnsafeRawBufferPointer) throws(EventDecodingError) -> CommerceEvent {
         var fields = Fields()
+        guard !NULCheck.hasEscapedNUL(raw) else { throw EventDecodingError(kind: .decode, message: "a string holds U+0000") }
         do throws(JSONReader.Failure) {
             var r = JSONReader(raw)
             guard try r.peek() == 0x7B else { throw JSONReader.Failure(message: "an event is a JSON object, got \(try r.kindOfNext())") }

@@ -22,6 +22,10 @@ public final class PostgresStore: SQLStore {
     private let nextID = Atomic<Int>(0)
     private let statements = Mutex<[String: String]>([:])
     private let logger: Logger
+    /// Names this store's announcements, so that it does not wake itself twice for its own commits.
+    let token = String(UInt64.random(in: .min ... .max), radix: 36)
+    /// The connection that asks for leadership, kept between attempts (one per store, not one per ask).
+    private let probe = Mutex<PostgresConnection?>(nil)
     /// A write that keeps meeting concurrent writes gives up after this many attempts.
     static let maxAttempts = 100
 
@@ -82,7 +86,10 @@ public final class PostgresStore: SQLStore {
                         try await connection.listen(on: schema) { notifications in
                             onChange(nil)  // anything committed while no one listened
                             for try await notification in notifications {
-                                onChange(notification.payload == "*" ? nil : notification.payload.split(separator: "\n").map(String.init))
+                                var lines = notification.payload.split(separator: "\n", omittingEmptySubsequences: false)
+                                guard lines.first.map(String.init) != self.token else { continue }  // our own commit: woken already
+                                lines.removeFirst()
+                                onChange(lines == ["*"] ? nil : lines.map(String.init))
                             }
                         }
                     } onCancel: {
@@ -101,11 +108,21 @@ public final class PostgresStore: SQLStore {
 
     public func tryLead(_ name: String) async throws -> (any SQLLease)? {
         let key = PostgresData(string: "\(schema).\(name)")
-        let connection = try await threads.runIfActive { try self.connect() }
+        let kept = probe.withLock { probe in
+            defer { probe = nil }
+            return probe
+        }
+        let connection: PostgresConnection
+        if let kept, !kept.isClosed { connection = kept } else { connection = try await threads.runIfActive { try self.connect() } }
         do {
             let row = try await connection.query("SELECT pg_try_advisory_lock(hashtext($1)) AS held", [key]).get().rows.first
             if row?.makeRandomAccess()[data: "held"].bool == true { return Lease(connection: connection) }
-            try? await connection.close()
+            // Not ours: the connection asks again next time.
+            let other = probe.withLock { probe in
+                defer { probe = connection }
+                return probe
+            }
+            if let other { closeInBackground(other) }
             return nil
         } catch {
             try? await connection.close()
@@ -117,12 +134,18 @@ public final class PostgresStore: SQLStore {
     /// PostgresNIO asserts that none is dropped open.
     deinit {
         for connection in idle.withLock({ $0 }) { closeInBackground(connection) }
+        if let connection = probe.withLock({ $0 }) { closeInBackground(connection) }
         threads.shutdownGracefully { _ in }
     }
 
     public func close() async {
         for connection in idle.withLock({ connections in
             defer { connections = [] }; return connections
+        }) {
+            try? await connection.close()
+        }
+        if let connection = probe.withLock({ probe in
+            defer { probe = nil }; return probe
         }) {
             try? await connection.close()
         }
@@ -161,7 +184,11 @@ public final class PostgresStore: SQLStore {
                 } else {
                     _ = try? connection.close().wait()
                 }
-                guard retrying, Self.isConflict(error), attempt < Self.maxAttempts else { throw Self.describe(error) }
+                guard retrying, Self.isConflict(error) else { throw Self.describe(error) }
+                guard attempt < Self.maxAttempts else {
+                    // Still meeting other writers: not a broken database. The caller may try later.
+                    throw SQLError("gave up after \(attempt) attempts meeting concurrent writes: \(Self.describe(error))", transient: true)
+                }
                 // Jittered, growing a little: the writers that met each other must not meet again.
                 Thread.sleep(forTimeInterval: Double.random(in: 0.001...0.002 * Double(min(attempt, 20))))
             }
@@ -182,14 +209,23 @@ public final class PostgresStore: SQLStore {
     private func connect() throws -> PostgresConnection {
         var configuration = PostgresConnection.Configuration(
             host: url.host, port: url.port, username: url.user, password: url.password, database: url.database, tls: .disable)
-        configuration.options.additionalStartupParameters = [("search_path", schema), ("application_name", "commerce")]
+        configuration.options.additionalStartupParameters = [
+            ("search_path", quoted(schema)), ("application_name", "commerce"),
+            // A peer that dies without a FIN (a node lost) is noticed in about 25 s, not in the
+            // kernel's 2 hours: its leadership and locks go with its sessions.
+            ("tcp_keepalives_idle", "10"), ("tcp_keepalives_interval", "5"), ("tcp_keepalives_count", "3"),
+            // A process frozen inside a transaction does not hold the outbox lock for ever.
+            ("idle_in_transaction_session_timeout", "60000"),
+        ]
         do {
             return try PostgresConnection.connect(
                 on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration,
                 id: nextID.add(1, ordering: .relaxed).newValue, logger: logger
             ).wait()
         } catch {
-            throw SQLError("cannot connect to \(url): \(Self.describe(error))", transient: true)
+            // A refused login or a database that does not exist will not mend by waiting.
+            let state = Self.sqlState(error) ?? ""
+            throw SQLError("cannot connect to \(url): \(Self.describe(error))", transient: !(state.hasPrefix("28") || state == "3D000"))
         }
     }
 
@@ -350,11 +386,12 @@ final class Session: SQLDatabase {
         }
     }
 
-    /// NOTIFY on the schema's channel, delivered at commit; PostgreSQL caps a payload at 8000
-    /// bytes, so a longer list is sent as "*" (everything may have changed).
+    /// NOTIFY on the schema's channel, delivered at commit: the store's token, then a subject per
+    /// line. PostgreSQL caps a payload at 8000 bytes, so a longer list is sent as "*" (everything
+    /// may have changed).
     func announce(_ subjects: [String]) throws {
-        var payload = subjects.joined(separator: "\n")
-        if payload.utf8.count > 7_000 { payload = "*" }
+        var payload = ([store.token] + subjects).joined(separator: "\n")
+        if payload.utf8.count > 7_000 { payload = store.token + "\n*" }
         _ = try connection.query("SELECT pg_notify($1, $2)", [PostgresData(string: store.schema), PostgresData(string: payload)]).wait()
     }
 

@@ -24,9 +24,10 @@ public struct PostgresURL: Sendable, CustomStringConvertible {
         guard (1...65535).contains(port) else { throw URLError("port \(port) is out of range") }
         self.host = host
         self.port = port
-        self.user = user.removingPercentEncoding ?? user
-        self.password = url.password.map { $0.removingPercentEncoding ?? $0 }
-        self.database = database.removingPercentEncoding ?? database
+        // URLComponents has decoded them already.
+        self.user = user
+        self.password = url.password
+        self.database = database
     }
 
     public var description: String { "postgres://\(user)\(password == nil ? "" : ":***")@\(host):\(port)/\(database)" }

@@ -155,7 +155,13 @@ final class InboxConsumer: Sendable {
             """
             INSERT INTO rejected_events (topic, partition, "offset", key, value, error, rejected_at) VALUES (?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT DO NOTHING
-            """, message.topic, Int64(message.partition), message.offset, message.keyString, Data(message.value), reason, now)
+            """, message.topic, Int64(message.partition), message.offset, message.keyString.map(printable), Data(message.value),
+            printable(reason), now)
+    }
+
+    /// Text as PostgreSQL takes it: a key or an error message may hold a NUL, which it refuses in TEXT.
+    private static func printable(_ text: String) -> String {
+        text.contains("\0") ? text.replacingOccurrences(of: "\0", with: "\\0") : text
     }
 }
 

@@ -84,11 +84,23 @@ final class OutboxRelay: Sendable {
         var stream = events.makeAsyncIterator()
         // Batch ids stay unique across leaderships: a batch sent before a lost lease may settle after.
         var nextBatch = 0
-        while let lease = try await awaitLeadership(&stream) {
-            let finished = try await publish(while: lease, &stream, sink, &nextBatch, stopping: stopping)
-            await lease.release()
-            if finished { return }
-            logger.warning("outbox relay lost its leadership; waiting to lead again", metadata: ["service": "\(node.name)"])
+        while true {
+            do {
+                guard let lease = try await awaitLeadership(&stream) else { return }
+                let finished: Bool
+                do { finished = try await publish(while: lease, &stream, sink, &nextBatch, stopping: stopping) } catch {
+                    await lease.release()
+                    throw error
+                }
+                await lease.release()
+                if finished { return }
+                logger.warning("outbox relay lost its leadership; waiting to lead again", metadata: ["service": "\(node.name)"])
+            } catch let error as SQLError where error.isTransient {
+                // A shared database restarting: the rows wait in the outbox, and so does the relay.
+                if stopping() { return }
+                logger.warning("database unreachable; the outbox waits for it", metadata: ["service": "\(node.name)", "error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
         }
     }
 

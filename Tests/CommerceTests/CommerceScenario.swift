@@ -3,6 +3,9 @@ import Foundation
 import Kafka
 import Logging
 import Mongo
+import PostgresStore
+import SQLStore
+import SQLiteStore
 import TestSupport
 import Testing
 
@@ -132,6 +135,19 @@ final class CommerceScenario: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: dataDir)
         if backend == .postgres { try? await Backend.admin("DROP DATABASE IF EXISTS c_\(id) WITH (FORCE)") }
         slot.release()
+    }
+
+    /// The reasons kept in a service's `rejected_events`, oldest first, from whichever store it uses.
+    func rejectedReasons(_ service: String) async throws -> [String] {
+        let store: any SQLStore =
+            backend == .postgres
+            ? PostgresStore(
+                url: try PostgresURL(Backend.url(of: database)), schema: "\(service)_service", connections: 1, logger: Logger(label: "test"))
+            : try SQLiteStore(path: "\(dataDir)/\(service).sqlite")
+        defer { Task { await store.close() } }
+        return try await store.read { db in
+            try db.rows("SELECT error FROM rejected_events ORDER BY rejected_at, \"offset\"").map { try $0["error"] as String }
+        }
     }
 
     // MARK: HTTP

@@ -37,6 +37,32 @@ struct ReliabilityTests {
         await s.finish()
     }
 
+    /// U+0000 is valid JSON but PostgreSQL refuses it in text: a message that carries one (in its
+    /// key, as a raw byte in its value, escaped in an event's id or reason) is kept in
+    /// `rejected_events` and the consumer goes on, on both backends; a request body with one is a 400.
+    @Test(arguments: Backend.allCases) func aNULAnywhereIsRejectedNeverAFailedService(backend: Backend) async throws {
+        let s = try await CommerceScenario(backend: backend)
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: brokers))
+        let topic = "\(s.prefix)commerce.order"
+        let event = { (id: String, reason: String) in
+            #"{"specversion":"1.0","id":"\#(id)","source":"/x","type":"commerce.order.cancelled","time":"2026-11-24T10:00:00.000Z","sagaid":"order-9","data":{"orderId":9,"reason":"\#(reason)"}}"#
+        }
+        _ = try await producer.send(KafkaRecord(topic: topic, key: Array("k\u{0}ey".utf8), value: Array("{\u{0}}".utf8)))
+        _ = try await producer.send(KafkaRecord(topic: topic, key: "9", value: event(#"a\u0000b"#, "r")))
+        _ = try await producer.send(KafkaRecord(topic: topic, key: "9", value: event("e-1", #"bad\u0000reason"#)))
+        await producer.close()
+        #expect(try await eventually { (try? await s.rejectedReasons("product").count) == 3 }, "\(s.services.output)")
+        let reasons = try await s.rejectedReasons("product")
+        #expect(reasons.allSatisfy { $0.hasPrefix("not a commerce event") }, "\(reasons)")
+        let product = try await s.shop(stock: 10, quantity: 2)
+        let order = try await s.order(product: product, quantity: 2)
+        #expect(try await s.settledOrder(order) == "PLACED", "the consumer went on: \(s.services.output)")
+        let named = try await s.call("POST", "/products", ["name": "a\u{0}b", "price": 1, "stock": 1])
+        #expect(named.status == 400 && (named.json["error"] as? [String: Any])?["message"] as? String == "strings may not contain U+0000", "\(named)")
+        #expect(s.services.process.isRunning)
+        await s.finish()
+    }
+
     @Test func simulateAgainstNothingSaysSoInOneLineAtOnce() async throws {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("simulate-nothing-\(UUID().uuidString.prefix(6)).txt").path
         let status = await shell("'\(binary("commerce"))' simulate --orders 1 --url http://127.0.0.1:\(freePort()) >'\(out)' 2>&1")

@@ -122,6 +122,70 @@ struct SQLStoreTests {
         await done()
     }
 
+    /// What one process's commit announces reaches the other processes (not itself), and only
+    /// once it commits.
+    @Test func onPostgreSQLACommitsAnnouncementReachesTheOtherProcesses() async throws {
+        let (first, done) = try await Self.store(.postgres)
+        let url = (first as! PostgresStore).url, schema = (first as! PostgresStore).schema
+        let second = PostgresStore(url: url, schema: schema, connections: 1, logger: Logger(label: "test"))
+        let heard = Heard(), heardByFirst = Heard()
+        let watching = try #require(second.watchAnnouncements { heard.add($0) })
+        let own = try #require(first.watchAnnouncements { heardByFirst.add($0) })
+        #expect(try await Self.until { heard.lists.count >= 1 }, "the watcher says it may have missed something when it starts")
+        let start = heard.lists.count
+        struct Refused: Error {}
+        await #expect(throws: Refused.self) {
+            try await first.write { db in
+                try db.announce(["order/1"])
+                throw Refused()
+            }
+        }
+        try await first.write { db in try db.announce(["order/7", "payment/2"]) }
+        #expect(try await Self.until { heard.lists.count > start }, "announced")
+        #expect(Array(heard.lists[start...]) == [["order/7", "payment/2"]], "the rolled-back announcement never came: \(heard.lists)")
+        #expect(heardByFirst.lists.allSatisfy { $0 == nil }, "a process is not told of its own commits: \(heardByFirst.lists)")
+        watching.cancel()
+        own.cancel()
+        await second.close()
+        await done()
+    }
+
+    /// Transactions that `serialize` one name commit in the order they asked for it: the second
+    /// waits for the first's commit, so rows they insert afterwards get keys in commit order.
+    @Test func onPostgreSQLSerializedTransactionsCommitInTurn() async throws {
+        let (store, done) = try await Self.store(.postgres)
+        let order = Heard()
+        async let first: Void = store.write { db in
+            try db.serialize("outbox")
+            Thread.sleep(forTimeInterval: 0.4)
+            try db.execute("INSERT INTO things (name) VALUES ('first')")
+            order.add(["first"])
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        try await store.write { db in
+            try db.serialize("outbox")
+            try db.execute("INSERT INTO things (name) VALUES ('second')")
+            order.add(["second"])
+        }
+        try await first
+        #expect(order.lists == [["first"], ["second"]], "the second waited for the first")
+        let names = try await store.read { db in try db.rows("SELECT name FROM things ORDER BY id").map { try $0["name"] as String } }
+        #expect(names == ["first", "second"], "keys follow commit order")
+        await done()
+    }
+
+    static func until(_ condition: () -> Bool) async throws -> Bool {
+        for _ in 0..<100 where !condition() { try await Task.sleep(for: .milliseconds(50)) }
+        return condition()
+    }
+
+    final class Heard: @unchecked Sendable {
+        private let lock = NSLock()
+        private var stored: [[String]?] = []
+        var lists: [[String]?] { lock.withLock { stored } }
+        func add(_ list: [String]?) { lock.withLock { stored.append(list) } }
+    }
+
     @Test func placeholdersAreNumberedOutsideQuotesOnly() {
         #expect(
             PostgresStore.numberPlaceholders(#"SELECT '?', "a?b", ? FROM t WHERE x = ? AND y = 'it''s ?'"#)
@@ -144,10 +208,8 @@ struct SQLStoreTests {
         for bad in ["mysql://a@b/c", "postgres://b/c", "postgres://a@b", "postgres://a@b/c?sslmode=require", "postgres://a:pw@b:0/c"] {
             #expect(throws: PostgresURL.URLError.self, "\(bad)") { try PostgresURL(bad) }
         }
-        do {
-            _ = try PostgresURL("postgres://a:hunter2@b/c?target=x")
-        } catch {
-            #expect(!"\(error)".contains("hunter2"), "\(error)")
-        }
+        #expect(try PostgresURL("postgres://a:p%2541@b/c").password == "p%41", "decoded once")
+        let refusal = #expect(throws: PostgresURL.URLError.self) { try PostgresURL("postgres://a:hunter2@b/c?target=x") }
+        #expect(refusal.map { !"\($0)".contains("hunter2") } == true, "\(String(describing: refusal))")
     }
 }
