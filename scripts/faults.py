@@ -78,6 +78,29 @@ class PrivateMongo:
         shutil.rmtree(self.env["SERVICES_RUN_DIR"], ignore_errors=True)
 
 
+class PrivatePostgres:
+    """A PostgreSQL server of the scenario's own, through scripts/services with its own port and
+    run folder, so that its outage touches nobody else."""
+
+    def __init__(self):
+        self.port = next(p for p in random.sample(range(22000, 32000), 50) if free_port(p))
+        self.env = dict(os.environ, PG_PORT=str(self.port), SERVICES_RUN_DIR=f"/tmp/faults-pg-{self.port}")
+        self.admin_url = f"postgres://commerce@127.0.0.1:{self.port}/postgres"
+
+    def services(self, command):
+        subprocess.run([os.path.join(ROOT, "scripts/services"), command], env=self.env, check=True, stdout=subprocess.DEVNULL)
+
+    def start(self):
+        self.services("start-postgres")
+
+    def stop(self):
+        self.services("stop-postgres")
+
+    def remove(self):
+        self.stop()
+        shutil.rmtree(self.env["SERVICES_RUN_DIR"], ignore_errors=True)
+
+
 class Scenario:
     def __init__(self, name, mongo=MONGO):
         self.id = f"f{int(time.time())}{random.randint(100, 999)}"
@@ -439,15 +462,18 @@ def replicas_on_postgres():
     """Every service as two processes on one PostgreSQL database (`serve user|product|order|payment`
     twice each), with faults at every step. simulate talks to the second process of each service;
     the first of each (started first: it leads every outbox relay, and holds half the partitions)
-    is killed -9 mid-run and restarted. Every invariant must hold, every committed event must be on
+    is killed -9 mid-run and restarted, then the database itself is stopped for 3 s (a server of
+    the scenario's own). Every invariant must hold; no process may exit; the second processes
+    must have taken over publishing while the first were dead; every committed event must be on
     its topic, and an event may be there twice only if it was committed before the kill: the
     killed leader published it and died before deleting it from the outbox."""
     orders = 1_000 if FULL else 150
     sid = f"r{int(time.time())}{random.randint(100, 999)}"
     prefix, db = f"{sid}.", f"faults_{sid}"
-    admin_url = os.environ.get("POSTGRES_URL", "postgres://commerce@127.0.0.1:21432/postgres")
-    url = admin_url.rsplit("/", 1)[0] + "/" + db
-    subprocess.run(["psql", admin_url, "-qc", f"CREATE DATABASE {db}"], check=True)
+    pg = PrivatePostgres()
+    pg.start()
+    url = pg.admin_url.rsplit("/", 1)[0] + "/" + db
+    subprocess.run(["psql", pg.admin_url, "-qc", f"CREATE DATABASE {db}"], check=True)
     names = ("user", "product", "order", "payment")
     ports = {(name, r): free_port() for name in names for r in (0, 1)}
     logs = open(os.path.join(ROOT, ".run", f"faults-{sid}-services.log"), "w")
@@ -461,17 +487,16 @@ def replicas_on_postgres():
         for _ in range(120):
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{ports[name, r]}/healthz", timeout=1)
-                return True
+                return processes[name, r].poll() is None  # the answer came from ours, not from whoever has the port
             except OSError:
                 time.sleep(0.5)
         return False
 
-    processes = {}
+    processes, started = {}, True
     for r in (0, 1):
         for name in names:
             processes[name, r] = serve(name, r)
-        for name in names:
-            healthy(name, r)
+        started = all([healthy(name, r) for name in names]) and started
     admin = AdminClient({"bootstrap.servers": BROKERS})
     for f in admin.create_topics([NewTopic(prefix + t, num_partitions=4, replication_factor=1) for t in ("archive.dlq", "archive.compensation")]).values():
         f.result(timeout=30)
@@ -490,22 +515,27 @@ def replicas_on_postgres():
     for name in names:
         processes[name, 0].kill()
         processes[name, 0].wait()
-    time.sleep(2)
+    time.sleep(3)
+    restarted_at = time.time()
     for name in names:
         processes[name, 0] = serve(name, 0)
-    restarted = all(healthy(name, 0) and processes[name, 0].poll() is None for name in names)
+    restarted = all([healthy(name, 0) for name in names])
+    time.sleep(1)
+    pg.stop()  # every process loses every connection, its relay's lease and its LISTEN
+    time.sleep(3)
+    pg.start()
     out, _ = sim.communicate(timeout=1_200)
+    survived = [name for name, r in processes if processes[name, r].poll() is None]
     for p in list(processes.values()) + [archiver]:
         p.send_signal(signal.SIGTERM)
         p.wait(60)
-    # Every event on the commerce topics, read from the start.
-    consumer = Consumer({"bootstrap.servers": BROKERS, "group.id": f"count-{sid}", "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False})
+    # Every event on the commerce topics, read from the start; its Kafka timestamp is when a relay sent it.
     from confluent_kafka import TopicPartition, OFFSET_BEGINNING
+    consumer = Consumer({"bootstrap.servers": BROKERS, "group.id": f"count-{sid}", "enable.auto.commit": False})
     # Assigned, not subscribed: no group to join, every partition from its first message.
     consumer.assign([TopicPartition(prefix + "commerce." + t, p, OFFSET_BEGINNING)
                      for t in ("order", "product", "balance", "payment") for p in range(4)])
-    copies, times, quiet = {}, {}, time.time()
+    copies, times, sent_during_gap, quiet = {}, {}, 0, time.time()
     while time.time() - quiet < (10 if not copies else 3):
         m = consumer.poll(0.5)
         if m is None or m.error():
@@ -514,19 +544,23 @@ def replicas_on_postgres():
         event = json.loads(m.value())
         copies[event["id"]] = copies.get(event["id"], 0) + 1
         times[event["id"]] = event["time"]
+        if killed_at + 1 < m.timestamp()[1] / 1000 < restarted_at:
+            sent_during_gap += 1
     consumer.close()
-    subprocess.run(["psql", admin_url, "-qc", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"], check=False)
+    pg.remove()
     from datetime import datetime
     twice = [i for i, n in copies.items() if n > 1]
     late = [i for i in twice if datetime.fromisoformat(times[i].replace("Z", "+00:00")).timestamp() > killed_at + 0.5]
     held = [l for l in out.splitlines() if l.startswith("  ok ")]
     broken = [l.strip() for l in out.splitlines() if l.startswith("  FAIL ")]
-    ok = sim.returncode == 0 and restarted and "all invariants hold" in out and not broken and not late and len(copies) > 0
+    ok = (sim.returncode == 0 and started and restarted and "all invariants hold" in out and not broken and not late and copies
+          and sent_during_gap > 0 and len(survived) == len(processes))
     if not ok:
         print(out, flush=True)
-    print_verdict("replicas on PostgreSQL + kill -9", ok, f"orders={orders} processes=8 killed=4 restarted={restarted} "
-                  f"invariants_held={len(held)}/{len(held) + len(broken)} events={len(copies)} twice={len(twice)} "
-                  f"twice_after_the_kill={len(late)}")
+    print_verdict("replicas on PostgreSQL + kill -9 + database restart", ok,
+                  f"orders={orders} processes=8 killed=4 restarted={restarted} database_down=3s survived={len(survived)}/8 "
+                  f"invariants_held={len(held)}/{len(held) + len(broken)} events={len(copies)} sent_while_leaders_dead={sent_during_gap} "
+                  f"twice={len(twice)} twice_after_the_kill={len(late)}")
 
 
 def print_verdict(name, ok, text):

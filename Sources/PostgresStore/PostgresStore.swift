@@ -347,7 +347,9 @@ public final class PostgresStore: SQLStore {
             return SQLError(
                 "PostgreSQL \(state): \(serverField(error, .message) ?? "no message")\(detail)", transient: isConnectionFailure(error))
         }
-        return SQLError("PostgreSQL connection failed: \(error)", transient: true)
+        // PSQLError's description hides everything; its code and underlying error say what happened.
+        let what = (error as? PSQLError).map { "\($0.code)\($0.underlying.map { ": \($0)" } ?? "")" } ?? "\(error)"
+        return SQLError("PostgreSQL connection failed: \(what)", transient: true)
     }
 }
 

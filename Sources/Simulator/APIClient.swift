@@ -109,7 +109,9 @@ public struct APIClient: Sendable {
             headers: [("Content-Type", "application/json"), ("Idempotency-Key", UUID().uuidString)], timeout: .seconds(30), as: T.self)
     }
 
-    /// Retries what never got an answer (a service restarting) for up to a minute.
+    /// Retries what never got an answer (a service restarting) and a 503 (a long poll over the
+    /// process's limit, a database unreachable for a moment) for up to a minute. A POST carries
+    /// its Idempotency-Key, so a retry never creates anything twice.
     private func send<T: Decodable>(
         _ method: String, _ url: URL, body: Data?, headers: [(String, String)], timeout: Duration, as: T.Type
     ) async throws -> T {
@@ -119,8 +121,7 @@ public struct APIClient: Sendable {
         while answer == nil {
             do {
                 answer = try await transport.send(method: method, url: url, body: body, headers: headers, timeout: timeout)
-                // A long poll refused because the process holds its limit of waiters: ask again later.
-                if answer?.0 == 503, method == "GET", Date() < deadline {
+                if answer?.0 == 503, Date() < deadline {
                     answer = nil
                     try await Task.sleep(for: .seconds(1))
                 }
