@@ -25,8 +25,11 @@ final class Scenario: Sendable {
     var group: String { "g-\(id)" }
     let producer: KafkaProducer
     let store: HistoryStore
+    /// Given back when the scenario goes: at most `Slots.scenarios` run at once.
+    private let slot: Slots.Token
 
     init(mongoURI: String = mongoURI) async throws {
+        slot = await Slots.scenarios.take()
         producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: brokers))
         store = HistoryStore(database: try MongoClient(uri: mongoURI).database("t_\(id)"))
         try await KafkaAdmin(configuration: KafkaConfiguration(brokers: brokers))

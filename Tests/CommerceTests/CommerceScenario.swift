@@ -21,8 +21,6 @@ let mongoURI = ProcessInfo.processInfo.environment["MONGO_URI"] ?? "mongodb://12
 /// data folder or PostgreSQL database, consumer groups and history database, so scenarios run
 /// side by side.
 final class CommerceScenario: @unchecked Sendable {
-    /// Scenarios alive at once, across the whole test run.
-    static let slots = Slots(8)
     private let slot: Slots.Token
     let id: String
     var prefix: String { "c\(id)." }
@@ -50,7 +48,7 @@ final class CommerceScenario: @unchecked Sendable {
         backend: Backend = .sqlite, replicas count: Int = 1, faults: String? = nil, crashAfterCommit: String? = nil, extraArguments: [String] = []
     ) async throws {
         precondition(count == 1 || backend == .postgres, "replicas of one SQLite folder are not a thing")
-        slot = await Self.slots.take()
+        slot = await Slots.scenarios.take()
         let id = String(UUID().uuidString.prefix(8).lowercased())
         self.id = id
         self.backend = backend

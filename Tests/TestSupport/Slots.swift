@@ -4,6 +4,9 @@ import Synchronization
 /// processes take a slot, so that a whole suite starting together does not swamp the local
 /// broker on 2 cores (connections time out, and the test measures the machine, not the code).
 public final class Slots: Sendable {
+    /// Shared by every test that starts an archiver or services against the local servers.
+    public static let scenarios = Slots(10)
+
     private struct State {
         var free: Int
         var waiting: [CheckedContinuation<Void, Never>] = []
