@@ -1,4 +1,3 @@
-import Events
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -34,7 +33,6 @@ public enum JSON {
             throw APIError.badRequest("request body too large (limit 64 KiB)")
         }
         guard body.readableBytes > 0 else { throw APIError.badRequest("request body must be a JSON object") }
-        guard !body.withUnsafeReadableBytes(NULCheck.hasEscapedNUL) else { throw APIError.badRequest("strings may not contain U+0000") }
         do {
             return try JSONDecoder().decode(T.self, from: Data(body.readableBytesView))
         } catch let error as DecodingError {

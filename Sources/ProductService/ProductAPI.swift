@@ -45,6 +45,8 @@ public enum ProductAPI {
             guard (1...200).contains(new.name.unicodeScalars.count), new.name.unicodeScalars.contains(where: { !blank.contains($0) }) else {
                 throw APIError.badRequest("name must be 1-200 characters (code points), not only whitespace")
             }
+            // PostgreSQL refuses U+0000 in text; fields the API ignores may hold anything.
+            guard !new.name.unicodeScalars.contains("\0") else { throw APIError.badRequest("name may not contain U+0000") }
             guard new.price > 0, new.price <= 1_000_000_000 else { throw APIError.badRequest("price must be 1-1000000000, got \(new.price)") }
             guard new.stock >= 0, new.stock <= 1_000_000_000 else { throw APIError.badRequest("stock must be 0-1000000000, got \(new.stock)") }
             return try await node.respond(to: post, status: .created) { db in

@@ -39,7 +39,7 @@ struct ReliabilityTests {
 
     /// U+0000 is valid JSON but PostgreSQL refuses it in text: a message that carries one (in its
     /// key, as a raw byte in its value, escaped in an event's id or reason) is kept in
-    /// `rejected_events` and the consumer goes on, on both backends; a request body with one is a 400.
+    /// `rejected_events` and the consumer goes on, on both backends; a product name with one is a 400.
     @Test(arguments: Backend.allCases) func aNULAnywhereIsRejectedNeverAFailedService(backend: Backend) async throws {
         let s = try await CommerceScenario(backend: backend)
         let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: brokers))
@@ -58,7 +58,7 @@ struct ReliabilityTests {
         let order = try await s.order(product: product, quantity: 2)
         #expect(try await s.settledOrder(order) == "PLACED", "the consumer went on: \(s.services.output)")
         let named = try await s.call("POST", "/products", ["name": "a\u{0}b", "price": 1, "stock": 1])
-        #expect(named.status == 400 && (named.json["error"] as? [String: Any])?["message"] as? String == "strings may not contain U+0000", "\(named)")
+        #expect(named.status == 400 && (named.json["error"] as? [String: Any])?["message"] as? String == "name may not contain U+0000", "\(named)")
         #expect(s.services.process.isRunning)
         await s.finish()
     }
