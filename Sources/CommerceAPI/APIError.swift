@@ -78,11 +78,12 @@ public struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             let code = error.status == .notFound ? "not_found" : error.status.code < 500 ? "bad_request" : "internal"
             let message = error.body ?? (error.status == .notFound ? "no route \(request.method) \(request.uri.path)" : error.status.reasonPhrase)
             return try APIError(error.status, code: code, message).response(from: request, context: context)
-        } catch let error as SQLError where error.isTransient {
+        } catch let error as SQLError where error.isTransient && !error.mayHaveCommitted {
             // The service's shared database is unreachable for now: the client may retry (with its
             // Idempotency-Key); where the database is and who logs in stays in the log.
             context.logger.warning("database unreachable", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
-            var refusal = APIError(.serviceUnavailable, code: "database_unavailable", "the service's database cannot be reached; retry shortly")
+            var refusal = APIError(
+                .serviceUnavailable, code: "database_unavailable", "the service's database cannot be reached or is busy; retry shortly")
             refusal.headers[.retryAfter] = "1"
             return try refusal.response(from: request, context: context)
         } catch {

@@ -170,13 +170,19 @@ public final class PostgresStore: SQLStore {
             attempt += 1
             let connection = try take()
             let session = Session(store: self, connection: connection)
+            var committing = false
             do {
                 try session.execute(begin, [])
                 let value = try body(session)
+                committing = true
                 try session.execute("COMMIT", [])
                 give(connection)
                 return value
             } catch {
+                if committing, Self.isConnectionFailure(error) {
+                    _ = try? connection.close().wait()
+                    throw SQLError("the connection broke during COMMIT: \(Self.describe(error))", transient: true, mayHaveCommitted: true)
+                }
                 if connection.isClosed || Self.isConnectionFailure(error) {
                     _ = try? connection.close().wait()
                 } else if (try? session.execute("ROLLBACK", [])) != nil {
@@ -329,11 +335,15 @@ public final class PostgresStore: SQLStore {
         if let error = error as? SQLError { return error.isTransient }
         if let state = sqlState(error) { return ["57P01", "57P02", "57P03", "08000", "08003", "08006"].contains(state) }
         if let error = error as? PostgresError {
-            if case .server = error { return false }
-            return true
+            switch error {
+            case .server: return false
+            // A login the server will never accept is not worth waiting for.
+            case .protocol(let message) where message.contains("auth"): return false
+            default: return true
+            }
         }
         if let error = error as? PSQLError {
-            return [.serverClosedConnection, .clientClosedConnection, .connectionError, .uncleanShutdown].contains(error.code)
+            return [.serverClosedConnection, .clientClosedConnection, .connectionError, .uncleanShutdown, .sslUnsupported].contains(error.code)
         }
         return error is ChannelError || error is IOError
     }
@@ -349,7 +359,7 @@ public final class PostgresStore: SQLStore {
         }
         // PSQLError's description hides everything; its code and underlying error say what happened.
         let what = (error as? PSQLError).map { "\($0.code)\($0.underlying.map { ": \($0)" } ?? "")" } ?? "\(error)"
-        return SQLError("PostgreSQL connection failed: \(what)", transient: true)
+        return SQLError("PostgreSQL connection failed: \(what)", transient: isConnectionFailure(error))
     }
 }
 

@@ -51,11 +51,14 @@ public struct SQLMigration: Sendable {
 public struct SQLError: Error, CustomStringConvertible {
     public let description: String
     /// The store could not be reached or dropped the connection: trying again later may work.
-    /// A write that failed so may or may not have been committed.
     public let isTransient: Bool
+    /// The connection broke while the transaction was committing: it may have been committed.
+    /// Only a caller whose retry is idempotent (the inbox, an Idempotency-Key) may retry.
+    public let mayHaveCommitted: Bool
 
-    public init(_ description: String, transient: Bool = false) {
+    public init(_ description: String, transient: Bool = false, mayHaveCommitted: Bool = false) {
         self.description = description
         self.isTransient = transient
+        self.mayHaveCommitted = mayHaveCommitted
     }
 }
