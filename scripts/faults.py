@@ -53,52 +53,41 @@ def free_port(port=0):
         return sock.getsockname()[1]
 
 
-class PrivateMongo:
-    """A Mongo-wire server of the scenario's own, started and stopped through scripts/services
-    with its own port and pid file, so an outage never touches the shared server or anyone
-    else's. The port is below Linux's ephemeral range (32768+), so no client connection takes it
-    while the server is down; scripts/services refuses it if anything else holds it."""
+class PrivateServer:
+    """A server of the scenario's own, started and stopped through scripts/services with its own
+    port and run folder (pid file), so an outage never touches the shared server or anyone else's.
+    The port is below Linux's ephemeral range (32768+), so no client connection takes it while
+    the server is down; scripts/services refuses it if anything else holds it."""
 
-    def __init__(self):
+    def __init__(self, kind, port_variable):
+        self.kind = kind
         self.port = next(p for p in random.sample(range(22000, 32000), 50) if free_port(p))
-        self.env = dict(os.environ, MONGO_PORT=str(self.port), SERVICES_RUN_DIR=f"/tmp/faults-mongo-{self.port}")
+        self.env = dict(os.environ, **{port_variable: str(self.port)}, SERVICES_RUN_DIR=f"/tmp/faults-{kind}-{self.port}")
+
+    def services(self, command):
+        subprocess.run([os.path.join(ROOT, "scripts/services"), command], env=self.env, check=True, stdout=subprocess.DEVNULL)
+
+    def start(self):
+        self.services(f"start-{self.kind}")
+
+    def stop(self):
+        self.services(f"stop-{self.kind}")
+
+    def remove(self):
+        self.stop()
+        shutil.rmtree(self.env["SERVICES_RUN_DIR"], ignore_errors=True)
+
+
+class PrivateMongo(PrivateServer):
+    def __init__(self):
+        super().__init__("mongo", "MONGO_PORT")
         self.uri = f"mongodb://127.0.0.1:{self.port}"
 
-    def services(self, command):
-        subprocess.run([os.path.join(ROOT, "scripts/services"), command], env=self.env, check=True, stdout=subprocess.DEVNULL)
 
-    def start(self):
-        self.services("start-mongo")
-
-    def stop(self):
-        self.services("stop-mongo")
-
-    def remove(self):
-        self.stop()
-        shutil.rmtree(self.env["SERVICES_RUN_DIR"], ignore_errors=True)
-
-
-class PrivatePostgres:
-    """A PostgreSQL server of the scenario's own, through scripts/services with its own port and
-    run folder, so that its outage touches nobody else."""
-
+class PrivatePostgres(PrivateServer):
     def __init__(self):
-        self.port = next(p for p in random.sample(range(22000, 32000), 50) if free_port(p))
-        self.env = dict(os.environ, PG_PORT=str(self.port), SERVICES_RUN_DIR=f"/tmp/faults-pg-{self.port}")
+        super().__init__("postgres", "PG_PORT")
         self.admin_url = f"postgres://commerce@127.0.0.1:{self.port}/postgres"
-
-    def services(self, command):
-        subprocess.run([os.path.join(ROOT, "scripts/services"), command], env=self.env, check=True, stdout=subprocess.DEVNULL)
-
-    def start(self):
-        self.services("start-postgres")
-
-    def stop(self):
-        self.services("stop-postgres")
-
-    def remove(self):
-        self.stop()
-        shutil.rmtree(self.env["SERVICES_RUN_DIR"], ignore_errors=True)
 
 
 class Scenario:
@@ -330,6 +319,37 @@ def three_archivers():
     s.verdict(ok, f"killed=1 added=1 {counts}")
 
 
+def healthy(port):
+    """Whether something answers /healthz on the port within a minute."""
+    import urllib.request
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return True
+        except OSError:
+            time.sleep(0.5)
+    return False
+
+
+def saga_archiver(sid, prefix, db):
+    """`archiver run` on a saga scenario's topics (its dead-letter and compensation topics created first)."""
+    admin = AdminClient({"bootstrap.servers": BROKERS})
+    for f in admin.create_topics([NewTopic(prefix + t, num_partitions=4, replication_factor=1) for t in ("archive.dlq", "archive.compensation")]).values():
+        f.result(timeout=30)
+    log = open(os.path.join(ROOT, ".run", f"faults-{sid}-archiver.log"), "w")
+    return spawn([BIN, "run", "--brokers", BROKERS, "--mongo-uri", MONGO, "--database", db, "--group", f"g-{sid}",
+                  "--topics", ",".join(prefix + "commerce." + t for t in ("balance", "payment", "order")),
+                  "--dead-letter-topic", prefix + "archive.dlq", "--compensation-topic", prefix + "archive.compensation",
+                  "--admin-port", str(free_port()), "--session-timeout-ms", "6000", "--max-poll-interval-ms", "10000"],
+                 stdout=log, stderr=log, env=dict(os.environ, LOG_LEVEL="warning"))
+
+
+def invariants(out):
+    """simulate's invariant lines: those that held and those that broke."""
+    lines = out.splitlines()
+    return [l for l in lines if l.startswith("  ok ")], [l.strip() for l in lines if l.startswith("  FAIL ")]
+
+
 def simulate_with_a_crash():
     """commerce simulate with faults at every step; the services are killed -9 mid-run and restarted."""
     orders = 1_000 if FULL else 150
@@ -342,27 +362,9 @@ def simulate_with_a_crash():
         return spawn([COMMERCE_BIN, "serve", "all", "--data-dir", data, "--http-port", str(port), "--topic-prefix", prefix,
                       "--fault", "*=0.05", "--brokers", BROKERS], stdout=logs, stderr=logs, env=dict(os.environ, LOG_LEVEL="warning"))
 
-    def healthy():
-        import urllib.request
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                return True
-            except OSError:
-                time.sleep(0.5)
-        return False
-
     services = serve()
-    healthy()
-    admin = AdminClient({"bootstrap.servers": BROKERS})
-    for f in admin.create_topics([NewTopic(prefix + t, num_partitions=4, replication_factor=1) for t in ("archive.dlq", "archive.compensation")]).values():
-        f.result(timeout=30)
-    alog = open(os.path.join(ROOT, ".run", f"faults-{sid}-archiver.log"), "w")
-    archiver = spawn([BIN, "run", "--brokers", BROKERS, "--mongo-uri", MONGO, "--database", db, "--group", f"g-{sid}",
-                      "--topics", ",".join(prefix + "commerce." + t for t in ("balance", "payment", "order")),
-                      "--dead-letter-topic", prefix + "archive.dlq", "--compensation-topic", prefix + "archive.compensation",
-                      "--admin-port", str(free_port()), "--session-timeout-ms", "6000", "--max-poll-interval-ms", "10000"],
-                     stdout=alog, stderr=alog, env=dict(os.environ, LOG_LEVEL="warning"))
+    healthy(port)
+    archiver = saga_archiver(sid, prefix, db)
     sim = spawn([COMMERCE_BIN, "simulate", "--orders", str(orders), "--users", "20", "--concurrency", "8", "--seed", "5",
                  "--url", f"http://127.0.0.1:{port}", "--mongo-uri", MONGO, "--database", db, "--settle-seconds", "120"],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -371,13 +373,12 @@ def simulate_with_a_crash():
     services.wait()
     time.sleep(2)
     services = serve()
-    restarted = healthy() and services.poll() is None  # the answer came from ours, not from whoever has the port
+    restarted = healthy(port) and services.poll() is None  # the answer came from ours, not from whoever has the port
     out, _ = sim.communicate(timeout=1_200)
     for p in (services, archiver):
         p.send_signal(signal.SIGTERM)
         p.wait(60)
-    held = [l for l in out.splitlines() if l.startswith("  ok ")]
-    broken = [l.strip() for l in out.splitlines() if l.startswith("  FAIL ")]
+    held, broken = invariants(out)
     injected = sum(int(l.split()[0]) for l in out.splitlines() if "injected fault at" in l)
     ok = sim.returncode == 0 and restarted and "all invariants hold" in out and not broken
     if not ok:
@@ -489,30 +490,15 @@ def replicas_on(pg, orders, sid, prefix, db):
         return spawn([COMMERCE_BIN, "serve", name, "--database-url", url, "--http-port", str(ports[name, r]), "--topic-prefix", prefix,
                       "--fault", "*=0.05", "--brokers", BROKERS], stdout=logs, stderr=logs, env=dict(os.environ, LOG_LEVEL="warning"))
 
-    def healthy(name, r):
-        import urllib.request
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{ports[name, r]}/healthz", timeout=1)
-                return processes[name, r].poll() is None  # the answer came from ours, not from whoever has the port
-            except OSError:
-                time.sleep(0.5)
-        return False
+    def up(name, r):
+        return healthy(ports[name, r]) and processes[name, r].poll() is None  # the answer came from ours, not from whoever has the port
 
     processes, started = {}, True
     for r in (0, 1):
         for name in names:
             processes[name, r] = serve(name, r)
-        started = all([healthy(name, r) for name in names]) and started
-    admin = AdminClient({"bootstrap.servers": BROKERS})
-    for f in admin.create_topics([NewTopic(prefix + t, num_partitions=4, replication_factor=1) for t in ("archive.dlq", "archive.compensation")]).values():
-        f.result(timeout=30)
-    alog = open(os.path.join(ROOT, ".run", f"faults-{sid}-archiver.log"), "w")
-    archiver = spawn([BIN, "run", "--brokers", BROKERS, "--mongo-uri", MONGO, "--database", db, "--group", f"g-{sid}",
-                      "--topics", ",".join(prefix + "commerce." + t for t in ("balance", "payment", "order")),
-                      "--dead-letter-topic", prefix + "archive.dlq", "--compensation-topic", prefix + "archive.compensation",
-                      "--admin-port", str(free_port()), "--session-timeout-ms", "6000", "--max-poll-interval-ms", "10000"],
-                     stdout=alog, stderr=alog, env=dict(os.environ, LOG_LEVEL="warning"))
+        started = all([up(name, r) for name in names]) and started
+    archiver = saga_archiver(sid, prefix, db)
     urls = [f"--{name}-url=http://127.0.0.1:{ports[name, 1]}" for name in names]
     sim = spawn([COMMERCE_BIN, "simulate", "--orders", str(orders), "--users", "20", "--concurrency", "8", "--seed", "6",
                  f"--url=http://127.0.0.1:{ports['order', 1]}", *urls, "--mongo-uri", MONGO, "--database", db, "--settle-seconds", "120"],
@@ -526,7 +512,7 @@ def replicas_on(pg, orders, sid, prefix, db):
     restarted_at = time.time()
     for name in names:
         processes[name, 0] = serve(name, 0)
-    restarted = all([healthy(name, 0) for name in names])
+    restarted = all([up(name, 0) for name in names])
     time.sleep(1)
     db_stopped_at = time.time()
     pg.stop()  # every process loses every connection, its relay's lease and its LISTEN
@@ -561,8 +547,7 @@ def replicas_on(pg, orders, sid, prefix, db):
     # what it sent in its last half second to the next leader: those are the only copies allowed.
     committed = {i: datetime.fromisoformat(times[i].replace("Z", "+00:00")).timestamp() for i in twice}
     late = [i for i in twice if committed[i] > killed_at + 0.5 and not db_stopped_at - 2 < committed[i] < db_stopped_at + 4]
-    held = [l for l in out.splitlines() if l.startswith("  ok ")]
-    broken = [l.strip() for l in out.splitlines() if l.startswith("  FAIL ")]
+    held, broken = invariants(out)
     ok = (sim.returncode == 0 and started and restarted and "all invariants hold" in out and not broken and not late and copies
           and sent_during_gap > 0 and len(survived) == len(processes))
     if not ok:

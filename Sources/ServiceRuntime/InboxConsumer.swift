@@ -151,17 +151,9 @@ final class InboxConsumer: Sendable {
         logger.error(
             "event rejected",
             metadata: ["topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)", "reason": "\(reason)"])
-        try db.execute(
-            """
-            INSERT INTO rejected_events (topic, partition, "offset", key, value, error, rejected_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT DO NOTHING
-            """, message.topic, Int64(message.partition), message.offset, message.keyString.map(printable), Data(message.value),
-            printable(reason), now)
-    }
-
-    /// Text as PostgreSQL takes it: a key or an error message may hold a NUL, which it refuses in TEXT.
-    private static func printable(_ text: String) -> String {
-        text.contains("\0") ? text.replacingOccurrences(of: "\0", with: "\\0") : text
+        try RejectedEvents.keep(
+            topic: message.topic, partition: Int64(message.partition), offset: message.offset, key: message.keyString,
+            value: Data(message.value), reason: reason, at: now, db)
     }
 }
 

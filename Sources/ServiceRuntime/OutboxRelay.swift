@@ -240,14 +240,11 @@ final class OutboxRelay: Sendable {
         guard progress.published > progress.deleted || !progress.refused.isEmpty else { return }
         let refused = progress.refused
         try await node.database.write { [published = progress.published] db in
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
             for (seq, record, error) in refused {
-                try db.execute(
-                    """
-                    INSERT INTO rejected_events (topic, partition, "offset", key, value, error, rejected_at) VALUES (?, -1, ?, ?, ?, ?, ?)
-                    ON CONFLICT DO NOTHING
-                    """,
-                    record.topic, -seq, record.key.map { String(decoding: $0, as: UTF8.self) }, Data(record.value),
-                    "outgoing event refused by the broker: \(error.message)", Int64(Date().timeIntervalSince1970 * 1000))
+                try RejectedEvents.keep(
+                    topic: record.topic, partition: -1, offset: -seq, key: record.key.map { String(decoding: $0, as: UTF8.self) },
+                    value: Data(record.value), reason: "outgoing event refused by the broker: \(error.message)", at: now, db)
             }
             try db.execute("DELETE FROM outbox WHERE seq <= ?", published)
         }

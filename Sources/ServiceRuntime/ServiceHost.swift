@@ -79,11 +79,10 @@ public final class ServiceHost: Service, Sendable {
             }
         }
         // A periodic wake-up publishes what an earlier process committed but never sent.
-        let tick: Duration = .seconds(1)
         let ticker = Task { [nodes] in
             while !Task.isCancelled {
                 for node in nodes { node.wakeRelayPeriodically() }
-                try? await Task.sleep(for: tick)
+                try? await Task.sleep(for: .seconds(1))
             }
         }
         // Each consumer's failure is caught here, not left to a throwing group: the group's
