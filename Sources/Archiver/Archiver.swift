@@ -9,11 +9,13 @@ import ServiceLifecycle
 /// `archiver run`: consume, archive, compensate, dead-letter, commit; batch after batch.
 ///
 /// One event, from poll to commit: `poll` → `Inbound.decode` → `BatchPlanner.plan` →
-/// `BatchExecutor.execute` (inserts, compensations, suppressions, dead letters) → `commit`.
-/// The next poll happens only after the commit, and rebalances are served only inside polls, so
-/// a partition is revoked with work done but not committed only while an outage is waited out
-/// (those waits poll): then its new owner redoes the batch, every write is idempotent, and this
-/// instance leaves the partition's dead letters to it and commits only what it still owns.
+/// `BatchExecutor.write` (inserts, compensations, suppressions) → the next poll → one lookup
+/// that plans the next batch and re-checks this one → `settle` (writes that raced a
+/// compensation taken back, dead letters) → `commit`, in the background, ahead of the poll
+/// after. So a rebalance served by the poll between a batch's writes and its commit can revoke a
+/// partition with work done but not committed (as can one served while an outage is waited
+/// out): its new owner redoes that work, every write is idempotent, and this instance leaves the
+/// partition's dead letters to it and commits only what it still owns.
 public final class Archiver: Service, Sendable {
     public let status = ArchiverStatus()
     private let config: ArchiverConfiguration
@@ -37,8 +39,11 @@ public final class Archiver: Service, Sendable {
         /// This loop marked Kafka unreachable after librdkafka said every broker was down.
         var brokersDownReported = false
         var lastProbe = ContinuousClock.now
-        /// Next offset to read, per partition, for the lag gauge.
+        /// Next offset to read, per partition: settled work, committed in the background, and the lag gauge.
         var positions: [TopicPartition: Int64] = [:]
+        /// How often each partition was revoked: a batch whose partition was revoked after its poll
+        /// (even if assigned back since, which fetches again from the last commit) is redone.
+        var revocations: [TopicPartition: Int] = [:]
         var totals = BatchOutcome()
     }
 
@@ -74,7 +79,10 @@ public final class Archiver: Service, Sendable {
             // commit, leave the group.
             try await withTaskCancellationHandler {
                 try await withGracefulShutdownHandler {
-                    while !stopRequested { try await runOneBatch() }
+                    var unsettled: Unsettled?
+                    while !stopRequested { unsettled = try await runOneBatch(after: unsettled) }
+                    if let unsettled { try await settle(unsettled, raced: try await executor.recheck(unsettled.written)) }
+                    try await commit(loop.withLock { $0.positions })
                 } onGracefulShutdown: { [loop] in
                     loop.withLock { $0.stopRequestedAt = .now }
                 }
@@ -94,18 +102,34 @@ public final class Archiver: Service, Sendable {
 
     private var stopRequested: Bool { loop.withLock { $0.stopRequestedAt != nil } }
 
-    private func runOneBatch() async throws {
+    /// A written batch and the messages it came from, waiting for its re-check and commit.
+    private struct Unsettled {
+        var written: WrittenBatch
+        var messages: [KafkaMessage]
+        /// `LoopState.revocations` when the batch was polled.
+        var revocationsAtPoll: [TopicPartition: Int]
+    }
+
+    /// Polls and writes one batch, settling the one before it on the way; returns the batch
+    /// written, unsettled (nil when none came).
+    private func runOneBatch(after previous: Unsettled?) async throws -> Unsettled? {
         let carried = loop.withLock { s in
             defer { s.carryOver = [] }
             return s.carryOver
         }
-        let result = try await consumer.poll(
-            maxMessages: max(1, config.batchSize - carried.count), timeout: .milliseconds(carried.isEmpty ? config.pollTimeoutMs : 0))
+        // With a batch to settle, only what is already fetched is taken: it is settled at once otherwise.
+        let waitMs = carried.isEmpty && previous == nil ? config.pollTimeoutMs : 0
+        let result = try await consumer.poll(maxMessages: max(1, config.batchSize - carried.count), timeout: .milliseconds(waitMs))
         handle(result.rebalances)
         await checkBrokers()
         let assignment = consumer.assignment
         let messages = carried.filter { assignment.contains($0.topicPartition) } + result.messages
-        guard !messages.isEmpty else { return updateLag() }
+        let revocationsAtPoll = loop.withLock { $0.revocations }
+        guard !messages.isEmpty else {
+            if let previous { try await settle(previous, raced: try await executor.recheck(previous.written)) }
+            updateLag()
+            return nil
+        }
 
         let batch = messages.map(Inbound.decode)
         var consumed = ArchiverMetrics.Tally()
@@ -118,21 +142,49 @@ public final class Archiver: Service, Sendable {
         }
         metrics.consumed(consumed)
         metrics.batch(size: batch.count)
-        let outcome = try await executor.execute(batch)
-        try await commit(messages)
+        let executor = executor
+        let (plan, raced) = try await executor.plan(batch, recheck: previous?.written)
+        if let previous { try await settle(previous, raced: raced) }
+        let written = try await executor.write(plan, to: batch)
         let wasPaused = loop.withLock { s in
             defer { s.pausedForOutage = false }
-            s.totals += outcome
             return s.pausedForOutage
         }
         if wasPaused {
             consumer.setPauseNewAssignments(false)
             try await consumer.resume(Array(consumer.assignment))
         }
+        return Unsettled(written: written, messages: messages, revocationsAtPoll: revocationsAtPoll)
+    }
+
+    /// Re-checked: takes back the raced writes, dead-letters, then commits in the background
+    /// everything settled so far (a failed commit is covered by the next).
+    /// A partition revoked since the batch's poll is left to whoever redoes it from the last
+    /// commit (this instance too, if it was assigned back): its dead letters and offsets are not
+    /// this batch's to produce or commit.
+    private func settle(_ unsettled: Unsettled, raced: [Suppression]) async throws {
+        let stillOurs: @Sendable (TopicPartition) -> Bool = { [consumer, loop] tp in
+            consumer.assignment.contains(tp) && loop.withLock { $0.revocations[tp] } == unsettled.revocationsAtPoll[tp]
+        }
+        var executor = executor
+        executor.owns = stillOurs
+        let outcome = try await executor.settle(unsettled.written, raced: raced)
+        var next: [TopicPartition: Int64] = [:]
+        for m in unsettled.messages where stillOurs(m.topicPartition) {
+            next[m.topicPartition] = max(next[m.topicPartition] ?? 0, m.offset + 1)
+        }
+        let positions = loop.withLock { s in
+            s.totals += outcome
+            s.positions.merge(next) { max($0, $1) }
+            return s.positions
+        }
+        consumer.commitOwnedInBackground(positions) { [logger] error in
+            logger.warning("commit failed; the next batch's commit covers it", metadata: ["error": "\(error)"])
+        }
         logger.info(
             "batch",
             metadata: [
-                "events": "\(batch.count)", "archived": "\(outcome.archived)", "compensated": "\(outcome.compensated)",
+                "events": "\(unsettled.messages.count)", "archived": "\(outcome.archived)", "compensated": "\(outcome.compensated)",
                 "suppressed": "\(outcome.suppressed)", "deadLettered": "\(outcome.deadLettered)", "ignored": "\(outcome.ignored)",
             ])
         updateLag()
@@ -154,15 +206,12 @@ public final class Archiver: Service, Sendable {
             waiter: { [self] in await waitPaused($0) })
     }
 
-    /// Commits the next offset of every partition in the batch that is still ours, owned being
-    /// decided at each attempt: a retry after a rebalance never moves a new owner's offsets back.
-    private func commit(_ messages: [KafkaMessage]) async throws {
-        var next: [TopicPartition: Int64] = [:]
-        for m in messages { next[m.topicPartition] = max(next[m.topicPartition] ?? 0, m.offset + 1) }
+    /// Commits these offsets (the next to read, per partition) where the partition is still
+    /// ours, owned being decided at each attempt: a retry after a rebalance never moves a new
+    /// owner's offsets back. Waits for the broker's answer: the last commit before leaving.
+    private func commit(_ next: [TopicPartition: Int64]) async throws {
         do {
             try await retrier.run("kafka commit") { try await consumer.commitOwned(next) }
-            let owned = consumer.assignment
-            loop.withLock { s in s.positions.merge(next.filter { owned.contains($0.key) }) { max($0, $1) } }
         } catch let error as KafkaError where error.isRebalance {
             // The partitions moved on; their new owner starts from the last commit and redoes the (idempotent) work.
             logger.info("commit skipped after a rebalance", metadata: ["error": "\(error)"])
@@ -241,9 +290,13 @@ public final class Archiver: Service, Sendable {
         let owned = consumer.assignment
         status.setAssigned(owned.count)
         metrics.forgetLag(except: owned)
+        var revoked = Set<TopicPartition>()
+        for case .revoked(let partitions) in rebalances { revoked.formUnion(partitions) }
         loop.withLock { s in
-            s.carryOver.removeAll { !owned.contains($0.topicPartition) }
-            s.positions = s.positions.filter { owned.contains($0.key) }
+            for tp in revoked { s.revocations[tp, default: 0] += 1 }
+            // Assigned back or not, a revoked partition is fetched again from its last commit.
+            s.carryOver.removeAll { !owned.contains($0.topicPartition) || revoked.contains($0.topicPartition) }
+            s.positions = s.positions.filter { owned.contains($0.key) && !revoked.contains($0.key) }
         }
     }
 

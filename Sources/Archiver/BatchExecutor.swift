@@ -23,6 +23,32 @@ public struct BatchOutcome: Sendable, Equatable {
     }
 }
 
+/// A batch whose history is written and whose re-check, dead letters and commit are still to
+/// come. Another instance may have compensated one of its sagas between the batch's lookup and
+/// its writes: the next lookup (the next batch's, or one of its own) finds such records.
+struct WrittenBatch: Sendable {
+    var batch: [Inbound]
+    /// History written (refusals taken out), both collections.
+    var written: [HistoryWrite]
+    var deadLetters: [(inboundIndex: Int, kind: String, message: String)]
+    /// Everything but what `settle` decides: archived, and writes taken back.
+    var outcome: BatchOutcome
+
+    var sagas: Set<String> { Set(written.map(\.sagaId)) }
+
+    /// The writes whose saga has a compensation record among `records`: none had one at the
+    /// batch's own lookup (the planner writes nothing for those), so each raced it.
+    func raced(_ records: [String: CompensationRecord]) -> [Suppression] {
+        guard !records.isEmpty else { return [] }
+        return written.filter { records[$0.sagaId] != nil }.map { w in
+            switch w.event {
+            case .balance: Suppression(sagaId: w.sagaId, eventId: w.eventId, kind: .balance)
+            case .payment: Suppression(sagaId: w.sagaId, eventId: w.eventId, kind: .payment)
+            }
+        }
+    }
+}
+
 /// Carries out a `BatchPlan` against MongoDB and Kafka. Every step is idempotent, so a step
 /// retried after an outage, or a batch redelivered after a crash, has no second effect.
 struct BatchExecutor: Sendable {
@@ -47,21 +73,36 @@ struct BatchExecutor: Sendable {
     /// Test seam: runs after a compensation listed the saga's documents and before it deletes them.
     var beforeDeletingHistory: (@Sendable (String) async throws -> Void)?
 
+    /// Plans, writes, re-checks and settles one batch on its own (replay, tests). `archiver run`
+    /// calls the steps itself, so that a batch's re-check rides on the next batch's lookup.
     func execute(_ batch: [Inbound], deadLetterInfo: DeadLetterInfo = BatchExecutor.runDeadLetterInfo) async throws -> BatchOutcome {
-        try await apply(try await plan(batch), to: batch, deadLetterInfo: deadLetterInfo)
-    }
-
-    /// Looks up the batch's sagas and works out what the batch must do, writing nothing.
-    func plan(_ batch: [Inbound]) async throws -> BatchPlan {
-        let known = try await retrier.run("mongo read compensations") {
-            try await store.compensationRecords(for: BatchPlanner.sagas(in: batch))
-        }
-        return BatchPlanner.plan(batch, known: known)
+        try await apply(try await plan(batch).plan, to: batch, deadLetterInfo: deadLetterInfo)
     }
 
     func apply(_ plan: BatchPlan, to batch: [Inbound], deadLetterInfo: DeadLetterInfo = BatchExecutor.runDeadLetterInfo) async throws -> BatchOutcome
     {
-        var plan = plan
+        let written = try await write(plan, to: batch)
+        return try await settle(written, raced: try await recheck(written), deadLetterInfo: deadLetterInfo)
+    }
+
+    /// Looks up the batch's sagas and works out what the batch must do, writing nothing. The same
+    /// query re-checks `previous`: its writes whose saga has a record now raced a compensation.
+    func plan(_ batch: [Inbound], recheck previous: WrittenBatch? = nil) async throws -> (plan: BatchPlan, raced: [Suppression]) {
+        let sagas = BatchPlanner.sagas(in: batch).union(previous?.sagas ?? [])
+        let known = try await retrier.run("mongo read compensations") { try await store.compensationRecords(for: sagas) }
+        return (BatchPlanner.plan(batch, known: known), previous.map { $0.raced(known) } ?? [])
+    }
+
+    /// The re-check of a written batch on its own, when no next batch came to carry it.
+    func recheck(_ written: WrittenBatch) async throws -> [Suppression] {
+        let sagas = written.sagas
+        guard !sagas.isEmpty else { return [] }
+        return written.raced(try await retrier.run("mongo recheck compensations") { try await store.compensationRecords(for: sagas) })
+    }
+
+    /// Writes the history, then carries out the batch's compensations and suppressions. What may
+    /// still change its outcome (a compensation racing the writes) is for `settle`.
+    func write(_ plan: BatchPlan, to batch: [Inbound]) async throws -> WrittenBatch {
         var outcome = BatchOutcome(ignored: plan.ignored.count)
 
         let started = ContinuousClock.now
@@ -74,23 +115,8 @@ struct BatchExecutor: Sendable {
                 if !overflow { metrics.eventLatency(ms: latency) }
             }
         }
-        plan.deadLetters += rejected
         let rejectedIndexes = Set(rejected.map(\.inboundIndex))
-        let writtenBalance = plan.balanceWrites.filter { !rejectedIndexes.contains($0.inboundIndex) }
-        let writtenPayment = plan.paymentWrites.filter { !rejectedIndexes.contains($0.inboundIndex) }
-
-        let raced = try await retrier.run("mongo recheck compensations") {
-            try await compensatedSince(plan: writtenBalance, writtenPayment)
-        }
-        plan.suppressions += raced
-        outcome.archived = writtenBalance.count + writtenPayment.count - raced.count
-        // Writes taken back because they raced a compensation count as suppressed, not archived.
-        let undone = Set(raced.map(\.eventId))
-        var archivedTally = ArchiverMetrics.Tally()
-        for w in writtenBalance + writtenPayment where !undone.contains(w.eventId) {
-            if case .archive(let e) = batch[w.inboundIndex].outcome { archivedTally.add(e) }
-        }
-        metrics.archived(archivedTally)
+        let written = (plan.balanceWrites + plan.paymentWrites).filter { !rejectedIndexes.contains($0.inboundIndex) }
 
         for compensation in plan.newCompensations {
             if try await retrier.run("mongo compensate", { try await compensate(compensation) }) {
@@ -111,11 +137,36 @@ struct BatchExecutor: Sendable {
             outcome.suppressed = plan.suppressions.count
             metrics.suppressed(plan.suppressions.count)
         }
+        metrics.ignored(plan.ignored.count)
+        return WrittenBatch(batch: batch, written: written, deadLetters: plan.deadLetters + rejected, outcome: outcome)
+    }
 
-        if let owns { plan.deadLetters.removeAll { !owns(batch[$0.inboundIndex].message.topicPartition) } }
-        if !plan.deadLetters.isEmpty {
+    /// Finishes a written batch: takes back the writes that raced a compensation, counts what
+    /// stays archived, and dead-letters. After this the batch's offsets may be committed.
+    func settle(_ written: WrittenBatch, raced: [Suppression], deadLetterInfo: DeadLetterInfo = BatchExecutor.runDeadLetterInfo) async throws
+        -> BatchOutcome
+    {
+        var outcome = written.outcome
+        let batch = written.batch
+        if !raced.isEmpty {
+            try await retrier.run("mongo suppress") { try await suppress(raced) }
+            outcome.suppressed += raced.count
+            metrics.suppressed(raced.count)
+        }
+        outcome.archived = written.written.count - raced.count
+        // Writes taken back because they raced a compensation count as suppressed, not archived.
+        let undone = Set(raced.map(\.eventId))
+        var archivedTally = ArchiverMetrics.Tally()
+        for w in written.written where undone.isEmpty || !undone.contains(w.eventId) {
+            if case .archive(let e) = batch[w.inboundIndex].outcome { archivedTally.add(e) }
+        }
+        metrics.archived(archivedTally)
+
+        var deadLetters = written.deadLetters
+        if let owns { deadLetters.removeAll { !owns(batch[$0.inboundIndex].message.topicPartition) } }
+        if !deadLetters.isEmpty {
             let now = Self.nowMs()
-            let letters = plan.deadLetters.map { letter in
+            let letters = deadLetters.map { letter in
                 let inbound = batch[letter.inboundIndex]
                 let info = deadLetterInfo(inbound)
                 return DeadLetter(
@@ -127,9 +178,8 @@ struct BatchExecutor: Sendable {
                 metrics.deadLettered(kind: letter.kind)
                 logger.warning("dead-lettered", metadata: ["kind": "\(letter.kind)", "reason": "\(letter.reason)", "origin": "\(letter.origin)"])
             }
-            outcome.deadLettered = plan.deadLetters.count
+            outcome.deadLettered = deadLetters.count
         }
-        metrics.ignored(plan.ignored.count)
         return outcome
     }
 
@@ -165,15 +215,6 @@ struct BatchExecutor: Sendable {
                 (writes[$0.index].inboundIndex, "rejected", "MongoDB refused the document: \($0.code) \($0.message)")
             }
         }
-    }
-
-    /// Another instance may have compensated a saga between this batch's check and its write:
-    /// such writes are suppressed (taken back and listed) like history that arrives late.
-    private func compensatedSince(plan balance: [HistoryWrite], _ payment: [HistoryWrite]) async throws -> [Suppression] {
-        let records = try await store.compensationRecords(for: Set(balance.map(\.sagaId)).union(payment.map(\.sagaId)))
-        guard !records.isEmpty else { return [] }
-        return balance.filter { records[$0.sagaId] != nil }.map { Suppression(sagaId: $0.sagaId, eventId: $0.eventId, kind: .balance) }
-            + payment.filter { records[$0.sagaId] != nil }.map { Suppression(sagaId: $0.sagaId, eventId: $0.eventId, kind: .payment) }
     }
 
     /// Deletes the suppressed events' documents, if any were written (by this batch, or by an

@@ -220,6 +220,17 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
+    /// `commitOwned` without waiting for the broker's answer: queued behind earlier calls and
+    /// ahead of the next `poll`, so a rebalance that poll serves comes after it. A failure is
+    /// handed to `onFailure` (offsets are cumulative: the next commit covers these again).
+    public func commitOwnedInBackground(_ offsets: [TopicPartition: Int64], onFailure: @escaping @Sendable (Error) -> Void) {
+        guard !offsets.isEmpty else { return }
+        queue.async { [self] in
+            let owned = state.withLock { $0.assignment }
+            do { try commitBlocking(offsets.filter { owned.contains($0.key) }) } catch { onFailure(error) }
+        }
+    }
+
     /// The group's committed offsets for these partitions (nil where none was committed).
     public func committed(_ partitions: [TopicPartition], timeoutMs: Int32 = 10_000) async throws -> [TopicPartition: Int64?] {
         try await run { [client] in

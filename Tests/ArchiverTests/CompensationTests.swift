@@ -109,4 +109,32 @@ struct CompensationTests {
         #expect(try JSONValue.parse(emitted[0].value)["data"]?["deleted"]?["balance_history"] == .array([.string(deduct)]))
         await s.drop()
     }
+
+    @Test func aCompensationRacingAWrittenBatchIsFoundByTheNextBatchsLookup() async throws {
+        let s = try await Scenario()
+        try await s.store.migrate()
+        let raced = Make.id(), unrelated = Make.id()
+        let executor = s.executor()
+        let first = Scenario.batch([Make.deducted(s, saga: "pay-51", id: raced)])
+        let written = try await executor.write(try await executor.plan(first).plan, to: first)
+        #expect(try await s.count(s.store.balance) == 1)
+        // Another instance compensates the saga after this batch's lookup; its listing missed the write.
+        try await s.store.compensations.insertOne([
+            "_id": "pay-51", "reason": "other", "failedEvent": "f-theirs",
+            "failedType": .string(EventType.orderStatusChangeFailed),
+            "deleted": .document(["balance_history": .array([]), "payment_history": .array([])]),
+            "suppressed": .array([]), "compensatedAt": .datetime(1),
+        ])
+        // The next batch's lookup is the first batch's re-check: one query for both.
+        let second = Scenario.batch([Make.deducted(s, saga: "pay-52", id: unrelated)])
+        let (plan, racedWrites) = try await executor.plan(second, recheck: written)
+        #expect(racedWrites == [Suppression(sagaId: "pay-51", eventId: raced, kind: .balance)])
+        #expect(plan.balanceWrites.map(\.eventId) == [unrelated])
+        let outcome = try await executor.settle(written, raced: racedWrites)
+        #expect(outcome.archived == 0 && outcome.suppressed == 1, "\(outcome)")
+        #expect(try await s.count(s.store.balance) == 0, "history written after its saga's compensation survived")
+        let record = try #require(try await s.store.compensations.findOne(["_id": "pay-51"]))
+        #expect(record["suppressed"] == .array([.string(raced)]))
+        await s.drop()
+    }
 }

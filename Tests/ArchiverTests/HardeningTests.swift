@@ -107,7 +107,7 @@ struct HardeningTests {
         let early = Make.id()
         let batch = Scenario.batch([Make.deducted(s, saga: "pay-31", id: early), Make.paymentFailed(s, saga: "pay-31", id: "f-mine")])
         let executor = s.executor()
-        let plan = try await executor.plan(batch)
+        let plan = try await executor.plan(batch).plan
         // Another instance compensates the saga for another failure event between this plan and its writes.
         try await s.store.compensations.insertOne([
             "_id": "pay-31", "reason": "other", "failedEvent": "f-theirs",
