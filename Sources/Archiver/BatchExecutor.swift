@@ -143,7 +143,9 @@ struct BatchExecutor: Sendable {
 
     /// Finishes a written batch: takes back the writes that raced a compensation, counts what
     /// stays archived, and dead-letters. After this the batch's offsets may be committed.
-    func settle(_ written: WrittenBatch, raced: [Suppression], deadLetterInfo: DeadLetterInfo = BatchExecutor.runDeadLetterInfo) async throws
+    func settle(
+        _ written: WrittenBatch, raced: [Suppression], deadLetterInfo: DeadLetterInfo = BatchExecutor.runDeadLetterInfo
+    ) async throws
         -> BatchOutcome
     {
         var outcome = written.outcome
