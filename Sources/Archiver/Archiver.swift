@@ -117,6 +117,9 @@ public final class Archiver: Service, Sendable {
             defer { s.carryOver = [] }
             return s.carryOver
         }
+        // Before the poll: a revocation the poll serves may come after some of the messages it
+        // returns (or the carried ones), and those are then redone rather than trusted.
+        let revocationsAtPoll = loop.withLock { $0.revocations }
         // With a batch to settle, only what is already fetched is taken: it is settled at once otherwise.
         let waitMs = carried.isEmpty && previous == nil ? config.pollTimeoutMs : 0
         let result = try await consumer.poll(maxMessages: max(1, config.batchSize - carried.count), timeout: .milliseconds(waitMs))
@@ -124,7 +127,6 @@ public final class Archiver: Service, Sendable {
         await checkBrokers()
         let assignment = consumer.assignment
         let messages = carried.filter { assignment.contains($0.topicPartition) } + result.messages
-        let revocationsAtPoll = loop.withLock { $0.revocations }
         guard !messages.isEmpty else {
             if let previous { try await settle(previous, raced: try await executor.recheck(previous.written)) }
             updateLag()
@@ -229,16 +231,18 @@ public final class Archiver: Service, Sendable {
             loop.withLock { $0.pausedForOutage = true }
             while ContinuousClock.now < deadline {
                 let result = try await consumer.poll(maxMessages: config.batchSize, timeout: .milliseconds(100))
-                handle(result.rebalances)
+                let revoked = handle(result.rebalances)
                 await checkBrokers()
                 metrics.ready(status.snapshot.ready)
-                guard !result.messages.isEmpty else { continue }
+                // A revoked partition is fetched again from its last commit: what came before the revocation is not kept.
+                let fresh = revoked.isEmpty ? result.messages : result.messages.filter { !revoked.contains($0.topicPartition) }
+                guard !fresh.isEmpty else { continue }
                 let room = loop.withLock { max(0, config.batchSize - $0.carryOver.count) }
                 // Only what is sought back may be dropped: if the seek fails, everything is kept
                 // (more memory, never a gap the next commit would skip).
                 let kept =
-                    (try? await consumer.seek(Self.firstOffsets(of: result.messages.dropFirst(room)))) != nil
-                    ? result.messages.prefix(room) : result.messages[...]
+                    (try? await consumer.seek(Self.firstOffsets(of: fresh.dropFirst(room)))) != nil
+                    ? fresh.prefix(room) : fresh[...]
                 loop.withLock { $0.carryOver += kept }
             }
         } catch {
@@ -285,8 +289,10 @@ public final class Archiver: Service, Sendable {
         }
     }
 
-    private func handle(_ rebalances: [RebalanceEvent]) {
-        guard !rebalances.isEmpty else { return }
+    /// Returns the partitions revoked in these rebalances.
+    @discardableResult
+    private func handle(_ rebalances: [RebalanceEvent]) -> Set<TopicPartition> {
+        guard !rebalances.isEmpty else { return [] }
         let owned = consumer.assignment
         status.setAssigned(owned.count)
         metrics.forgetLag(except: owned)
@@ -298,6 +304,7 @@ public final class Archiver: Service, Sendable {
             s.carryOver.removeAll { !owned.contains($0.topicPartition) || revoked.contains($0.topicPartition) }
             s.positions = s.positions.filter { owned.contains($0.key) && !revoked.contains($0.key) }
         }
+        return revoked
     }
 
     private func updateLag() {
