@@ -25,6 +25,8 @@ public final class Archiver: Service, Sendable {
     private let logger: Logger
     private let metrics: ArchiverMetrics
     private let loop = Locked(LoopState())
+    /// Test seam, see `BatchExecutor.beforeWritingHistory`.
+    let beforeWritingHistory = Locked<(@Sendable (BatchPlan) async throws -> Void)?>(nil)
 
     private struct LoopState {
         var stopRequestedAt: ContinuousClock.Instant?
@@ -197,6 +199,7 @@ public final class Archiver: Service, Sendable {
             store: store, producer: producer, retrier: retrier, metrics: metrics, logger: logger,
             deadLetterTopic: config.deadLetterTopic, compensationTopic: config.compensationTopic)
         executor.owns = { [consumer] in consumer.assignment.contains($0) }
+        executor.beforeWritingHistory = beforeWritingHistory.withLock { $0 }
         return executor
     }
 

@@ -34,7 +34,7 @@ struct WrittenBatch: Sendable {
     /// Everything but what `settle` decides: archived, and writes taken back.
     var outcome: BatchOutcome
 
-    var sagas: Set<String> { Set(written.map(\.sagaId)) }
+    var sagas: Set<String> { BatchPlanner.sagas(in: [], andOf: written) }
 
     /// The writes whose saga has a compensation record among `records`: none had one at the
     /// batch's own lookup (the planner writes nothing for those), so each raced it.
@@ -73,6 +73,9 @@ struct BatchExecutor: Sendable {
     /// Test seam: runs after a compensation listed the saga's documents and before it deletes them.
     var beforeDeletingHistory: (@Sendable (String) async throws -> Void)?
 
+    /// Test seam: runs after a batch's lookup and before its history is written.
+    var beforeWritingHistory: (@Sendable (BatchPlan) async throws -> Void)?
+
     /// Plans, writes, re-checks and settles one batch on its own (replay, tests). `archiver run`
     /// calls the steps itself, so that a batch's re-check rides on the next batch's lookup.
     func execute(_ batch: [Inbound], deadLetterInfo: DeadLetterInfo = BatchExecutor.runDeadLetterInfo) async throws -> BatchOutcome {
@@ -88,7 +91,7 @@ struct BatchExecutor: Sendable {
     /// Looks up the batch's sagas and works out what the batch must do, writing nothing. The same
     /// query re-checks `previous`: its writes whose saga has a record now raced a compensation.
     func plan(_ batch: [Inbound], recheck previous: WrittenBatch? = nil) async throws -> (plan: BatchPlan, raced: [Suppression]) {
-        let sagas = BatchPlanner.sagas(in: batch).union(previous?.sagas ?? [])
+        let sagas = BatchPlanner.sagas(in: batch, andOf: previous?.written ?? [])
         let known = try await retrier.run("mongo read compensations") { try await store.compensationRecords(for: sagas) }
         return (BatchPlanner.plan(batch, known: known), previous.map { $0.raced(known) } ?? [])
     }
@@ -105,6 +108,7 @@ struct BatchExecutor: Sendable {
     func write(_ plan: BatchPlan, to batch: [Inbound]) async throws -> WrittenBatch {
         var outcome = BatchOutcome(ignored: plan.ignored.count)
 
+        try await beforeWritingHistory?(plan)
         let started = ContinuousClock.now
         let rejected = try await retrier.run("mongo write history") { try await writeHistory(plan) }
         metrics.write(seconds: (ContinuousClock.now - started).seconds)

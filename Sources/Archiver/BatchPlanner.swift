@@ -82,9 +82,12 @@ struct BatchPlan: Sendable {
 
 enum BatchPlanner {
     /// Sagas this batch needs compensation records for.
-    static func sagas(in batch: [Inbound]) -> Set<String> {
-        var sagas = Set<String>()
-        for inbound in batch { if case .archive(let e) = inbound.outcome { sagas.insert(e.sagaId) } }
+    /// - Parameter written: history already written whose sagas are re-checked by the same lookup.
+    static func sagas(in batch: [Inbound], andOf written: [HistoryWrite] = []) -> Set<String> {
+        // Sized once (a grown set rehashes every saga id), read by index (a copy of an `Inbound` retains its buffers).
+        var sagas = Set<String>(minimumCapacity: batch.count + written.count)
+        for index in batch.indices { if case .archive(let e) = batch[index].outcome { sagas.insert(e.sagaId) } }
+        for w in written { sagas.insert(w.sagaId) }
         return sagas
     }
 

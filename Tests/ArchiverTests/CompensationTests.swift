@@ -137,4 +137,39 @@ struct CompensationTests {
         #expect(record["suppressed"] == .array([.string(raced)]))
         await s.drop()
     }
+
+    /// Through `archiver run`: the re-check of a batch rides on the next batch's lookup when one is
+    /// waiting, and runs on its own when none is; either way before the batch's offsets are committed.
+    @Test(arguments: [false, true])
+    func aCompensationRacingTheWritesOfArchiverRunIsTakenBackBeforeTheCommit(nextBatchWaiting: Bool) async throws {
+        let s = try await Scenario()
+        try await s.store.migrate()
+        let raced = Make.id()
+        let (archiver, task) = try await s.start(batchSize: 1)
+        archiver.beforeWritingHistory.withLock {
+            $0 = { plan in
+                guard plan.balanceWrites.contains(where: { $0.eventId == raced }) else { return }
+                // Another instance compensates the saga after this batch's lookup: its listing misses the write to come.
+                try await s.store.compensations.insertOne([
+                    "_id": "pay-61", "reason": "other", "failedEvent": "f-theirs",
+                    "failedType": .string(EventType.paymentFailed),
+                    "deleted": .document(["balance_history": .array([]), "payment_history": .array([])]),
+                    "suppressed": .array([]), "compensatedAt": .datetime(1),
+                ])
+                guard nextBatchWaiting else { return }
+                // Fetched by the time the write returns, so the next poll finds it waiting.
+                try await s.send([Make.deducted(s, saga: "pay-62")])
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+        try await s.send([Make.deducted(s, saga: "pay-61", id: raced)])
+        #expect(try await eventually { archiver.totals.suppressed == 1 && archiver.totals.archived == (nextBatchWaiting ? 1 : 0) })
+        archiver.stop()
+        try await task.value
+        #expect(try await s.store.balance.findOne(["_id": .string(raced)]) == nil, "history written after its saga's compensation survived")
+        let record = try #require(try await s.store.compensations.findOne(["_id": "pay-61"]))
+        #expect(record["suppressed"] == .array([.string(raced)]))
+        #expect(try await s.committed(s.balanceTopic).values.reduce(0, +) == (nextBatchWaiting ? 2 : 1))
+        await s.drop()
+    }
 }
