@@ -104,10 +104,9 @@ public final class Archiver: Service, Sendable {
 
     private var stopRequested: Bool { loop.withLock { $0.stopRequestedAt != nil } }
 
-    /// A written batch and the messages it came from, waiting for its re-check and commit.
+    /// A written batch, waiting for its re-check and commit.
     private struct Unsettled {
         var written: WrittenBatch
-        var messages: [KafkaMessage]
         /// `LoopState.revocations` when the batch was polled.
         var revocationsAtPoll: [TopicPartition: Int]
     }
@@ -158,7 +157,7 @@ public final class Archiver: Service, Sendable {
             consumer.setPauseNewAssignments(false)
             try await consumer.resume(Array(consumer.assignment))
         }
-        return Unsettled(written: written, messages: messages, revocationsAtPoll: revocationsAtPoll)
+        return Unsettled(written: written, revocationsAtPoll: revocationsAtPoll)
     }
 
     /// Re-checked: takes back the raced writes, dead-letters, then commits in the background
@@ -174,8 +173,11 @@ public final class Archiver: Service, Sendable {
         executor.owns = stillOurs
         let outcome = try await executor.settle(unsettled.written, raced: raced)
         var next: [TopicPartition: Int64] = [:]
-        for m in unsettled.messages where stillOurs(m.topicPartition) {
-            next[m.topicPartition] = max(next[m.topicPartition] ?? 0, m.offset + 1)
+        let batch = unsettled.written.batch
+        // By index: a copy of each `Inbound` would retain and release its message's buffers.
+        for index in batch.indices where stillOurs(batch[index].message.topicPartition) {
+            let tp = batch[index].message.topicPartition
+            next[tp] = max(next[tp] ?? 0, batch[index].message.offset + 1)
         }
         let positions = loop.withLock { s in
             s.totals += outcome
@@ -188,7 +190,7 @@ public final class Archiver: Service, Sendable {
         logger.info(
             "batch",
             metadata: [
-                "events": "\(unsettled.messages.count)", "archived": "\(outcome.archived)", "compensated": "\(outcome.compensated)",
+                "events": "\(batch.count)", "archived": "\(outcome.archived)", "compensated": "\(outcome.compensated)",
                 "suppressed": "\(outcome.suppressed)", "deadLettered": "\(outcome.deadLettered)", "ignored": "\(outcome.ignored)",
             ])
         updateLag()
