@@ -466,8 +466,8 @@ def replicas_on_postgres():
     is killed -9 mid-run and restarted, then the database itself is stopped for 3 s (a server of
     the scenario's own). Every invariant must hold; no process may exit; the second processes
     must have taken over publishing while the first were dead; every committed event must be on
-    its topic, and an event may be there twice only if it was committed before the kill: the
-    killed leader published it and died before deleting it from the outbox."""
+    its topic exactly once: what a killed leader published and died before deleting from the
+    outbox, the new leader finds on the topic and does not send again."""
     orders = 1_000 if FULL else 150
     sid = f"r{int(time.time())}{random.randint(100, 999)}"
     prefix, db = f"{sid}.", f"faults_{sid}"
@@ -508,7 +508,10 @@ def replicas_on(pg, orders, sid, prefix, db):
     for name in names:
         processes[name, 0].kill()
         processes[name, 0].wait()
-    time.sleep(3)
+    # Long enough for new traffic through the second processes: the killed ones' partitions
+    # wait for the group to notice (sagas on them stall), and nothing committed before the
+    # kill is sent again to show up in this window.
+    time.sleep(5)
     restarted_at = time.time()
     for name in names:
         processes[name, 0] = serve(name, 0)
@@ -538,24 +541,25 @@ def replicas_on(pg, orders, sid, prefix, db):
         event = json.loads(m.value())
         copies[event["id"]] = copies.get(event["id"], 0) + 1
         times[event["id"]] = event["time"]
-        if killed_at + 1 < m.timestamp()[1] / 1000 < restarted_at:
+        if killed_at + 0.5 < m.timestamp()[1] / 1000 < restarted_at:
             sent_during_gap += 1
     consumer.close()
     from datetime import datetime
     twice = [i for i, n in copies.items() if n > 1]
-    # A relay that loses its lease (its leader killed, or the database stopped under it) leaves
-    # what it sent in its last half second to the next leader: those are the only copies allowed.
+    # When each copied event was committed, against the kill and the database stop, to tell
+    # which crash window let it through.
     committed = {i: datetime.fromisoformat(times[i].replace("Z", "+00:00")).timestamp() for i in twice}
-    late = [i for i in twice if committed[i] > killed_at + 0.5 and not db_stopped_at - 2 < committed[i] < db_stopped_at + 4]
+    at_kill = [i for i in twice if committed[i] <= killed_at + 0.5]
+    at_db_stop = [i for i in twice if db_stopped_at - 2 < committed[i] < db_stopped_at + 4]
     held, broken = invariants(out)
-    ok = (sim.returncode == 0 and started and restarted and "all invariants hold" in out and not broken and not late and copies
+    ok = (sim.returncode == 0 and started and restarted and "all invariants hold" in out and not broken and not twice and copies
           and sent_during_gap > 0 and len(survived) == len(processes))
     if not ok:
         print(out, flush=True)
     print_verdict("replicas on PostgreSQL + kill -9 + database restart", ok,
                   f"orders={orders} processes=8 killed=4 restarted={restarted} database_down=3s survived={len(survived)}/8 "
                   f"invariants_held={len(held)}/{len(held) + len(broken)} events={len(copies)} sent_while_leaders_dead={sent_during_gap} "
-                  f"twice={len(twice)} twice_outside_the_crash_windows={len(late)}")
+                  f"twice={len(twice)} (committed_before_the_kill={len(at_kill)} around_the_database_stop={len(at_db_stop)})")
 
 
 def print_verdict(name, ok, text):

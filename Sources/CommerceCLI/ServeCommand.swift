@@ -63,6 +63,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: .hidden)
     var crashAfterCommit: [String] = []
 
+    @Option(help: .hidden)
+    var crashAfterPublish: [String] = []
+
     func validate() throws {
         guard service == "all" || Self.services[service] != nil else {
             throw ValidationError("service must be user, product, order, payment or all, got '\(service)'")
@@ -124,7 +127,8 @@ struct ServeCommand: AsyncParsableCommand {
                     nodes.append(
                         try await ServiceNode(
                             service: Self.services[name]!(), store: store, faults: faults, topicPrefix: prefix,
-                            crashAfterCommitOf: Set(crashAfterCommit), keySpace: keys, waiters: waiters, logger: logger))
+                            crashAfterCommitOf: Set(crashAfterCommit), crashAfterPublishOf: Set(crashAfterPublish), keySpace: keys, waiters: waiters,
+                            logger: logger))
                     break
                 } catch let error as SQLError where error.isTransient && ContinuousClock.now < deadline {
                     logger.warning("database unreachable, retrying", metadata: ["service": "\(name)", "error": "\(error)"])

@@ -18,23 +18,34 @@ import SQLStore
 ///
 /// On a store shared by several processes of the service, one relay leads (`SQLStore.tryLead`)
 /// and the others wait to take over; appends take the outbox's turn (`Outbox.append`), so the
-/// leader reading past the last seq it sent sees rows in commit order. A new leader starts from
-/// the rows not deleted yet: what the last one published in its final half second goes out
-/// twice, and consumers drop it by event id.
+/// leader reading past the last seq it sent sees rows in commit order. A new leader (or a
+/// restart after a crash) starts from the rows not deleted yet, less those it finds already on
+/// their topics (`OutboxTakeover`): a leader that dies between the broker's acknowledgement and
+/// the delete publishes nothing twice.
 ///
 /// A row the broker refuses for itself (too large) can never be published: it is set aside in
 /// `rejected_events` (partition -1, offset = -seq), logged, and the outbox moves on.
 final class OutboxRelay: Sendable {
     let node: ServiceNode
     let producer: KafkaProducer
+    /// For the read of what a predecessor published.
+    let connection: KafkaConfiguration
     let logger: Logger
     let batchSize = 500
     static let maxInFlight = 4
 
-    init(node: ServiceNode, producer: KafkaProducer, logger: Logger) {
+    init(node: ServiceNode, producer: KafkaProducer, connection: KafkaConfiguration, logger: Logger) {
         self.node = node
         self.producer = producer
+        self.connection = connection
         self.logger = logger
+    }
+
+    /// A row of the outbox as the relay sends it.
+    struct Row: Sendable {
+        var seq: Int64
+        var record: KafkaRecord
+        var type: String
     }
 
     /// Published rows are deleted in one transaction at most this often (or when the relay has
@@ -59,12 +70,16 @@ final class OutboxRelay: Sendable {
         var doneAhead: Set<Int64> = []
         /// Refused rows not yet set aside in rejected_events.
         var refused: [(seq: Int64, record: KafkaRecord, error: KafkaError)] = []
+        /// Per partition, the offset after the last row acknowledged there, and what
+        /// outbox_offsets holds (see `deletePublished`).
+        var acknowledged: [TopicPartition: Int64] = [:]
+        var recorded: [TopicPartition: Int64] = [:]
         /// Rows up to this seq are deleted.
         var deleted: Int64 = 0
         var lastDelete = ContinuousClock.now
         /// Batches handed over and not yet settled, oldest first: id, the seqs sent, and the last
         /// seq read (skipped rows included).
-        var inFlight: [(batch: Int, rows: [(Int64, KafkaRecord)], last: Int64)] = []
+        var inFlight: [(batch: Int, rows: [Row], last: Int64)] = []
         /// Outcomes that came in ahead of an older batch's.
         var outcomes: [Int: [Result<DeliveryReport, KafkaError>]] = [:]
         /// A batch failed: nothing new is handed over until every batch in flight has settled.
@@ -88,7 +103,18 @@ final class OutboxRelay: Sendable {
             do {
                 guard let lease = try await awaitLeadership(&stream) else { return }
                 let finished: Bool
-                do { finished = try await publish(while: lease, &stream, sink, &nextBatch, stopping: stopping) } catch {
+                do {
+                    let takeover = try await OutboxTakeover.find(node: node, connection: connection, logger: logger)
+                    finished = try await publish(while: lease, from: takeover, &stream, sink, &nextBatch, stopping: stopping)
+                } catch let error as KafkaError where !error.isFatal {
+                    // The broker cannot say what is on the topics yet: sending blind could send twice.
+                    await lease.release()
+                    if stopping() { return }
+                    logger.warning(
+                        "cannot read what the outbox already published; trying again", metadata: ["service": "\(node.name)", "error": "\(error)"])
+                    try? await Task.sleep(for: .seconds(1))
+                    continue
+                } catch {
                     await lease.release()
                     throw error
                 }
@@ -124,10 +150,12 @@ final class OutboxRelay: Sendable {
 
     /// Publishes while `lease` is held; true when the node stopped (after the final pass).
     private func publish(
-        while lease: any SQLLease, _ stream: inout AsyncStream<Event>.Iterator, _ sink: AsyncStream<Event>.Continuation,
-        _ nextBatch: inout Int, stopping: @escaping @Sendable () -> Bool
+        while lease: any SQLLease, from takeover: OutboxTakeover, _ stream: inout AsyncStream<Event>.Iterator,
+        _ sink: AsyncStream<Event>.Continuation, _ nextBatch: inout Int, stopping: @escaping @Sendable () -> Bool
     ) async throws -> Bool {
         var progress = Progress()
+        progress.doneAhead = takeover.published
+        progress.acknowledged = takeover.nextOffsets
         var finishing = false
         while let event = await stream.next() {
             guard lease.isHeld else { return false }
@@ -159,7 +187,7 @@ final class OutboxRelay: Sendable {
         while true {
             let (rows, last) = try await unpublished(after: progress.sent, skipping: progress.doneAhead)
             guard let last else { break }
-            let failure = Self.account(rows, await producer.sendEach(rows.map(\.1)), last: last, &progress)
+            let failure = Self.account(rows, await producer.sendEach(rows.map(\.record)), last: last, &progress)
             if let failure {
                 if failure.isFatal { throw failure }
                 logger.warning(
@@ -180,6 +208,7 @@ final class OutboxRelay: Sendable {
                 if failure.isFatal { throw failure }
                 progress.failure = progress.failure ?? failure
             }
+            crashIfAsked(after: zip(oldest.rows, results).filter { (try? $0.1.get()) != nil }.map(\.0))
         }
     }
 
@@ -187,16 +216,19 @@ final class OutboxRelay: Sendable {
     /// `last` when every row of the batch is done and no earlier batch failed. Returns the
     /// batch's first failure other than a refusal.
     private static func account(
-        _ rows: [(Int64, KafkaRecord)], _ results: [Result<DeliveryReport, KafkaError>], last: Int64, _ progress: inout Progress
+        _ rows: [Row], _ results: [Result<DeliveryReport, KafkaError>], last: Int64, _ progress: inout Progress
     ) -> KafkaError? {
         var failure: KafkaError?
         var done: [Int64] = []
-        for ((seq, record), result) in zip(rows, results) {
+        for (row, result) in zip(rows, results) {
             switch result {
-            case .success: done.append(seq)
+            case .success(let report):
+                done.append(row.seq)
+                let partition = TopicPartition(topic: report.topic, partition: report.partition)
+                progress.acknowledged[partition] = max(progress.acknowledged[partition] ?? 0, report.offset + 1)
             case .failure(let error) where error.isRecordRefused:
-                done.append(seq)
-                progress.refused.append((seq, record, error))
+                done.append(row.seq)
+                progress.refused.append((row.seq, row.record, error))
             case .failure(let error): failure = failure ?? error
             }
         }
@@ -218,28 +250,49 @@ final class OutboxRelay: Sendable {
             nextBatch += 1
             progress.inFlight.append((batch, rows, last))
             progress.sent = last
-            let records = rows.map(\.1)
+            let records = rows.map(\.record)
             Task { [producer] in sink.yield(.sent(batch: batch, await producer.sendEach(records))) }
             if rows.count < batchSize { return }
         }
     }
 
     /// Up to `batchSize` rows after `seq` but those in `skipping`, and the last seq read.
-    private func unpublished(after seq: Int64, skipping: Set<Int64>) async throws -> ([(Int64, KafkaRecord)], Int64?) {
+    private func unpublished(after seq: Int64, skipping: Set<Int64>) async throws -> ([Row], Int64?) {
         let rows = try await node.database.read { [batchSize] db in
-            try db.rows("SELECT seq, topic, key, value FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", seq, batchSize).map { row in
+            try db.rows("SELECT seq, topic, key, value, type FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", seq, batchSize).map { row in
                 let value: Data = try row["value"], key: String = try row["key"]
-                return (try row["seq"] as Int64, KafkaRecord(topic: try row["topic"], key: Array(key.utf8), value: Array(value)))
+                return Row(
+                    seq: try row["seq"], record: KafkaRecord(topic: try row["topic"], key: Array(key.utf8), value: Array(value)),
+                    type: try row["type"])
             }
         }
-        return (skipping.isEmpty ? rows : rows.filter { !skipping.contains($0.0) }, rows.last?.0)
+        return (skipping.isEmpty ? rows : rows.filter { !skipping.contains($0.seq) }, rows.last?.seq)
     }
 
+    /// The test seam for the window `OutboxTakeover` closes: acknowledged, not yet deleted.
+    private func crashIfAsked(after acknowledged: [Row]) {
+        guard !node.crashAfterPublishOf.isEmpty, let row = acknowledged.first(where: { node.crashAfterPublishOf.contains($0.type) }) else {
+            return
+        }
+        FileHandle.standardError.write(Data("commerce: crashing on purpose after publishing \(row.type), before deleting it\n".utf8))
+        _exit(70)
+    }
+
+    /// Deletes the rows published so far and sets aside the refused ones. With them it records,
+    /// per partition, the offset after the last row acknowledged there, once no row is
+    /// acknowledged out of order (`doneAhead` empty, no failed batch waiting): every row still
+    /// in the outbox is then either unsent or sent after that one, so at or after that offset,
+    /// which is where the next leader starts to look. An offset written earlier stays a valid
+    /// (looser) bound, so skipping a record loses nothing.
     private func deletePublished(_ progress: inout Progress) async throws {
         progress.lastDelete = .now
         guard progress.published > progress.deleted || !progress.refused.isEmpty else { return }
         let refused = progress.refused
+        let offsets =
+            progress.doneAhead.isEmpty && progress.failure == nil
+            ? progress.acknowledged.filter { progress.recorded[$0.key] != $0.value } : [:]
         try await node.database.write { [published = progress.published] db in
+            try OutboxTakeover.record(offsets, db)
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             for (seq, record, error) in refused {
                 try RejectedEvents.keep(
@@ -250,6 +303,7 @@ final class OutboxRelay: Sendable {
         }
         progress.refused = []
         progress.deleted = progress.published
+        progress.recorded.merge(offsets) { $1 }
         for (seq, record, error) in refused {
             logger.error(
                 "outgoing event refused by the broker; kept in rejected_events",

@@ -46,7 +46,7 @@ public final class ServiceHost: Service, Sendable {
         self.logger = logger
         producer = try KafkaProducer(configuration: kafka, logger: logger)
         consumers = try nodes.map { try InboxConsumer(node: $0, connection: kafka, groupPrefix: groupPrefix, logger: logger) }
-        relays = nodes.map { [producer] in OutboxRelay(node: $0, producer: producer, logger: logger) }
+        relays = nodes.map { [producer] in OutboxRelay(node: $0, producer: producer, connection: kafka, logger: logger) }
     }
 
     /// Fails with a clear error when the broker cannot be reached, instead of waiting silently;

@@ -18,6 +18,9 @@ public final class ServiceNode: Sendable {
     /// Event types after whose commit the process exits at once, before publishing: the
     /// crash window the outbox exists for, reachable from tests.
     let crashAfterCommitOf: Set<String>
+    /// Event types after whose acknowledgement by the broker the relay exits at once, before
+    /// deleting them from the outbox: the window `OutboxTakeover` closes.
+    let crashAfterPublishOf: Set<String>
     /// The Idempotency-Keys this node shares with the other services of its process.
     public let keySpace: KeySpace
     /// Requests waiting for a change of one of this node's resources (long polls); shared,
@@ -32,13 +35,15 @@ public final class ServiceNode: Sendable {
     /// Opens the service's tables in `store`, migrating them first.
     public init(
         service: any DomainService, store: any SQLStore, faults: FaultPlan = FaultPlan(), topicPrefix: String = "",
-        crashAfterCommitOf: Set<String> = [], keySpace: KeySpace = KeySpace(), waiters: ChangeWaiters = ChangeWaiters(),
+        crashAfterCommitOf: Set<String> = [], crashAfterPublishOf: Set<String> = [], keySpace: KeySpace = KeySpace(),
+        waiters: ChangeWaiters = ChangeWaiters(),
         logger: Logger = Logger(label: "commerce")
     ) async throws {
         self.service = service
         self.topicPrefix = topicPrefix
         self.faults = faults
         self.crashAfterCommitOf = crashAfterCommitOf
+        self.crashAfterPublishOf = crashAfterPublishOf
         self.keySpace = keySpace
         self.waiters = waiters
         self.logger = logger
@@ -159,6 +164,7 @@ public final class ServiceNode: Sendable {
             CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, request TEXT NOT NULL, fingerprint BLOB NOT NULL,
                                            status INTEGER NOT NULL, answer BLOB NOT NULL) WITHOUT ROWID;
             """),
+        OutboxTakeover.migration,
     ]
 }
 

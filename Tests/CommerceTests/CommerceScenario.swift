@@ -45,7 +45,8 @@ final class CommerceScenario: @unchecked Sendable {
     let extraArguments: [String]
 
     init(
-        backend: Backend = .sqlite, replicas count: Int = 1, faults: String? = nil, crashAfterCommit: String? = nil, extraArguments: [String] = []
+        backend: Backend = .sqlite, replicas count: Int = 1, faults: String? = nil, crashAfterCommit: String? = nil, crashAfterPublish: String? = nil,
+        extraArguments: [String] = []
     ) async throws {
         precondition(count == 1 || backend == .postgres, "replicas of one SQLite folder are not a thing")
         slot = await Slots.scenarios.take()
@@ -77,7 +78,9 @@ final class CommerceScenario: @unchecked Sendable {
         do {
             for port in ports {
                 replicas.append(
-                    try Self.launch(id: id, port: port, faults: faults, crashAfterCommit: crashAfterCommit, extra: self.extraArguments))
+                    try Self.launch(
+                        id: id, port: port, faults: faults, crashAfterCommit: crashAfterCommit, crashAfterPublish: crashAfterPublish,
+                        extra: self.extraArguments))
             }
         } catch {
             await finish()
@@ -88,10 +91,13 @@ final class CommerceScenario: @unchecked Sendable {
         }
     }
 
-    static func launch(id: String, port: Int, faults: String?, crashAfterCommit: String?, extra: [String]) throws -> ChildProcess {
+    static func launch(
+        id: String, port: Int, faults: String?, crashAfterCommit: String?, crashAfterPublish: String? = nil, extra: [String]
+    ) throws -> ChildProcess {
         var arguments = ["serve", "all", "--http-port", "\(port)", "--topic-prefix", "c\(id).", "--brokers", brokers] + extra
         if let faults { arguments += ["--fault", faults] }
         if let crashAfterCommit { arguments += ["--crash-after-commit", crashAfterCommit] }
+        if let crashAfterPublish { arguments += ["--crash-after-publish", crashAfterPublish] }
         return try ChildProcess(executable: binary("commerce"), arguments: arguments, logName: "commerce-\(id)")
     }
 

@@ -1,3 +1,4 @@
+import Events
 import Foundation
 import GRDB
 import Kafka
@@ -17,6 +18,34 @@ struct ReliabilityTests {
         try await s.restartServices()
         #expect(try await s.settledOrder(order) == "PLACED", "the committed event was published after the restart")
         #expect(try await s.int("/products/\(product)", "stock") == 8, "the redelivered order request was not applied twice")
+        await s.finish()
+    }
+
+    /// The other crash window: the broker acknowledged the events, the outbox still has them.
+    /// The restarted relay finds them on their topics and does not send them again. Refused
+    /// orders first put events on every partition of the product topic and have them deleted
+    /// (and the offsets after them recorded), so the restarted relay's read starts from recorded
+    /// offsets, right before the event it must find.
+    @Test(arguments: Backend.allCases) func aCrashBetweenPublishAndDeletePublishesNothingTwice(backend: Backend) async throws {
+        let s = try await CommerceScenario(backend: backend, crashAfterPublish: "commerce.stock.decreased")
+        let product = try await s.shop(stock: 10, quantity: 2)
+        for _ in 0..<5 {
+            let refused = try await s.order(product: product, quantity: 11)
+            #expect(try await s.settledOrder(refused) == "CANCELLED")
+        }
+        // The relay deletes what it published at most every 500 ms, on a wake-up every second.
+        try await Task.sleep(for: .seconds(2.5))
+        #expect(s.services.process.isRunning, "\(s.services.output)")
+        let order = try await s.order(product: product, quantity: 2)
+        #expect(try await eventually { !s.services.process.isRunning }, "the process crashed on purpose: \(s.services.output)")
+        #expect(s.services.process.terminationStatus == 70)
+        #expect(s.services.output.contains("crashing on purpose after publishing commerce.stock.decreased"))
+        try await s.restartServices()
+        #expect(try await s.settledOrder(order) == "PLACED", "the saga went on after the restart")
+        let copies = try await ReplicaTests.eventCopies(topics: [Topic.order, Topic.product, Topic.balance, Topic.payment].map { s.prefix + $0 })
+        #expect(copies.count >= 18, "events on the topics: \(copies)")
+        let twice = copies.filter { $0.value > 1 }
+        #expect(twice.isEmpty, "\(twice.count) events published more than once: \(twice)")
         await s.finish()
     }
 

@@ -53,6 +53,29 @@ struct KafkaIntegrationTests {
         #expect(messages.allSatisfy { $0.timestampMs != nil })
     }
 
+    /// What a relay taking over reads: each partition from a given offset to its end. A start
+    /// past the end (the broker lost its messages) reads the partition from its first message:
+    /// the local broker answers such a fetch with nothing, forever, rather than "out of range".
+    @Test func aPartitionReaderReadsFromEachStartToTheEnd() async throws {
+        let topic = try await makeTopic("reader", partitions: 2)
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: brokers))
+        _ = try await producer.send((0..<6).map { KafkaRecord(topic: topic, key: nil, value: Array("v\($0)".utf8), partition: Int32($0 % 2)) })
+        await producer.close()
+        let (p0, p1) = (TopicPartition(topic: topic, partition: 0), TopicPartition(topic: topic, partition: 1))
+        func read(_ starts: [TopicPartition: Int64], topics: [String] = [topic]) async throws -> [String] {
+            try await KafkaPartitionReader.read(
+                topics: topics, from: starts, connection: KafkaConfiguration(brokers: brokers), timeout: .seconds(20)
+            ) { $0 != Array("v4".utf8) }
+            .map { "\($0.partition.partition):\($0.offset):\(String(decoding: $0.value, as: UTF8.self))" }.sorted()
+        }
+        #expect(try await read([:]) == ["0:0:v0", "0:1:v2", "1:0:v1", "1:1:v3", "1:2:v5"], "everything but what keep refused")
+        #expect(try await read([p0: 2, p1: 1]) == ["1:1:v3", "1:2:v5"])
+        #expect(try await read([p0: 3, p1: 3]) == [], "starts at the ends")
+        let pastTheEnd = try await read([p0: 1_000, p1: 2])
+        #expect(pastTheEnd == ["0:0:v0", "0:1:v2", "1:2:v5"], "a start past the end reads from the first message")
+        #expect(try await read([:], topics: [uniqueTopic("absent")]) == [])
+    }
+
     @Test func recordsWithOneKeyStayInOnePartitionInOrder() async throws {
         let topic = try await makeTopic("sticky", partitions: 4)
         let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: brokers))

@@ -1,0 +1,133 @@
+import CRdKafka
+import Foundation
+import Logging
+
+/// Reads whole partitions from given offsets to their ends, outside any group: for a writer
+/// that must learn which of its records a predecessor already put there before sending them
+/// again (an outbox relay taking over after a crash).
+public enum KafkaPartitionReader {
+    /// One message as the reader saw it: where it is and what it holds.
+    public struct Entry: Sendable {
+        public var partition: TopicPartition
+        public var offset: Int64
+        public var value: [UInt8]
+    }
+
+    /// The messages `keep` selects (by value) of every partition of `topics`, from `starts` (the next offset to read;
+    /// the partition's first message where absent, or where the offset no longer exists) up
+    /// to the end each partition had when the reader reached it. A topic that does not exist
+    /// has nothing. Throws when the ends are not all reached within `timeout` (no broker, or
+    /// too much to read), so that a caller never takes a partial read for a whole one.
+    public static func read(
+        topics: [String], from starts: [TopicPartition: Int64], connection: KafkaConfiguration, timeout: Duration,
+        logger: Logger = Logger(label: "kafka.reader"), keep: @escaping @Sendable ([UInt8]) -> Bool
+    ) async throws -> [Entry] {
+        try await offload {
+            try readBlocking(topics: topics, starts: starts, connection: connection, timeout: timeout, logger: logger, keep: keep)
+        }
+    }
+
+    private static func readBlocking(
+        topics: [String], starts: [TopicPartition: Int64], connection: KafkaConfiguration, timeout: Duration, logger: Logger,
+        keep: ([UInt8]) -> Bool
+    ) throws -> [Entry] {
+        let deadline = ContinuousClock.now + timeout
+        let client = try RDKafkaClient(
+            kind: .consumer,
+            settings: connection.settings([
+                // Required by librdkafka for a consumer; the reader never joins nor commits.
+                "group.id": "partition-reader",
+                "enable.auto.commit": "false",
+                "enable.auto.offset.store": "false",
+                "enable.partition.eof": "true",
+                "auto.offset.reset": "earliest",
+                "allow.auto.create.topics": "false",
+                "fetch.wait.max.ms": "20",
+            ]), logger: logger)
+        defer { _ = rd_kafka_consumer_close(client.handle) }
+        var partitions: [TopicPartition] = []
+        for topic in topics {
+            partitions += try partitionsOf(topic, client, timeoutMs: milliseconds(until: deadline))
+        }
+        guard !partitions.isEmpty else { return [] }
+        var starts = Dictionary(uniqueKeysWithValues: partitions.map { ($0, starts[$0] ?? Int64(RD_KAFKA_OFFSET_BEGINNING)) })
+        try assign(starts, client)
+        var open = Set(partitions)
+        var entries: [Entry] = []
+        var topicNames: [OpaquePointer: String] = [:]
+        while !open.isEmpty {
+            let wait = milliseconds(until: deadline)
+            guard wait > 0 else {
+                throw KafkaError(
+                    code: RD_KAFKA_RESP_ERR__TIMED_OUT, operation: "read",
+                    message: "the ends of \(open.sorted { $0.description < $1.description }) were not reached within \(timeout)")
+            }
+            // A start past a partition's end (the broker lost messages, or the topic was made
+            // anew) is not out of range on every broker: some answer nothing, forever.
+            let pastTheEnd = open.filter { p in
+                starts[p]! >= 0 && client.cachedHighWatermark(topic: p.topic, partition: p.partition).map { starts[p]! > $0 } == true
+            }
+            if !pastTheEnd.isEmpty {
+                let described = pastTheEnd.map { p in
+                    "\(p) from \(starts[p]!), end \(client.cachedHighWatermark(topic: p.topic, partition: p.partition) ?? -1)"
+                }
+                logger.warning("offsets past the partitions' ends; reading them from their first message", metadata: ["partitions": "\(described)"])
+                for p in pastTheEnd { starts[p] = Int64(RD_KAFKA_OFFSET_BEGINNING) }
+                try assign(starts.filter { open.contains($0.key) }, client)
+            }
+            guard let raw = rd_kafka_consumer_poll(client.handle, min(wait, 100)) else { continue }
+            defer { rd_kafka_message_destroy(raw) }
+            let m = raw.pointee
+            guard let rkt = m.rkt else { continue }
+            let topic: String
+            if let cached = topicNames[rkt] {
+                topic = cached
+            } else {
+                topic = String(cString: rd_kafka_topic_name(rkt))
+                topicNames[rkt] = topic
+            }
+            let partition = TopicPartition(topic: topic, partition: m.partition)
+            switch m.err {
+            case RD_KAFKA_RESP_ERR_NO_ERROR:
+                let value = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
+                if keep(value) { entries.append(Entry(partition: partition, offset: m.offset, value: value)) }
+                starts[partition] = m.offset + 1  // where a new assignment resumes
+            case RD_KAFKA_RESP_ERR__PARTITION_EOF:
+                open.remove(partition)
+            default:
+                // Retried inside librdkafka; the deadline bounds how long.
+                logger.debug("partition read error", metadata: ["partition": "\(partition)", "code": "\(m.err.rawValue)"])
+            }
+        }
+        return entries
+    }
+
+    private static func assign(_ starts: [TopicPartition: Int64], _ client: RDKafkaClient) throws {
+        let err = starts.map { ($0.key, $0.value) }.withPartitionList { rd_kafka_assign(client.handle, $0) }
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: err, operation: "assign") }
+    }
+
+    /// The partitions of `topic`; none when the broker does not know it.
+    private static func partitionsOf(_ topic: String, _ client: RDKafkaClient, timeoutMs: Int32) throws -> [TopicPartition] {
+        guard let rkt = rd_kafka_topic_new(client.handle, topic, nil) else { return [] }
+        defer { rd_kafka_topic_destroy(rkt) }
+        var metadata: UnsafePointer<rd_kafka_metadata>?
+        let err = rd_kafka_metadata(client.handle, 0, rkt, &metadata, max(timeoutMs, 1))
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
+            throw KafkaError(code: err, operation: "metadata", message: "no metadata for \(topic): \(String(cString: rd_kafka_err2str(err)))")
+        }
+        defer { rd_kafka_metadata_destroy(metadata) }
+        let described = UnsafeBufferPointer(start: metadata.pointee.topics, count: Int(metadata.pointee.topic_cnt))
+        guard let entry = described.first(where: { String(cString: $0.topic) == topic }),
+            entry.err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
+        else { return [] }
+        guard entry.err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: entry.err, operation: "metadata") }
+        return (0..<Int(entry.partition_cnt)).map { TopicPartition(topic: topic, partition: entry.partitions[$0].id) }
+    }
+
+    private static func milliseconds(until deadline: ContinuousClock.Instant) -> Int32 {
+        let left = deadline - .now
+        guard left > .zero else { return 0 }
+        return Int32(min(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000, Int64(Int32.max)))
+    }
+}
