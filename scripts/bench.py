@@ -84,12 +84,15 @@ def peak_rss_mib(pid):
             return int(line.split()[1]) / 1024
 
 
-def metric_sum(port, name):
+def metric_sums(port, *names):
+    """Each metric's sum over its labels, from one scrape (a scrape costs the archiver about
+    0.6 ms of CPU: two per poll of the drain were a tenth of its CPU per event); -1 when down."""
     try:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
     except Exception:
-        return -1
-    return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(name))
+        return [-1 for _ in names]
+    lines = text.splitlines()
+    return [sum(float(l.rsplit(" ", 1)[1]) for l in lines if l.startswith(name)) for name in names]
 
 
 def start_archiver(prefix, database, batch, port):
@@ -107,11 +110,11 @@ def drain(prefix, count, batch, port):
     proc = start_archiver(prefix, database, batch, port)
     t0 = c0 = None
     while True:
-        consumed = metric_sum(port, "archiver_events_consumed_total")
+        consumed, archived = metric_sums(port, "archiver_events_consumed_total", "archiver_events_archived_total")
         now = time.time()
         if consumed > 0 and t0 is None:
             t0, c0 = now, cpu_seconds(proc.pid)
-        if consumed >= count and metric_sum(port, "archiver_events_archived_total") >= count:
+        if consumed >= count and archived >= count:
             t1, c1 = now, cpu_seconds(proc.pid)
             break
         if proc.poll() is not None:

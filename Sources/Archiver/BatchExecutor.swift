@@ -113,14 +113,21 @@ struct BatchExecutor: Sendable {
         let rejected = try await retrier.run("mongo write history") { try await writeHistory(plan) }
         metrics.write(seconds: (ContinuousClock.now - started).seconds)
         let writtenAtMs = Self.nowMs()
-        for w in plan.balanceWrites + plan.paymentWrites {
-            if let produced = batch[w.inboundIndex].message.timestampMs {
-                let (latency, overflow) = writtenAtMs.subtractingReportingOverflow(produced)
-                if !overflow { metrics.eventLatency(ms: latency) }
+        // Each collection's writes in place: joining them copied every write (and retained its strings) twice a batch.
+        for writes in [plan.balanceWrites, plan.paymentWrites] {
+            for w in writes {
+                if let produced = batch[w.inboundIndex].message.timestampMs {
+                    let (latency, overflow) = writtenAtMs.subtractingReportingOverflow(produced)
+                    if !overflow { metrics.eventLatency(ms: latency) }
+                }
             }
         }
-        let rejectedIndexes = Set(rejected.map(\.inboundIndex))
-        let written = (plan.balanceWrites + plan.paymentWrites).filter { !rejectedIndexes.contains($0.inboundIndex) }
+        var written = plan.balanceWrites
+        written.append(contentsOf: plan.paymentWrites)
+        if !rejected.isEmpty {
+            let rejectedIndexes = Set(rejected.map(\.inboundIndex))
+            written.removeAll { rejectedIndexes.contains($0.inboundIndex) }
+        }
 
         for compensation in plan.newCompensations {
             if try await retrier.run("mongo compensate", { try await compensate(compensation) }) {

@@ -32,18 +32,21 @@ public enum KafkaPartitionReader {
         keep: ([UInt8]) -> Bool
     ) throws -> [Entry] {
         let deadline = ContinuousClock.now + timeout
-        let client = try RDKafkaClient(
-            kind: .consumer,
-            settings: connection.settings([
-                // Required by librdkafka for a consumer; the reader never joins nor commits.
-                "group.id": "partition-reader",
-                "enable.auto.commit": "false",
-                "enable.auto.offset.store": "false",
-                "enable.partition.eof": "true",
-                "auto.offset.reset": "earliest",
-                "allow.auto.create.topics": "false",
-                "fetch.wait.max.ms": "20",
-            ]), logger: logger)
+        var settings = connection.settings([
+            // Required by librdkafka for a consumer; the reader never joins nor commits.
+            "group.id": "partition-reader",
+            "enable.auto.commit": "false",
+            "enable.auto.offset.store": "false",
+            "auto.offset.reset": "earliest",
+            "allow.auto.create.topics": "false",
+            "fetch.wait.max.ms": "20",
+            "queued.max.messages.kbytes": "2048",
+        ])
+        // What the read means, whatever a configuration file says: to the end of each partition,
+        // past any transaction left open by someone else.
+        settings["enable.partition.eof"] = "true"
+        settings["isolation.level"] = "read_uncommitted"
+        let client = try RDKafkaClient(kind: .consumer, settings: settings, logger: logger)
         defer { _ = rd_kafka_consumer_close(client.handle) }
         var partitions: [TopicPartition] = []
         for topic in topics {
@@ -53,6 +56,8 @@ public enum KafkaPartitionReader {
         var starts = Dictionary(uniqueKeysWithValues: partitions.map { ($0, starts[$0] ?? Int64(RD_KAFKA_OFFSET_BEGINNING)) })
         try assign(starts, client)
         var open = Set(partitions)
+        // Partitions that have yielded a message: their starts are known to exist.
+        var reached: Set<TopicPartition> = []
         var entries: [Entry] = []
         var topicNames: [OpaquePointer: String] = [:]
         while !open.isEmpty {
@@ -64,7 +69,7 @@ public enum KafkaPartitionReader {
             }
             // A start past a partition's end (the broker lost messages, or the topic was made
             // anew) is not out of range on every broker: some answer nothing, forever.
-            let pastTheEnd = open.filter { p in
+            let pastTheEnd = open.subtracting(reached).filter { p in
                 starts[p]! >= 0 && client.cachedHighWatermark(topic: p.topic, partition: p.partition).map { starts[p]! > $0 } == true
             }
             if !pastTheEnd.isEmpty {
@@ -92,6 +97,7 @@ public enum KafkaPartitionReader {
                 let value = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
                 if keep(value) { entries.append(Entry(partition: partition, offset: m.offset, value: value)) }
                 starts[partition] = m.offset + 1  // where a new assignment resumes
+                reached.insert(partition)
             case RD_KAFKA_RESP_ERR__PARTITION_EOF:
                 open.remove(partition)
             default:

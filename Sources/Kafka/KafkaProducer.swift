@@ -71,19 +71,24 @@ public final class KafkaProducer: Sendable {
     /// Like `send`, with each record's own outcome, so a caller can retry exactly the records that
     /// failed and never produce the others twice.
     public func sendEach(_ records: [KafkaRecord]) async -> [Result<DeliveryReport, KafkaError>] {
-        guard !records.isEmpty else { return [] }
-        return await withCheckedContinuation { continuation in
-            let batch = DeliveryBatch(count: records.count, continuation: continuation)
-            for (index, record) in records.enumerated() {
-                do {
-                    try enqueue(record, slot: DeliverySlot(batch: batch, index: index))
-                } catch let error as KafkaError {
-                    batch.complete(index, .failure(error))
-                } catch {
-                    batch.complete(index, .failure(KafkaError(code: RD_KAFKA_RESP_ERR__FAIL, operation: "produce", message: "\(error)")))
-                }
+        await enqueueEach(records).outcomes()
+    }
+
+    /// Hands every record to librdkafka now, in order, and returns their outcomes to wait for.
+    /// Batches enqueued one after the other from one task reach each partition in that order;
+    /// `sendEach` from concurrent tasks may interleave theirs.
+    public func enqueueEach(_ records: [KafkaRecord]) -> Deliveries {
+        let batch = Deliveries(count: records.count)
+        for (index, record) in records.enumerated() {
+            do {
+                try enqueue(record, slot: DeliverySlot(batch: batch, index: index))
+            } catch let error as KafkaError {
+                batch.complete(index, .failure(error))
+            } catch {
+                batch.complete(index, .failure(KafkaError(code: RD_KAFKA_RESP_ERR__FAIL, operation: "produce", message: "\(error)")))
             }
         }
+        return batch
     }
 
     private func enqueue(_ record: KafkaRecord, slot: DeliverySlot) throws {
@@ -162,33 +167,48 @@ public final class KafkaProducer: Sendable {
     }
 }
 
-/// Collects the delivery reports of one `send` call and resumes its caller once all are in.
-private final class DeliveryBatch: @unchecked Sendable {
+/// The delivery reports of one enqueued batch: `outcomes()` returns once all are in, whether
+/// they came before it was called or after.
+public final class Deliveries: @unchecked Sendable {
     private let lock = NSLock()
     private var results: [Result<DeliveryReport, KafkaError>?]
     private var remaining: Int
-    private let continuation: CheckedContinuation<[Result<DeliveryReport, KafkaError>], Never>
+    private var waiter: CheckedContinuation<[Result<DeliveryReport, KafkaError>], Never>?
 
-    init(count: Int, continuation: CheckedContinuation<[Result<DeliveryReport, KafkaError>], Never>) {
+    init(count: Int) {
         results = Array(repeating: nil, count: count)
         remaining = count
-        self.continuation = continuation
+    }
+
+    /// Each record's outcome, in the order enqueued. Call it once.
+    public func outcomes() async -> [Result<DeliveryReport, KafkaError>] {
+        await withCheckedContinuation { continuation in
+            lock.lock()
+            guard remaining == 0 else {
+                waiter = continuation
+                lock.unlock()
+                return
+            }
+            lock.unlock()
+            continuation.resume(returning: results.map { $0! })
+        }
     }
 
     func complete(_ index: Int, _ result: Result<DeliveryReport, KafkaError>) {
         lock.lock()
         results[index] = result
         remaining -= 1
-        let done = remaining == 0
+        let waiting = remaining == 0 ? waiter : nil
+        if waiting != nil { waiter = nil }
         lock.unlock()
-        if done { continuation.resume(returning: results.map { $0! }) }
+        waiting?.resume(returning: results.map { $0! })
     }
 }
 
 private final class DeliverySlot {
-    let batch: DeliveryBatch
+    let batch: Deliveries
     let index: Int
-    init(batch: DeliveryBatch, index: Int) {
+    init(batch: Deliveries, index: Int) {
         self.batch = batch
         self.index = index
     }

@@ -84,6 +84,11 @@ final class OutboxRelay: Sendable {
         var outcomes: [Int: [Result<DeliveryReport, KafkaError>]] = [:]
         /// A batch failed: nothing new is handed over until every batch in flight has settled.
         var failure: KafkaError?
+        /// Nothing is sent until the topics are read for rows already there (`look`): at the
+        /// start of a leadership, and after a failed batch (a send that timed out may still
+        /// have been stored).
+        var mustLook = true
+        var failedLooks = 0
     }
 
     /// Publishes on every wake-up until the node finishes the wake-up stream, then once more.
@@ -103,18 +108,7 @@ final class OutboxRelay: Sendable {
             do {
                 guard let lease = try await awaitLeadership(&stream) else { return }
                 let finished: Bool
-                do {
-                    let takeover = try await OutboxTakeover.find(node: node, connection: connection, logger: logger)
-                    finished = try await publish(while: lease, from: takeover, &stream, sink, &nextBatch, stopping: stopping)
-                } catch let error as KafkaError where !error.isFatal {
-                    // The broker cannot say what is on the topics yet: sending blind could send twice.
-                    await lease.release()
-                    if stopping() { return }
-                    logger.warning(
-                        "cannot read what the outbox already published; trying again", metadata: ["service": "\(node.name)", "error": "\(error)"])
-                    try? await Task.sleep(for: .seconds(1))
-                    continue
-                } catch {
+                do { finished = try await publish(while: lease, &stream, sink, &nextBatch, stopping: stopping) } catch {
                     await lease.release()
                     throw error
                 }
@@ -150,12 +144,10 @@ final class OutboxRelay: Sendable {
 
     /// Publishes while `lease` is held; true when the node stopped (after the final pass).
     private func publish(
-        while lease: any SQLLease, from takeover: OutboxTakeover, _ stream: inout AsyncStream<Event>.Iterator,
-        _ sink: AsyncStream<Event>.Continuation, _ nextBatch: inout Int, stopping: @escaping @Sendable () -> Bool
+        while lease: any SQLLease, _ stream: inout AsyncStream<Event>.Iterator, _ sink: AsyncStream<Event>.Continuation,
+        _ nextBatch: inout Int, stopping: @escaping @Sendable () -> Bool
     ) async throws -> Bool {
         var progress = Progress()
-        progress.doneAhead = takeover.published
-        progress.acknowledged = takeover.nextOffsets
         var finishing = false
         while let event = await stream.next() {
             guard lease.isHeld else { return false }
@@ -169,6 +161,7 @@ final class OutboxRelay: Sendable {
             if progress.inFlight.isEmpty, let failure = progress.failure {
                 progress.failure = nil
                 progress.sent = progress.published
+                progress.mustLook = true
                 logger.warning(
                     "outbox not published yet; it stays until the broker takes it", metadata: ["service": "\(node.name)", "error": "\(failure)"])
                 // Stopping must not wait for the broker: what stays is published by the next process.
@@ -179,12 +172,15 @@ final class OutboxRelay: Sendable {
                 if progress.inFlight.isEmpty { break }
                 continue
             }
-            if progress.failure == nil { try await handOver(&progress, &nextBatch, sink) }
+            if progress.failure == nil, progress.mustLook { try await look(&progress) }
+            if progress.failure == nil, !progress.mustLook { try await handOver(&progress, &nextBatch, sink) }
             // The periodic wake-up comes here too, so an idle relay deletes as well.
             if ContinuousClock.now - progress.lastDelete >= Self.deleteInterval { try await deletePublished(&progress) }
         }
-        // The final pass: what was committed until now, one batch at a time, without waiting for an absent broker.
-        while true {
+        // The final pass: what was committed until now, one batch at a time, without waiting for
+        // an absent broker, and without sending blind (what stays is the next process's).
+        if progress.mustLook { try await look(&progress) }
+        while !progress.mustLook {
             let (rows, last) = try await unpublished(after: progress.sent, skipping: progress.doneAhead)
             guard let last else { break }
             let failure = Self.account(rows, await producer.sendEach(rows.map(\.record)), last: last, &progress)
@@ -198,6 +194,36 @@ final class OutboxRelay: Sendable {
         }
         try await deletePublished(&progress)
         return true
+    }
+
+    /// Tries this often to read what is already on the topics before sending without the check
+    /// (and logging so): a read that can never finish (a partition without a leader, a topic
+    /// read from its first message that is too long to read in `OutboxTakeover.readTimeout`)
+    /// must not stop publishing for good. Consumers drop what goes out twice by event id.
+    static let lookAttempts = 3
+
+    /// Reads which rows left in the outbox are already on their topics (`OutboxTakeover`) and
+    /// skips them; `mustLook` stays set while the broker cannot tell.
+    private func look(_ progress: inout Progress) async throws {
+        do {
+            let found = try await OutboxTakeover.find(node: node, connection: connection, logger: logger)
+            progress.doneAhead.formUnion(found.published.filter { $0 > progress.published })
+            progress.acknowledged.merge(found.nextOffsets) { max($0, $1) }
+            progress.mustLook = false
+            progress.failedLooks = 0
+        } catch let error as KafkaError where !error.isFatal {
+            progress.failedLooks += 1
+            guard progress.failedLooks >= Self.lookAttempts else {
+                logger.warning(
+                    "cannot read what the outbox already published; trying again", metadata: ["service": "\(node.name)", "error": "\(error)"])
+                return
+            }
+            logger.error(
+                "cannot read what the outbox already published; sending without the check (events already sent go out twice)",
+                metadata: ["service": "\(node.name)", "attempts": "\(progress.failedLooks)", "error": "\(error)"])
+            progress.mustLook = false
+            progress.failedLooks = 0
+        }
     }
 
     /// Takes the settled batches off the front of `inFlight`, in order.
@@ -250,8 +276,11 @@ final class OutboxRelay: Sendable {
             nextBatch += 1
             progress.inFlight.append((batch, rows, last))
             progress.sent = last
-            let records = rows.map(\.record)
-            Task { [producer] in sink.yield(.sent(batch: batch, await producer.sendEach(records))) }
+            // Enqueued here, in order, not in the task: batches enqueued from concurrent tasks could
+            // interleave on a partition (events of one key out of order, and an offset recorded
+            // past a row still to be acknowledged).
+            let deliveries = producer.enqueueEach(rows.map(\.record))
+            Task { sink.yield(.sent(batch: batch, await deliveries.outcomes())) }
             if rows.count < batchSize { return }
         }
     }
