@@ -66,6 +66,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: .hidden)
     var crashAfterPublish: [String] = []
 
+    /// How long an outbox relay's read of what is already on the topics may take; tests shorten it.
+    @Option(help: .hidden)
+    var outboxReadTimeoutMs: Int?
+
     func validate() throws {
         guard service == "all" || Self.services[service] != nil else {
             throw ValidationError("service must be user, product, order, payment or all, got '\(service)'")
@@ -136,7 +140,9 @@ struct ServeCommand: AsyncParsableCommand {
                 } catch { throw ValidationError("cannot open the \(name) database in \(place): \(error)") }
             }
         }
-        let messaging = try ServiceHost(nodes: nodes, kafka: kafka, groupPrefix: "commerce-\(prefix)", logger: logger)
+        let messaging = try ServiceHost(
+            nodes: nodes, kafka: kafka, groupPrefix: "commerce-\(prefix)",
+            outboxReadTimeout: outboxReadTimeoutMs.map { .milliseconds(max($0, 1)) } ?? OutboxTakeover.readTimeout, logger: logger)
         do { try await messaging.prepare(kafka: kafka) } catch { throw ValidationError("Kafka unreachable at \(kafka.brokers): \(error)") }
 
         let router = try CommerceRouter.make(nodes: nodes) { messaging.failure.map { "\($0)" } }

@@ -28,16 +28,18 @@ import SQLStore
 final class OutboxRelay: Sendable {
     let node: ServiceNode
     let producer: KafkaProducer
-    /// For the read of what a predecessor published.
+    /// For the read of what a predecessor published, and how long it may take.
     let connection: KafkaConfiguration
+    let readTimeout: Duration
     let logger: Logger
     let batchSize = 500
     static let maxInFlight = 4
 
-    init(node: ServiceNode, producer: KafkaProducer, connection: KafkaConfiguration, logger: Logger) {
+    init(node: ServiceNode, producer: KafkaProducer, connection: KafkaConfiguration, readTimeout: Duration, logger: Logger) {
         self.node = node
         self.producer = producer
         self.connection = connection
+        self.readTimeout = readTimeout
         self.logger = logger
     }
 
@@ -206,7 +208,7 @@ final class OutboxRelay: Sendable {
     /// skips them; `mustLook` stays set while the broker cannot tell.
     private func look(_ progress: inout Progress) async throws {
         do {
-            let found = try await OutboxTakeover.find(node: node, connection: connection, logger: logger)
+            let found = try await OutboxTakeover.find(node: node, connection: connection, timeout: readTimeout, logger: logger)
             progress.doneAhead.formUnion(found.published.filter { $0 > progress.published })
             progress.acknowledged.merge(found.nextOffsets) { max($0, $1) }
             progress.mustLook = false

@@ -14,13 +14,13 @@ import SQLStore
 /// `OutboxRelay.deletePublished`). The new leader reads each partition of the rows' topics
 /// from there to its end and matches events by id. With no predecessor left sending, what it
 /// finds is all there is: the rest was never published.
-struct OutboxTakeover {
+public struct OutboxTakeover {
     /// Rows found on their topics, and the offsets after them per partition.
     var published: Set<Int64> = []
     var nextOffsets: [TopicPartition: Int64] = [:]
 
     /// How long the read may take before the leader gives up and tries again.
-    static let readTimeout: Duration = .seconds(15)
+    public static let readTimeout: Duration = .seconds(15)
 
     static let migration = SQLMigration(
         "runtime-v3",
@@ -31,7 +31,7 @@ struct OutboxTakeover {
 
     /// Reads what the rows left in `node`'s outbox have on their topics. Nothing to read when
     /// the outbox is empty (every clean stop empties it).
-    static func find(node: ServiceNode, connection: KafkaConfiguration, logger: Logger) async throws -> OutboxTakeover {
+    static func find(node: ServiceNode, connection: KafkaConfiguration, timeout: Duration, logger: Logger) async throws -> OutboxTakeover {
         let (rows, starts) = try await node.database.read { db in
             let rows = try db.rows("SELECT seq, topic, event_id FROM outbox").map { row in
                 (try row["seq"] as Int64, try row["topic"] as String, try row["event_id"] as String)
@@ -49,7 +49,7 @@ struct OutboxTakeover {
         for (seq, _, id) in rows { seqs[id] = seq }
         let ids = Set(seqs.keys)
         let entries = try await KafkaPartitionReader.read(
-            topics: Set(rows.map(\.1)).sorted(), from: starts, connection: connection, timeout: readTimeout, logger: logger
+            topics: Set(rows.map(\.1)).sorted(), from: starts, connection: connection, timeout: timeout, logger: logger
         ) { value in
             (try? CommerceEvent.decode(value)).map { ids.contains($0.id) } ?? false
         }

@@ -37,16 +37,20 @@ public final class ServiceHost: Service, Sendable {
     ///   - groupPrefix: consumer groups are `<prefix><service>`; tests give each run its own.
     ///   - failureGrace: after a failure, the process exits (status 1) if stopping takes longer
     ///     than this, e.g. a final publish waiting for an unreachable broker; nil waits.
+    ///   - outboxReadTimeout: how long a relay's read of what is already on the topics may take
+    ///     (`OutboxTakeover`); tests shorten it to reach the relay's fallback.
     public init(
         nodes: [ServiceNode], kafka: KafkaConfiguration, groupPrefix: String = "commerce-",
-        failureGrace: Duration? = .seconds(10), logger: Logger
+        failureGrace: Duration? = .seconds(10), outboxReadTimeout: Duration = OutboxTakeover.readTimeout, logger: Logger
     ) throws {
         self.nodes = nodes
         self.failureGrace = failureGrace
         self.logger = logger
         producer = try KafkaProducer(configuration: kafka, logger: logger)
         consumers = try nodes.map { try InboxConsumer(node: $0, connection: kafka, groupPrefix: groupPrefix, logger: logger) }
-        relays = nodes.map { [producer] in OutboxRelay(node: $0, producer: producer, connection: kafka, logger: logger) }
+        relays = nodes.map { [producer] in
+            OutboxRelay(node: $0, producer: producer, connection: kafka, readTimeout: outboxReadTimeout, logger: logger)
+        }
     }
 
     /// Fails with a clear error when the broker cannot be reached, instead of waiting silently;

@@ -49,6 +49,22 @@ struct ReliabilityTests {
         await s.finish()
     }
 
+    /// A relay that cannot read what is already on its topics (here a read may take 1 ms) tries
+    /// `OutboxRelay.lookAttempts` times, then sends without the check: publishing never stops
+    /// for good, and what was already published goes out again (consumers drop it by event id).
+    @Test func aRelayThatCannotReadItsTopicsSendsWithoutTheCheckRatherThanNever() async throws {
+        let s = try await CommerceScenario(crashAfterPublish: "commerce.stock.decreased", extraArguments: ["--outbox-read-timeout-ms", "1"])
+        let product = try await s.shop(stock: 10, quantity: 2)
+        let order = try await s.order(product: product, quantity: 2)
+        #expect(try await eventually { !s.services.process.isRunning }, "the process crashed on purpose: \(s.services.output)")
+        try await s.restartServices()
+        #expect(try await s.settledOrder(order) == "PLACED", "the relay published in the end: \(s.services.output)")
+        #expect(s.services.output.contains("sending without the check"), "\(s.services.output)")
+        let copies = try await ReplicaTests.eventCopies(topics: [Topic.product].map { s.prefix + $0 })
+        #expect(copies.values.filter { $0 == 2 }.count == 1, "the event found unread went out again: \(copies)")
+        await s.finish()
+    }
+
     @Test func aMalformedEventIsKeptWithItsReasonAndTheConsumerMovesOn() async throws {
         let s = try await CommerceScenario()
         let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: brokers))
