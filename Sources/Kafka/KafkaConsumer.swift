@@ -110,14 +110,14 @@ public final class KafkaConsumer: Sendable {
     /// Waits up to `timeout` for a first message, then takes whatever else is already
     /// fetched, up to `maxMessages`: big batches under load, no added latency when idle.
     public func poll(maxMessages: Int, timeout: Duration) async throws -> PollResult {
-        let timeoutMs = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let timeoutMs = timeout.rdKafkaMilliseconds
         return try await run { [self] in try pollBlocking(maxMessages: maxMessages, timeoutMs: timeoutMs) }
     }
 
     private func pollBlocking(maxMessages: Int, timeoutMs: Int32) throws -> PollResult {
         var messages: [KafkaMessage] = []
         messages.reserveCapacity(min(maxMessages, 1024))
-        var topicNames: [OpaquePointer: String] = [:]
+        var topicNames = TopicNames()
         var wait = timeoutMs
         while messages.count < maxMessages {
             guard let raw = rd_kafka_consumer_poll(client.handle, wait) else { break }
@@ -128,16 +128,9 @@ public final class KafkaConsumer: Sendable {
                 try handlePollError(m.err, raw)
                 continue
             }
-            let topic: String
-            if let cached = topicNames[m.rkt] {
-                topic = cached
-            } else {
-                topic = String(cString: rd_kafka_topic_name(m.rkt))
-                topicNames[m.rkt] = topic
-            }
             messages.append(
                 KafkaMessage(
-                    topic: topic, partition: m.partition, offset: m.offset,
+                    topic: topicNames.name(of: m.rkt), partition: m.partition, offset: m.offset,
                     key: m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) },
                     value: m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? [],
                     headers: Self.headers(of: raw), timestampMs: Self.timestamp(of: raw)))

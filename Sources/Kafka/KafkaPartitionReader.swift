@@ -13,24 +13,25 @@ public enum KafkaPartitionReader {
         public var value: [UInt8]
     }
 
-    /// The messages `keep` selects (by value) of every partition of `topics`, from `starts` (the next offset to read;
+    /// The messages `match` recognizes (by value), with what it made of each, of every partition
+    /// of `topics`, from `starts` (the next offset to read;
     /// the partition's first message where absent, or where the offset no longer exists) up
     /// to the end each partition had when the reader reached it. A topic that does not exist
     /// has nothing. Throws when the ends are not all reached within `timeout` (no broker, or
     /// too much to read), so that a caller never takes a partial read for a whole one.
-    public static func read(
+    public static func read<Match: Sendable>(
         topics: [String], from starts: [TopicPartition: Int64], connection: KafkaConfiguration, timeout: Duration,
-        logger: Logger = Logger(label: "kafka.reader"), keep: @escaping @Sendable ([UInt8]) -> Bool
-    ) async throws -> [Entry] {
+        logger: Logger = Logger(label: "kafka.reader"), match: @escaping @Sendable ([UInt8]) -> Match?
+    ) async throws -> [(entry: Entry, match: Match)] {
         try await offload {
-            try readBlocking(topics: topics, starts: starts, connection: connection, timeout: timeout, logger: logger, keep: keep)
+            try readBlocking(topics: topics, starts: starts, connection: connection, timeout: timeout, logger: logger, match: match)
         }
     }
 
-    private static func readBlocking(
+    private static func readBlocking<Match>(
         topics: [String], starts: [TopicPartition: Int64], connection: KafkaConfiguration, timeout: Duration, logger: Logger,
-        keep: ([UInt8]) -> Bool
-    ) throws -> [Entry] {
+        match: ([UInt8]) -> Match?
+    ) throws -> [(entry: Entry, match: Match)] {
         let deadline = ContinuousClock.now + timeout
         var settings = connection.settings([
             // Required by librdkafka for a consumer; the reader never joins nor commits.
@@ -58,8 +59,8 @@ public enum KafkaPartitionReader {
         var open = Set(partitions)
         // Partitions that have yielded a message: their starts are known to exist.
         var reached: Set<TopicPartition> = []
-        var entries: [Entry] = []
-        var topicNames: [OpaquePointer: String] = [:]
+        var entries: [(entry: Entry, match: Match)] = []
+        var topicNames = TopicNames()
         while !open.isEmpty {
             let wait = milliseconds(until: deadline)
             guard wait > 0 else {
@@ -84,18 +85,11 @@ public enum KafkaPartitionReader {
             defer { rd_kafka_message_destroy(raw) }
             let m = raw.pointee
             guard let rkt = m.rkt else { continue }
-            let topic: String
-            if let cached = topicNames[rkt] {
-                topic = cached
-            } else {
-                topic = String(cString: rd_kafka_topic_name(rkt))
-                topicNames[rkt] = topic
-            }
-            let partition = TopicPartition(topic: topic, partition: m.partition)
+            let partition = TopicPartition(topic: topicNames.name(of: rkt), partition: m.partition)
             switch m.err {
             case RD_KAFKA_RESP_ERR_NO_ERROR:
                 let value = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
-                if keep(value) { entries.append(Entry(partition: partition, offset: m.offset, value: value)) }
+                if let found = match(value) { entries.append((Entry(partition: partition, offset: m.offset, value: value), found)) }
                 starts[partition] = m.offset + 1  // where a new assignment resumes
                 reached.insert(partition)
             case RD_KAFKA_RESP_ERR__PARTITION_EOF:
@@ -131,9 +125,5 @@ public enum KafkaPartitionReader {
         return (0..<Int(entry.partition_cnt)).map { TopicPartition(topic: topic, partition: entry.partitions[$0].id) }
     }
 
-    private static func milliseconds(until deadline: ContinuousClock.Instant) -> Int32 {
-        let left = deadline - .now
-        guard left > .zero else { return 0 }
-        return Int32(min(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000, Int64(Int32.max)))
-    }
+    private static func milliseconds(until deadline: ContinuousClock.Instant) -> Int32 { (deadline - .now).rdKafkaMilliseconds }
 }

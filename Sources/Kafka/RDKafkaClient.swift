@@ -91,6 +91,27 @@ final class RDKafkaClient: @unchecked Sendable {
     }
 }
 
+/// Topic names by librdkafka topic handle, for one poll loop: a name is built from C once per
+/// topic, not once per message.
+struct TopicNames {
+    private var names: [OpaquePointer: String] = [:]
+
+    mutating func name(of rkt: OpaquePointer) -> String {
+        if let cached = names[rkt] { return cached }
+        let name = String(cString: rd_kafka_topic_name(rkt))
+        names[rkt] = name
+        return name
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, as librdkafka's timeouts take them (capped at Int32.max, at least 0).
+    var rdKafkaMilliseconds: Int32 {
+        let ms = components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+        return Int32(clamping: max(ms, 0))
+    }
+}
+
 /// Topic, partition and offset: what commits, pauses and assignments are made of.
 public struct TopicPartition: Hashable, Sendable, CustomStringConvertible {
     public var topic: String

@@ -47,14 +47,12 @@ public struct OutboxTakeover {
         guard !rows.isEmpty else { return OutboxTakeover() }
         var seqs: [String: Int64] = [:]
         for (seq, _, id) in rows { seqs[id] = seq }
-        let ids = Set(seqs.keys)
-        let entries = try await KafkaPartitionReader.read(
+        let candidates = try await KafkaPartitionReader.read(
             topics: Set(rows.map(\.1)).sorted(), from: starts, connection: connection, timeout: timeout, logger: logger
-        ) { value in
-            (try? CommerceEvent.decode(value)).map { ids.contains($0.id) } ?? false
+        ) { [seqs] value in
+            (try? CommerceEvent.decode(value)).flatMap { seqs[$0.id] }
         }
         // An id is only a claim: the row counts as published when the message is the row, byte for byte.
-        let candidates = entries.compactMap { entry in (try? CommerceEvent.decode(entry.value).id).flatMap { seqs[$0] }.map { (entry, $0) } }
         let values = try await node.database.read { db in
             try candidates.map { _, seq in try db.row("SELECT value FROM outbox WHERE seq = ?", seq).map { try $0["value"] as Data } }
         }
@@ -64,7 +62,7 @@ public struct OutboxTakeover {
             found.nextOffsets[entry.partition] = max(found.nextOffsets[entry.partition] ?? 0, entry.offset + 1)
         }
         logger.info(
-            "outbox relay leads; rows a predecessor already published are not sent again",
+            "rows left in the outbox that are already on their topics are not sent again",
             metadata: [
                 "service": "\(node.name)", "rows": "\(rows.count)", "alreadyPublished": "\(found.published.count)",
             ])

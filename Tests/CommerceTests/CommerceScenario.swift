@@ -101,6 +101,16 @@ final class CommerceScenario: @unchecked Sendable {
         return try ChildProcess(executable: binary("commerce"), arguments: arguments, logName: "commerce-\(id)")
     }
 
+    /// The services process exited on purpose (status 70) after `what` ("committing TYPE" or
+    /// "publishing TYPE"), as a `--crash-after-...` flag asked.
+    func expectCrashedOnPurpose(after what: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        #expect(
+            try await eventually { !services.process.isRunning }, "the process crashed on purpose: \(services.output)", sourceLocation: sourceLocation
+        )
+        #expect(services.process.terminationStatus == 70, sourceLocation: sourceLocation)
+        #expect(services.output.contains("crashing on purpose after \(what)"), "\(services.output)", sourceLocation: sourceLocation)
+    }
+
     func restartServices() async throws {
         try await stopServices()
         try await startServices()
