@@ -24,6 +24,7 @@ public final class Archiver: Service, Sendable {
     private let store: HistoryStore
     private let logger: Logger
     private let metrics: ArchiverMetrics
+    private let watermarks: KafkaWatermarkProbe
     private let loop = Locked(LoopState())
     /// Test seam, see `BatchExecutor.beforeWritingHistory`.
     let beforeWritingHistory = Locked<(@Sendable (BatchPlan) async throws -> Void)?>(nil)
@@ -36,8 +37,12 @@ public final class Archiver: Service, Sendable {
         }
         /// The most messages ever carried over at once: bounded by one batch.
         var carriedOverHighWater = 0
-        /// Partitions are paused while an outage is waited out, and all resumed after the batch.
+        /// Partitions are paused while an outage is waited out, and resumed when the retried call
+        /// that met it ends (`endOutage`), whichever call that was.
         var pausedForOutage = false
+        /// High watermarks the probe read from the broker for paused partitions, and when.
+        var probedHighs: [TopicPartition: Int64] = [:]
+        var lastWatermarkProbe: ContinuousClock.Instant?
         /// This loop marked Kafka unreachable after librdkafka said every broker was down.
         var brokersDownReported = false
         var lastProbe = ContinuousClock.now
@@ -65,6 +70,7 @@ public final class Archiver: Service, Sendable {
         consumerConfig.sessionTimeoutMs = configuration.sessionTimeoutMs
         consumerConfig.maxPollIntervalMs = configuration.maxPollIntervalMs
         consumer = try KafkaConsumer(configuration: consumerConfig, logger: logger)
+        watermarks = try KafkaWatermarkProbe(connection: configuration.kafka, logger: logger)
         status.setReachable(mongo: true, kafka: true)
     }
 
@@ -118,19 +124,20 @@ public final class Archiver: Service, Sendable {
             defer { s.carryOver = [] }
             return s.carryOver
         }
-        // Before the poll: a revocation the poll serves may come after some of the messages it
-        // returns (or the carried ones), and those are then redone rather than trusted.
-        let revocationsAtPoll = loop.withLock { $0.revocations }
         // With a batch to settle, only what is already fetched is taken: it is settled at once otherwise.
         let waitMs = carried.isEmpty && previous == nil ? config.pollTimeoutMs : 0
         let result = try await consumer.poll(maxMessages: max(1, config.batchSize - carried.count), timeout: .milliseconds(waitMs))
-        handle(result.rebalances)
+        let revoked = handle(result.rebalances)
+        // After the poll: what it revoked is fetched again from the last commit, so carried
+        // messages and those it returned before a revocation are dropped; the rest belong to the
+        // assignment now in force, and a later revocation makes this batch's work on it a redo.
+        let revocationsAtPoll = loop.withLock { $0.revocations }
         await checkBrokers()
         let assignment = consumer.assignment
-        let messages = carried.filter { assignment.contains($0.topicPartition) } + result.messages
+        let messages = carried.filter { assignment.contains($0.topicPartition) && !revoked.contains($0.topicPartition) } + result.current
         guard !messages.isEmpty else {
             if let previous { try await settle(previous, raced: try await executor.recheck(previous.written)) }
-            updateLag()
+            await updateLag()
             return nil
         }
 
@@ -149,14 +156,6 @@ public final class Archiver: Service, Sendable {
         let (plan, raced) = try await executor.plan(batch, recheck: previous?.written)
         if let previous { try await settle(previous, raced: raced) }
         let written = try await executor.write(plan, to: batch)
-        let wasPaused = loop.withLock { s in
-            defer { s.pausedForOutage = false }
-            return s.pausedForOutage
-        }
-        if wasPaused {
-            consumer.setPauseNewAssignments(false)
-            try await consumer.resume(Array(consumer.assignment))
-        }
         return Unsettled(written: written, revocationsAtPoll: revocationsAtPoll)
     }
 
@@ -193,7 +192,7 @@ public final class Archiver: Service, Sendable {
                 "events": "\(batch.count)", "archived": "\(outcome.archived)", "compensated": "\(outcome.compensated)",
                 "suppressed": "\(outcome.suppressed)", "deadLettered": "\(outcome.deadLettered)", "ignored": "\(outcome.ignored)",
             ])
-        updateLag()
+        await updateLag()
     }
 
     private var executor: BatchExecutor {
@@ -210,7 +209,7 @@ public final class Archiver: Service, Sendable {
         return Retrier(
             initialMs: config.retryInitialMs, maxMs: config.retryMaxMs, logger: logger, metrics: metrics, status: status,
             shouldGiveUp: { [loop] in loop.withLock { $0.stopRequestedAt.map { .now - $0 > grace } ?? false } },
-            waiter: { [self] in await waitPaused($0) })
+            outage: Retrier.Outage(wait: { [self] in await waitPaused($0) }, end: { [self] in await endOutage() }))
     }
 
     /// Commits these offsets (the next to read, per partition) where the partition is still
@@ -230,17 +229,18 @@ public final class Archiver: Service, Sendable {
     /// at most one batch of it: the rest is sought back and fetched again after the outage.
     private func waitPaused(_ delay: Duration) async {
         let deadline = ContinuousClock.now + delay
+        status.setOutageInProgress(true)
         do {
             consumer.setPauseNewAssignments(true)
-            try await consumer.pause(Array(consumer.assignment))
             loop.withLock { $0.pausedForOutage = true }
+            try await consumer.pause(Array(consumer.assignment))
             while ContinuousClock.now < deadline {
                 let result = try await consumer.poll(maxMessages: config.batchSize, timeout: .milliseconds(100))
-                let revoked = handle(result.rebalances)
+                handle(result.rebalances)
                 await checkBrokers()
-                metrics.ready(status.snapshot.ready)
+                await updateLag()
                 // A revoked partition is fetched again from its last commit: what came before the revocation is not kept.
-                let fresh = revoked.isEmpty ? result.messages : result.messages.filter { !revoked.contains($0.topicPartition) }
+                let fresh = result.current
                 guard !fresh.isEmpty else { continue }
                 let room = loop.withLock { max(0, config.batchSize - $0.carryOver.count) }
                 // Only what is sought back may be dropped: if the seek fails, everything is kept
@@ -253,6 +253,23 @@ public final class Archiver: Service, Sendable {
         } catch {
             try? await Task.sleep(until: deadline)
         }
+    }
+
+    /// Ends what `waitPaused` began: every partition fetches again, and so does every partition
+    /// assigned from now on. Called once by the retrier when the call that met the outage ends,
+    /// whichever call it was. A resume that fails leaves the partitions paused and the outage
+    /// flagged, so the next retried call's end tries again; meanwhile /readyz shows them paused.
+    private func endOutage() async {
+        guard loop.withLock({ $0.pausedForOutage }) else { return status.setOutageInProgress(false) }
+        consumer.setPauseNewAssignments(false)
+        do {
+            try await consumer.resume(Array(consumer.assignment))
+            loop.withLock { $0.pausedForOutage = false }
+            status.setOutageInProgress(false)
+        } catch {
+            logger.error("could not resume the partitions paused for an outage", metadata: ["error": "\(error)"])
+        }
+        await updateLag()
     }
 
     /// Per partition, the offset of its first message here: where fetching must start again.
@@ -312,14 +329,38 @@ public final class Archiver: Service, Sendable {
         return revoked
     }
 
-    private func updateLag() {
-        let positions = loop.withLock { $0.positions }
-        for (tp, position) in positions {
-            if let high = consumer.highWatermark(tp) { metrics.lag(tp, max(0, high - position)) }
+    /// Lag per partition from the broker's high watermark: the consumer's cached one for
+    /// partitions it fetches, the probe's for paused ones (their cache is frozen), at most
+    /// every `watermarkProbeInterval`. Also publishes assigned and paused partitions to
+    /// readiness and the gauges.
+    private func updateLag() async {
+        let paused = consumer.pausedPartitions
+        let (positions, probe) = loop.withLock { s -> ([TopicPartition: Int64], [TopicPartition: Int64]?) in
+            s.probedHighs = s.probedHighs.filter { paused.contains($0.key) }
+            let due = !paused.isEmpty && s.lastWatermarkProbe.map { .now - $0 >= Self.watermarkProbeInterval } != false
+            guard due else { return (s.positions, nil) }
+            s.lastWatermarkProbe = .now
+            // From the end read last time, or the position: never past the end.
+            var starts: [TopicPartition: Int64] = [:]
+            for tp in paused { if let position = s.positions[tp] { starts[tp] = max(position, s.probedHighs[tp] ?? 0) } }
+            return (s.positions, starts)
         }
-        status.setAssigned(consumer.assignment.count)
+        if let probe, !probe.isEmpty {
+            let highs = await watermarks.highWatermarks(from: probe, timeout: .seconds(1))
+            loop.withLock { $0.probedHighs.merge(highs) { max($0, $1) } }
+        }
+        let probed = loop.withLock { $0.probedHighs }
+        for (tp, position) in positions {
+            let high = max(consumer.highWatermark(tp) ?? -1, probed[tp] ?? -1)
+            if high >= 0 { metrics.lag(tp, max(0, high - position)) }
+        }
+        status.setPartitions(assigned: consumer.assignment.count, paused: paused.count)
+        metrics.paused(paused.count)
         metrics.ready(status.snapshot.ready)
     }
+
+    /// How often paused partitions' watermarks are read from the broker.
+    static let watermarkProbeInterval = Duration.seconds(2)
 }
 
 public enum ArchiverError: Error, CustomStringConvertible {

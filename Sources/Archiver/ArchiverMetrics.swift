@@ -29,6 +29,7 @@ final class ArchiverMetrics: Sendable {
     private let writeDuration: DurationHistogram
     private let eventLatency: DurationHistogram
     private let ready: Gauge
+    private let pausedGauge: Gauge
     private let lagGauges = Locked([TopicPartition: Gauge]())
 
     static let durationBuckets: [Duration] = [
@@ -80,7 +81,12 @@ final class ArchiverMetrics: Sendable {
             descriptor: name("event_latency", "seconds", "From the Kafka message timestamp to the history write acknowledged."),
             buckets: Self.durationBuckets)
         ready = registry.makeGauge(
-            descriptor: name("ready", "", "1 when /readyz answers 200 (MongoDB and Kafka reachable, partitions owned), else 0."))
+            descriptor: name(
+                "ready", "", "1 when /readyz answers 200 (MongoDB and Kafka reachable, partitions owned and none paused without an outage), else 0."))
+        pausedGauge = registry.makeGauge(
+            descriptor: name(
+                "paused_partitions", "",
+                "Assigned partitions not being fetched: paused while an outage is waited out; paused with no outage is a stall."))
     }
 
     /// Counts per label for one batch, so each series is touched once per batch. Indexed by
@@ -117,6 +123,7 @@ final class ArchiverMetrics: Sendable {
         eventLatency.recordNanoseconds(ms * 1_000_000)
     }
     func ready(_ isReady: Bool) { ready.set(Int64(isReady ? 1 : 0)) }
+    func paused(_ count: Int) { pausedGauge.set(Int64(count)) }
 
     func lag(_ partition: TopicPartition, _ value: Int64) {
         let gauge = lagGauges.withLock { gauges in

@@ -62,7 +62,7 @@ public struct Replayer: Sendable {
             retrier: Retrier(
                 initialMs: configuration.retryInitialMs, maxMs: configuration.retryMaxMs, logger: logger,
                 metrics: metrics, status: ArchiverStatus(), shouldGiveUp: { false },
-                waiter: { try? await Task.sleep(for: $0) }),
+                outage: .sleep),
             metrics: metrics, logger: logger,
             deadLetterTopic: configuration.deadLetterTopic, compensationTopic: configuration.compensationTopic)
 

@@ -74,10 +74,7 @@ struct RunCommand: AsyncParsableCommand {
             host: adminHost, port: port, registry: registry,
             readiness: {
                 let s = archiver.status.snapshot
-                return AdminServer.Readiness(
-                    ready: s.ready,
-                    detail: "mongo=\(s.mongoReachable ? "up" : "down") kafka=\(s.kafkaReachable ? "up" : "down") partitions=\(s.assignedPartitions)"
-                        + (s.ready ? "" : s.lastError.map { " last_error=\($0)" } ?? ""))
+                return AdminServer.Readiness(ready: s.ready, detail: s.detail)
             }, logger: logger)
         let group = ServiceGroup(
             configuration: .init(

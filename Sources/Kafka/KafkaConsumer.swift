@@ -15,6 +15,26 @@ public enum RebalanceEvent: Sendable, Equatable {
 public struct PollResult: Sendable {
     public var messages: [KafkaMessage]
     public var rebalances: [RebalanceEvent]
+    /// For each partition revoked during the poll, how many of `messages` had been taken when it
+    /// was last revoked: its messages before that index belong to the assignment that ended
+    /// (whoever owns the partition now fetches them again from the last commit); its messages
+    /// after it were fetched after it was assigned back.
+    public var revokedAt: [TopicPartition: Int] = [:]
+
+    public init(messages: [KafkaMessage], rebalances: [RebalanceEvent], revokedAt: [TopicPartition: Int] = [:]) {
+        self.messages = messages
+        self.rebalances = rebalances
+        self.revokedAt = revokedAt
+    }
+
+    /// The messages of the assignment in force when the poll returned.
+    public var current: [KafkaMessage] {
+        guard !revokedAt.isEmpty else { return messages }
+        return messages.indices.compactMap { i in
+            let m = messages[i]
+            return i < (revokedAt[m.topicPartition] ?? 0) ? nil : m
+        }
+    }
 }
 
 /// A consumer in a group, with manual commits of exact offsets. Every librdkafka call runs
@@ -33,6 +53,8 @@ public final class KafkaConsumer: Sendable {
         /// librdkafka keeps a partition's pause flag across revoke and re-assign, so every
         /// assignment is set explicitly: paused when this says so, fetching otherwise.
         var pauseNewAssignments = false
+        /// Assigned partitions this consumer does not fetch.
+        var paused: Set<TopicPartition> = []
         var brokersDown = false
     }
 
@@ -55,6 +77,7 @@ public final class KafkaConsumer: Sendable {
                 let paused = state.withLock {
                     $0.assignment.formUnion(list)
                     $0.pendingRebalances.append(.assigned(list))
+                    if $0.pauseNewAssignments { $0.paused.formUnion(list) } else { $0.paused.subtract(list) }
                     return $0.pauseNewAssignments
                 }
                 _ = paused ? rd_kafka_pause_partitions(rk, partitions) : rd_kafka_resume_partitions(rk, partitions)
@@ -62,6 +85,7 @@ public final class KafkaConsumer: Sendable {
                 if cooperative { rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, partitions)) } else { rd_kafka_assign(rk, nil) }
                 state.withLock {
                     $0.assignment.subtract(list)
+                    $0.paused.subtract(list)
                     $0.pendingRebalances.append(.revoked(list))
                 }
             }
@@ -93,6 +117,9 @@ public final class KafkaConsumer: Sendable {
 
     public var assignment: Set<TopicPartition> { state.withLock { $0.assignment } }
 
+    /// The assigned partitions that are paused (by `pause`, or assigned while new assignments pause).
+    public var pausedPartitions: Set<TopicPartition> { state.withLock { $0.paused.intersection($0.assignment) } }
+
     /// Whether partitions assigned from now on start paused (while the caller waits out an
     /// outage) or fetching. Either way, no partition keeps a pause flag from an earlier assignment.
     public func setPauseNewAssignments(_ paused: Bool) { state.withLock { $0.pauseNewAssignments = paused } }
@@ -119,8 +146,18 @@ public final class KafkaConsumer: Sendable {
         messages.reserveCapacity(min(maxMessages, 1024))
         var topicNames = TopicNames()
         var wait = timeoutMs
+        var revokedAt: [TopicPartition: Int] = [:]
+        var rebalancesSeen = state.withLock { $0.pendingRebalances.count }
         while messages.count < maxMessages {
-            guard let raw = rd_kafka_consumer_poll(client.handle, wait) else { break }
+            let raw = rd_kafka_consumer_poll(client.handle, wait)
+            // Rebalance callbacks run inside that call, before the message it returns.
+            state.withLock { s in
+                for case .revoked(let partitions) in s.pendingRebalances[rebalancesSeen...] {
+                    for p in partitions { revokedAt[p] = messages.count }
+                }
+                rebalancesSeen = s.pendingRebalances.count
+            }
+            guard let raw else { break }
             defer { rd_kafka_message_destroy(raw) }
             wait = 0
             let m = raw.pointee
@@ -140,7 +177,7 @@ public final class KafkaConsumer: Sendable {
             if !messages.isEmpty { s.brokersDown = false }
             return s.pendingRebalances
         }
-        return PollResult(messages: messages, rebalances: rebalances)
+        return PollResult(messages: messages, rebalances: rebalances, revokedAt: revokedAt)
     }
 
     private func handlePollError(_ err: rd_kafka_resp_err_t, _ raw: UnsafeMutablePointer<rd_kafka_message_t>) throws {
@@ -248,11 +285,14 @@ public final class KafkaConsumer: Sendable {
 
     private func setPaused(_ partitions: [TopicPartition], paused: Bool) async throws {
         guard !partitions.isEmpty else { return }
-        try await run { [client] in
+        try await run { [client, state] in
             let err = partitions.map { ($0, Int64(RD_KAFKA_OFFSET_INVALID)) }.withPartitionList {
                 paused ? rd_kafka_pause_partitions(client.handle, $0) : rd_kafka_resume_partitions(client.handle, $0)
             }
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: err, operation: paused ? "pause" : "resume") }
+            state.withLock { s in
+                if paused { s.paused.formUnion(partitions) } else { s.paused.subtract(partitions) }
+            }
         }
     }
 

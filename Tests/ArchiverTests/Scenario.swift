@@ -79,7 +79,7 @@ final class Scenario: Sendable {
             store: store, producer: producer,
             retrier: Retrier(
                 initialMs: 50, maxMs: 500, logger: logger, metrics: metrics, status: ArchiverStatus(),
-                shouldGiveUp: { false }, waiter: { try? await Task.sleep(for: $0) }),
+                shouldGiveUp: { false }, outage: .sleep),
             metrics: metrics, logger: logger, deadLetterTopic: deadLetterTopic, compensationTopic: compensationTopic)
     }
 

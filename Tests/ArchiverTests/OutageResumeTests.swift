@@ -1,0 +1,172 @@
+import Events
+import Foundation
+import Kafka
+import Logging
+import Mongo
+import Prometheus
+import TestSupport
+import Testing
+
+@testable import Archiver
+
+/// MongoDB taken away at an exact point of a batch (a wire-protocol proxy between the archiver
+/// and the server), then given back: whichever call met the outage, the archiver goes on
+/// archiving what comes after it.
+@Suite("archiver run: every outage resumes")
+struct OutageResumeTests {
+    static let mongoPort = Int(URLComponents(string: mongoURI)?.port ?? 21_017)
+
+    /// The outage the issue reproduced: the write is acknowledged, then the server goes, and the
+    /// batch's re-check (the poll after it came back empty) is what meets it.
+    @Test func anOutageMetByTheRecheckResumesAndLaterEventsAreArchived() async throws {
+        let s = try await Scenario()
+        let proxy = try MongoFaultProxy(targetPort: Self.mongoPort)
+        let port = adminPort()
+        let p = try ArchiverProcess(arguments: s.runArguments(adminPort: port, mongoURI: proxy.uri), adminPort: port)
+        #expect(try await eventually(60) { await p.isReady() }, "\(p.output)")
+        proxy.arm(.afterReply(command: "insert", collection: HistoryStore.balanceCollection))
+        try await s.send([Make.deducted(s, saga: "pay-first")])
+        #expect(try await eventually { proxy.cutCount == 1 }, "the write went through the proxy")
+        #expect(try await eventually(30) { await p.readyz()?.contains("mongo=down") == true }, "the re-check met the outage: \(p.output)")
+        try proxy.restore()
+        #expect(try await eventually(30) { await p.isReady() }, "\(p.output)")
+        try await s.send((0..<10).map { Make.deducted(s, saga: "pay-after-\($0)") })
+        #expect(try await eventually(45) { try await s.count(s.store.balance) == 11 }, "events after the outage archived: \(p.output)")
+        p.terminate()
+        await p.waitForExit()
+        #expect(p.process.terminationStatus == 0, "\(p.output)")
+        await s.drop()
+    }
+
+    enum Site: String, CaseIterable, CustomTestStringConvertible {
+        /// `settle` taking back a write that raced a compensation.
+        case settleSuppression
+        /// A dead letter the broker refuses, kept whole in MongoDB.
+        case deadLetterKept
+        /// The compensation record of a failed saga.
+        case compensation
+        /// The compensation lookup that plans a batch.
+        case lookup
+
+        var testDescription: String { rawValue }
+    }
+
+    @Test(arguments: Site.allCases)
+    func anOutageAtEachRetriedCallResumes(_ site: Site) async throws {
+        let s = try await Scenario()
+        try await s.store.migrate()
+        let proxy = try MongoFaultProxy(targetPort: Self.mongoPort)
+        var config = s.configuration(batchSize: 100)
+        config.mongoURI = proxy.uri
+        config.retryInitialMs = 100
+        var logger = Logger(label: "outage-\(site)")
+        logger.logLevel = .warning
+        let archiver = try await Archiver(configuration: config, logger: logger)
+        let task = Task { try await archiver.run() }
+        #expect(try await eventually(60) { archiver.status.snapshot.ready })
+
+        switch site {
+        case .settleSuppression:
+            // Another instance compensates the saga between this batch's lookup and its write:
+            // the re-check finds the record and takes the write back, a delete, which meets the outage.
+            archiver.beforeWritingHistory.withLock {
+                $0 = { [store = s.store] plan in
+                    guard plan.balanceWrites.contains(where: { $0.sagaId == "pay-raced" }) else { return }
+                    try await store.compensations.insertOne(["_id": "pay-raced", "reason": "declined", "failedEvent": "elsewhere"])
+                    proxy.arm(.before(command: "delete", collection: HistoryStore.balanceCollection))
+                }
+            }
+            try await s.send([Make.deducted(s, saga: "pay-raced")])
+        case .deadLetterKept:
+            proxy.arm(.before(command: "update", collection: HistoryStore.deadLetterPayloadCollection))
+            try await s.send([
+                KafkaRecord(topic: s.balanceTopic, key: Array("9".utf8), value: Array(repeating: UInt8(ascii: "x"), count: HardeningTests.poisonSize))
+            ])
+        case .compensation:
+            proxy.arm(.before(command: "update", collection: HistoryStore.compensationCollection))
+            try await s.send([Make.paymentFailed(s, saga: "pay-failed")])
+        case .lookup:
+            proxy.arm(.before(command: "find", collection: HistoryStore.compensationCollection))
+            try await s.send([Make.deducted(s, saga: "pay-looked-up")])
+        }
+        #expect(try await eventually(30) { proxy.cutCount == 1 }, "the outage met \(site)")
+        #expect(try await eventually(30) { !archiver.status.snapshot.mongoReachable }, "the outage was noticed")
+        try proxy.restore()
+        #expect(try await eventually(30) { archiver.status.snapshot.mongoReachable })
+        let before = try await s.count(s.store.balance)
+        try await s.send((0..<10).map { Make.deducted(s, saga: "pay-after-\($0)") })
+        #expect(try await eventually(45) { try await s.count(s.store.balance) == before + 10 }, "events after the outage archived")
+        archiver.stop()
+        try await task.value
+        await s.drop()
+    }
+}
+
+/// A stall must show: lag keeps counting while partitions are paused, and readiness says why.
+@Suite("archiver run: a stall shows")
+struct StallVisibilityTests {
+    @Test func whileAnOutageIsWaitedOutTheLagKeepsCountingFromTheBroker() async throws {
+        let s = try await Scenario()
+        try await s.store.migrate()
+        let proxy = try MongoFaultProxy(targetPort: OutageResumeTests.mongoPort)
+        var config = s.configuration(batchSize: 100)
+        config.mongoURI = proxy.uri
+        let registry = PrometheusCollectorRegistry()
+        var logger = Logger(label: "lag-while-paused")
+        logger.logLevel = .warning
+        let archiver = try await Archiver(configuration: config, logger: logger, registry: registry)
+        let task = Task { try await archiver.run() }
+        #expect(try await eventually(60) { archiver.status.snapshot.ready })
+        // One key: one partition, whose position is known once these are archived.
+        try await s.send((0..<20).map { Make.deducted(s, saga: "pay-\($0)", user: 7) })
+        #expect(try await eventually { try await s.count(s.store.balance) == 20 })
+        #expect(try await eventually { Self.lag(registry) == 0 })
+
+        proxy.cutOff()
+        try await s.send([Make.deducted(s, saga: "pay-20", user: 7)])
+        #expect(try await eventually(30) { archiver.status.snapshot.outageInProgress && archiver.status.snapshot.pausedPartitions > 0 })
+        let snapshot = archiver.status.snapshot
+        #expect(!snapshot.ready && !snapshot.stalled && snapshot.detail.contains("outage=waiting"), "\(snapshot.detail)")
+        #expect(Self.gauge("archiver_paused_partitions", registry) == Double(snapshot.assignedPartitions))
+        // Produced after the pause: only the broker knows of these.
+        try await s.send((21..<51).map { Make.deducted(s, saga: "pay-\($0)", user: 7) })
+        #expect(try await eventually(30) { Self.lag(registry) == 31 }, "lag \(Self.lag(registry))")
+
+        try proxy.restore()
+        #expect(try await eventually(60) { try await s.count(s.store.balance) == 51 })
+        #expect(try await eventually(30) { Self.lag(registry) == 0 && Self.gauge("archiver_paused_partitions", registry) == 0 })
+        #expect(try await eventually { archiver.status.snapshot.ready })
+        archiver.stop()
+        try await task.value
+        await s.drop()
+    }
+
+    @Test func partitionsPausedWithNoOutageInProgressAreNotReady() {
+        var s = ArchiverStatus.Snapshot(
+            mongoReachable: true, kafkaReachable: true, assignedPartitions: 12, pausedPartitions: 0, outageInProgress: false, lastError: nil)
+        #expect(s.ready)
+        s.pausedPartitions = 12
+        #expect(!s.ready && s.stalled && s.detail.contains("stalled=paused-without-outage"))
+        s.outageInProgress = true
+        #expect(!s.stalled)
+    }
+
+    static func lag(_ registry: PrometheusCollectorRegistry) -> Double? {
+        let lines = series("archiver_consumer_lag", registry)
+        return lines.isEmpty ? nil : lines.reduce(0, +)
+    }
+
+    static func gauge(_ name: String, _ registry: PrometheusCollectorRegistry) -> Double? { series(name, registry).first }
+
+    /// The values of every series of this family in the registry's exposition.
+    static func series(_ name: String, _ registry: PrometheusCollectorRegistry) -> [Double] {
+        String(decoding: registry.emitToBuffer(), as: UTF8.self).split(separator: "\n")
+            .filter { $0.hasPrefix(name + "{") || $0.hasPrefix(name + " ") }
+            .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }
+    }
+}
+
+extension ArchiverProcess {
+    /// The body of /readyz (its one-line detail), nil if nothing answered.
+    func readyz() async -> String? { await Self.get("http://127.0.0.1:\(adminPort)/readyz")?.1 }
+}
