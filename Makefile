@@ -21,9 +21,11 @@ services: deps
 build: deps
 	swift build
 
-# Installs what is missing, starts the local broker, Mongo-wire server and PostgreSQL, runs every test.
+# Installs what is missing, starts the local broker, Mongo-wire server and PostgreSQL, runs every test
+# (scripts/test-services first: that scripts/services owns what it starts and only that).
 # `swift build` first: the resilience tests run the real `archiver` executable.
 test: services
+	scripts/test-services
 	swift build
 	swift test
 

@@ -240,10 +240,9 @@ struct BatchExecutor: Sendable {
             }
             if !models.isEmpty { _ = try await collection.bulkWrite(models) }
         }
-        let models: [WriteModel] = suppressions.map {
-            .updateOne(filter: ["_id": .string($0.sagaId)], update: ["$addToSet": .document(["suppressed": .string($0.eventId)])], upsert: false)
+        for (saga, ids) in Dictionary(grouping: suppressions, by: \.sagaId) {
+            try await store.list(ids.map(\.eventId), in: .suppressed, of: saga)
         }
-        _ = try await store.compensations.bulkWrite(models)
     }
 
     static func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }

@@ -12,8 +12,8 @@ extension BatchExecutor {
         let document: Document = [
             "reason": .string(c.failure.reason), "failedEvent": .string(c.failure.eventId), "failedType": .string(c.failure.type),
             "deleted": .document([
-                HistoryStore.balanceCollection: .array(c.priorBalance.map { .string($0) }),
-                HistoryStore.paymentCollection: .array(c.priorPayment.map { .string($0) }),
+                HistoryStore.balanceCollection: .array(c.priorBalance.prefix(CompensationList.cap).map { .string($0) }),
+                HistoryStore.paymentCollection: .array(c.priorPayment.prefix(CompensationList.cap).map { .string($0) }),
             ]),
             "suppressed": .array([]), "compensatedAt": .datetime(Self.nowMs()),
         ]
@@ -24,15 +24,13 @@ extension BatchExecutor {
             guard existing?.failedEvent == c.failure.eventId else {
                 // Compensated first by another failure event: this batch's history of the saga was
                 // never written, and still belongs in the saga's audit trail.
-                let unwritten = (c.priorBalance + c.priorPayment).map { BSON.string($0) }
-                if !unwritten.isEmpty {
-                    try await store.compensations.updateOne(
-                        filter: ["_id": .string(saga)],
-                        update: ["$addToSet": .document(["suppressed": .document(["$each": .array(unwritten)])])])
-                }
+                try await store.list(c.priorBalance + c.priorPayment, in: .suppressed, of: saga)
                 return false
             }
             // The same failure redelivered after a crash: the ids it planned as deleted are listed too.
+            try await listDeleted(saga, balance: c.priorBalance, payment: c.priorPayment)
+        } else if c.priorBalance.count > CompensationList.cap || c.priorPayment.count > CompensationList.cap {
+            // Past the cap: the rest of what this batch planned as deleted.
             try await listDeleted(saga, balance: c.priorBalance, payment: c.priorPayment)
         }
         try await finishCompensation(of: saga)
@@ -48,8 +46,12 @@ extension BatchExecutor {
         let (balance, payment) = try await (foundBalance, foundPayment)
         try await listDeleted(saga, balance: balance, payment: payment)
         try await beforeDeletingHistory?(saga)
-        for (ids, collection) in [(balance, store.balance), (payment, store.payment)] where !ids.isEmpty {
-            try await collection.deleteMany(["_id": .document(["$in": .array(ids.map { .string($0) })]), "sagaId": .string(saga)])
+        // In chunks: one `$in` of a huge saga's ids would pass the 16 MiB command limit.
+        for (ids, collection) in [(balance, store.balance), (payment, store.payment)] {
+            for start in stride(from: 0, to: ids.count, by: 1_000) {
+                let chunk = ids[start..<min(start + 1_000, ids.count)]
+                try await collection.deleteMany(["_id": .document(["$in": .array(chunk.map { .string($0) })]), "sagaId": .string(saga)])
+            }
         }
         guard let record = try await store.compensations.findOne(["_id": .string(saga)]).flatMap(CompensationRecord.init) else {
             throw MongoError.invalid(message: "compensation record of \(saga) vanished")
@@ -58,11 +60,8 @@ extension BatchExecutor {
     }
 
     private func listDeleted(_ saga: String, balance: [String], payment: [String]) async throws {
-        var add = Document()
-        if !balance.isEmpty { add.append("deleted.\(HistoryStore.balanceCollection)", .document(["$each": .array(balance.map { .string($0) })])) }
-        if !payment.isEmpty { add.append("deleted.\(HistoryStore.paymentCollection)", .document(["$each": .array(payment.map { .string($0) })])) }
-        guard !add.isEmpty else { return }
-        try await store.compensations.updateOne(filter: ["_id": .string(saga)], update: ["$addToSet": .document(add)])
+        try await store.list(balance, in: .deletedBalance, of: saga)
+        try await store.list(payment, in: .deletedPayment, of: saga)
     }
 
     /// Ids listed per collection in the event; the record in `compensations` always has them all.
@@ -72,7 +71,9 @@ extension BatchExecutor {
     private func emit(_ record: CompensationRecord) async throws {
         // Ids are at most 256 bytes (see CloudEvent): with at most 1,000 of each kind, the event stays
         // under the broker's 1 MB; a saga with more says so, and the record lists them all.
-        let truncated = record.deletedBalance.count > Self.maxIdsPerEvent || record.deletedPayment.count > Self.maxIdsPerEvent
+        let truncated =
+            record.deletedBalance.count > Self.maxIdsPerEvent || record.deletedPayment.count > Self.maxIdsPerEvent
+            || record.deletedCount > record.deletedBalance.count + record.deletedPayment.count
         var data: JSONObject = [
             "sagaId": .string(record.sagaId), "reason": .string(record.reason),
             "deleted": .object([

@@ -38,6 +38,7 @@ public struct HistoryStore: Sendable {
             IndexModel(keys: ["userId": .int32(1), "occurredAt": .int32(-1)], name: "userId_1_occurredAt_-1"),
             IndexModel(keys: ["sagaId": .int32(1)], name: "sagaId_1"),
         ])
+        try await compensationIds.createIndexes([IndexModel(keys: ["sagaId": .int32(1), "list": .int32(1)], name: "sagaId_1_list_1")])
     }
 
     /// The compensation records of these sagas, by saga id.
@@ -45,7 +46,7 @@ public struct HistoryStore: Sendable {
         guard !sagas.isEmpty else { return [:] }
         let docs = try await compensations.find(
             ["_id": .document(["$in": .array(sagas.map { .string($0) })])],
-            options: FindOptions(projection: ["reason": 1, "failedEvent": 1, "deleted": 1]))
+            options: FindOptions(projection: ["reason": 1, "failedEvent": 1, "deleted": 1, "deletedCount": 1]))
         var result: [String: CompensationRecord] = [:]
         for doc in docs {
             guard let record = CompensationRecord(doc) else { continue }
@@ -65,24 +66,32 @@ struct CompensationRecord: Sendable, Equatable {
     var sagaId: String
     var failedEvent: String
     var reason: String
+    /// The ids the record itself lists (at most `CompensationList.cap` each).
     var deletedBalance: [String]
     var deletedPayment: [String]
+    /// All the saga's deleted ids, those past the cap included.
+    var deletedCount: Int
 
-    init(sagaId: String, failedEvent: String, reason: String, deletedBalance: [String], deletedPayment: [String]) {
+    init(sagaId: String, failedEvent: String, reason: String, deletedBalance: [String], deletedPayment: [String], deletedCount: Int? = nil) {
         self.sagaId = sagaId
         self.failedEvent = failedEvent
         self.reason = reason
         self.deletedBalance = deletedBalance
         self.deletedPayment = deletedPayment
+        self.deletedCount = deletedCount ?? (deletedBalance.count + deletedPayment.count)
     }
 
     init?(_ doc: Document) {
         guard let id = doc["_id"]?.stringValue else { return nil }
         let deleted = doc["deleted"]?.documentValue
+        let balance = deleted?[HistoryStore.balanceCollection]?.arrayValue?.compactMap(\.stringValue) ?? []
+        let payment = deleted?[HistoryStore.paymentCollection]?.arrayValue?.compactMap(\.stringValue) ?? []
+        let counts = doc["deletedCount"]?.documentValue
+        let count = { (list: String, listed: Int) in max(listed, Int(counts?[list]?.int64Value ?? 0)) }
         self.init(
             sagaId: id, failedEvent: doc["failedEvent"]?.stringValue ?? "", reason: doc["reason"]?.stringValue ?? "",
-            deletedBalance: deleted?[HistoryStore.balanceCollection]?.arrayValue?.compactMap(\.stringValue) ?? [],
-            deletedPayment: deleted?[HistoryStore.paymentCollection]?.arrayValue?.compactMap(\.stringValue) ?? [])
+            deletedBalance: balance, deletedPayment: payment,
+            deletedCount: count(HistoryStore.balanceCollection, balance.count) + count(HistoryStore.paymentCollection, payment.count))
     }
 }
 

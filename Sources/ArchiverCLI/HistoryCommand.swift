@@ -164,15 +164,30 @@ struct SagaHistory: AsyncParsableCommand {
                     }, rightAligned: [3]))
         }
         if let c = compensation {
-            let deleted = c["deleted"]?.documentValue
             print(
                 "compensated at \(Output.time(c["compensatedAt"])): \(Output.text(c["reason"])) (failed event \(Output.text(c["failedEvent"])), \(Output.text(c["failedType"])))"
             )
-            print("  deleted balance_history: \(deleted?["balance_history"]?.arrayValue?.compactMap(\.stringValue).joined(separator: ", ") ?? "")")
-            print("  deleted payment_history: \(deleted?["payment_history"]?.arrayValue?.compactMap(\.stringValue).joined(separator: ", ") ?? "")")
-            print("  suppressed: \(c["suppressed"]?.arrayValue?.compactMap(\.stringValue).joined(separator: ", ") ?? "")")
+            for (label, list) in [
+                ("deleted balance_history", CompensationList.deletedBalance), ("deleted payment_history", .deletedPayment),
+                ("suppressed", .suppressed),
+            ] {
+                let ids = list.ids(in: c) ?? []
+                print("  \(label): \(ids.joined(separator: ", "))")
+                // Past the cap the record counts them all; the rest are in compensation_ids.
+                if let total = Self.count(list, in: c), total > ids.count {
+                    print(
+                        "    (\(total) in all; the other \(total - ids.count) in \(CompensationList.overflowCollection): {sagaId: \(Output.text(c["_id"])), list: \"\(list.name)\"})"
+                    )
+                }
+            }
         } else {
             print("not compensated")
         }
+    }
+
+    static func count(_ list: CompensationList, in record: Document) -> Int? {
+        var value: BSON? = .document(record)
+        for part in list.countPath.split(separator: ".") { value = value?.documentValue?[String(part)] }
+        return value?.int64Value.map { Int($0) }
     }
 }

@@ -10,6 +10,14 @@ extension Document {
         return try body(b)
     }
 
+    /// The document's size encoded as BSON, as MongoDB's 16 MiB limit counts it.
+    public var bsonSize: Int {
+        withBSON { b in
+            let data = bson_get_data(b)!
+            return Int(UInt32(data[0]) | UInt32(data[1]) << 8 | UInt32(data[2]) << 16 | UInt32(data[3]) << 24)
+        }
+    }
+
     static func append(_ document: Document, to b: OpaquePointer) {
         for (key, value) in document.fields { append(value, key: key, to: b) }
     }

@@ -3,6 +3,7 @@ import Foundation
 import Kafka
 import Logging
 import Mongo
+import Prometheus
 import TestSupport
 import Testing
 
@@ -231,7 +232,10 @@ struct HardeningTests {
         b.stop()
         try await taskB.value
         #expect(try await eventually(60) { a.status.snapshot.assignedPartitions == 12 })
+        // B's partitions came to A mid-outage and stay paused with A's own: nothing is fetched.
+        #expect(try await eventually(30) { a.status.snapshot.pausedPartitions == 12 }, "\(a.status.snapshot.detail)")
         try await Task.sleep(for: .seconds(3))
+        #expect(a.status.snapshot.pausedPartitions == 12 && a.status.snapshot.outageInProgress, "\(a.status.snapshot.detail)")
         #expect(a.carriedOverHighWater <= 50, "held \(a.carriedOverHighWater) messages during the outage")
         try await mongo.start()
         #expect(try await eventually(90) { try await s.count(s.store.balance) == 3_000 }, "every partition resumed after the outage")
@@ -248,10 +252,17 @@ struct HostileInputTests {
     @Test func aProducerTimestampFarInThePastIsNoLatencySampleAndNoTrap() async throws {
         let s = try await Scenario()
         try await s.store.migrate()
+        let registry = PrometheusCollectorRegistry()
+        var executor = s.executor()
+        executor.metrics = ArchiverMetrics(registry: registry)
         for timestamp in [Int64.min, -8_000_000_000_000] {
-            let outcome = try await s.executor().execute(Scenario.batch([Make.deducted(s, saga: "pay-t")], timestampMs: timestamp))
+            let outcome = try await executor.execute(Scenario.batch([Make.deducted(s, saga: "pay-t")], timestampMs: timestamp))
             #expect(outcome.archived == 1)
         }
+        #expect(StallVisibilityTests.series("archiver_event_latency_seconds_count", registry) == [0])
+        // A sane timestamp is a sample: the count above could have moved.
+        _ = try await executor.execute(Scenario.batch([Make.deducted(s, saga: "pay-t")], timestampMs: BatchExecutor.nowMs() - 5))
+        #expect(StallVisibilityTests.series("archiver_event_latency_seconds_count", registry) == [1])
         await s.drop()
     }
 
@@ -282,6 +293,33 @@ struct HostileInputTests {
         let record = try #require(try await s.store.compensations.findOne(["_id": "pay-huge"]))
         #expect(record["deleted"]?.documentValue?["balance_history"]?.arrayValue?.count == 1_500)
         #expect((record["reason"]?.stringValue?.utf8.count ?? .max) <= 1_000)
+        await s.drop()
+    }
+
+    @Test func aSagaWithMoreIdsThanOneDocumentHoldsKeepsItsRecordBoundedAndEveryIdFindable() async throws {
+        let s = try await Scenario()
+        try await s.store.migrate()
+        // 68,500 ids of 256 bytes (the longest an event may carry): 17.5 MB of ids, past
+        // MongoDB's 16 MiB document limit, which the local server does not enforce. 2,500 are
+        // archived first (found and deleted, in chunks); 66,000 come in the failure's batch
+        // (planned as deleted, never written: cheap to make).
+        let ids = (0..<68_500).map { String(repeating: "x", count: 246) + String(format: "%010d", $0) }
+        let (archived, planned) = (ids.prefix(2_500), ids.dropFirst(2_500))
+        _ = try await s.executor().execute(Scenario.batch(archived.map { Make.deducted(s, saga: "pay-vast", id: $0) }))
+        #expect(try await s.count(s.store.balance) == archived.count)
+        let outcome = try await s.executor().execute(
+            Scenario.batch(planned.map { Make.deducted(s, saga: "pay-vast", id: $0) } + [Make.paymentFailed(s, saga: "pay-vast")]))
+        #expect(outcome.compensated == 1)
+        #expect(try await s.count(s.store.balance) == 0)
+        let record = try #require(try await s.store.compensations.findOne(["_id": "pay-vast"]))
+        #expect(record.bsonSize < 8_500_000, "the record is \(record.bsonSize) bytes")
+        #expect(CompensationList.deletedBalance.ids(in: record)?.count == CompensationList.cap)
+        #expect(record["deletedCount"]?.documentValue?[HistoryStore.balanceCollection]?.int64Value == Int64(ids.count))
+        let all = try await s.store.allIds(in: .deletedBalance, of: "pay-vast")
+        #expect(all.count == ids.count && Set(all) == Set(ids))
+        // Redelivered, the failure lists nothing twice.
+        _ = try await s.executor().execute(Scenario.batch([Make.paymentFailed(s, saga: "pay-vast")]))
+        #expect(try await s.store.allIds(in: .deletedBalance, of: "pay-vast").count == ids.count)
         await s.drop()
     }
 
