@@ -99,8 +99,9 @@ public final class ChangeWaiters: Sendable {
                         remove(ticket, &s)
                         return .changed
                     case .waiting?, nil:
-                        // Already cancelled or timed out (the timer can fire before we get here).
-                        return .timedOut
+                        // Already cancelled or timed out (the timer can fire before we get here):
+                        // the task's own cancellation is reported as such, whenever it came.
+                        return Task.isCancelled ? .cancelled : .timedOut
                     }
                 }
                 if let outcome { continuation.resume(returning: outcome) }

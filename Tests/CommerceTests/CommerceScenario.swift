@@ -153,15 +153,20 @@ final class CommerceScenario: @unchecked Sendable {
 
     /// The reasons kept in a service's `rejected_events`, oldest first, from whichever store it uses.
     func rejectedReasons(_ service: String) async throws -> [String] {
+        try await read(service) { db in
+            try db.rows("SELECT error FROM rejected_events ORDER BY rejected_at, \"offset\"").map { try $0["error"] as String }
+        }
+    }
+
+    /// A read of a service's own database, whichever store it uses.
+    func read<T: Sendable>(_ service: String, _ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
         let store: any SQLStore =
             backend == .postgres
             ? PostgresStore(
                 url: try PostgresURL(Backend.url(of: database)), schema: "\(service)_service", connections: 1, logger: Logger(label: "test"))
             : try SQLiteStore(path: "\(dataDir)/\(service).sqlite")
         defer { Task { await store.close() } }
-        return try await store.read { db in
-            try db.rows("SELECT error FROM rejected_events ORDER BY rejected_at, \"offset\"").map { try $0["error"] as String }
-        }
+        return try await store.read(body)
     }
 
     // MARK: HTTP

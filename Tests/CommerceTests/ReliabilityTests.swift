@@ -31,8 +31,18 @@ struct ReliabilityTests {
             let refused = try await s.order(product: product, quantity: 11)
             #expect(try await s.settledOrder(refused) == "CANCELLED")
         }
-        // The relay deletes what it published at most every 500 ms, on a wake-up every second.
-        try await Task.sleep(for: .seconds(2.5))
+        // Published, deleted, and the offsets after them recorded for the product topic: the
+        // restarted relay's read can start there.
+        let productTopic = s.prefix + Topic.product
+        let recorded = try await eventually(30) {
+            try await s.read("product") { db in
+                let left = try db.rows("SELECT count(*) AS n FROM outbox").first.map { try $0["n"] as Int64 } ?? -1
+                let offsets =
+                    try db.rows("SELECT count(*) AS n FROM outbox_offsets WHERE topic = ?", productTopic).first.map { try $0["n"] as Int64 } ?? 0
+                return left == 0 && offsets > 0
+            }
+        }
+        #expect(recorded, "the product service's outbox was not emptied with its offsets recorded")
         #expect(s.services.process.isRunning, "\(s.services.output)")
         let order = try await s.order(product: product, quantity: 2)
         try await s.expectCrashedOnPurpose(after: "publishing commerce.stock.decreased")

@@ -137,17 +137,24 @@ struct KafkaIntegrationTests {
     }
 
     @Test func pausedPartitionsDeliverNothingUntilResumed() async throws {
-        let topic = try await makeTopic("pause", partitions: 1)
+        let topic = try await makeTopic("pause", partitions: 2)
+        let (paused, fetching) = (TopicPartition(topic: topic, partition: 0), TopicPartition(topic: topic, partition: 1))
         let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: brokers))
-        _ = try await producer.send(KafkaRecord(topic: topic, key: "k", value: "first"))
+        _ = try await producer.send(KafkaRecord(topic: topic, key: Array("k".utf8), value: Array("first".utf8), partition: 0))
         let consumer = try makeConsumer(group: "g-\(UUID())", topics: [topic])
         #expect(try await consume(consumer, count: 1).count == 1)
-        let tp = TopicPartition(topic: topic, partition: 0)
-        try await consumer.pause([tp])
-        _ = try await producer.send(KafkaRecord(topic: topic, key: "k", value: "second"))
-        let whilePaused = try await consume(consumer, count: 1, seconds: 2)
-        #expect(whilePaused.isEmpty)
-        try await consumer.resume([tp])
+        try await consumer.pause([paused])
+        // "second" waits on the paused partition; "marker", produced after it, on the other. A
+        // fetch that brings the marker would have brought "second" too, were its partition fetched.
+        _ = try await producer.send(KafkaRecord(topic: topic, key: Array("k".utf8), value: Array("second".utf8), partition: 0))
+        _ = try await producer.send(KafkaRecord(topic: topic, key: Array("k".utf8), value: Array("marker".utf8), partition: 1))
+        var whilePaused: [KafkaMessage] = []
+        let deadline = Date().addingTimeInterval(30)
+        while !whilePaused.contains(where: { $0.topicPartition == fetching }) && Date() < deadline {
+            whilePaused += try await consumer.poll(maxMessages: 500, timeout: .milliseconds(200)).messages
+        }
+        #expect(whilePaused.map { String(decoding: $0.value, as: UTF8.self) } == ["marker"])
+        try await consumer.resume([paused])
         let afterResume = try await consume(consumer, count: 1)
         #expect(afterResume.map { String(decoding: $0.value, as: UTF8.self) } == ["second"])
         await consumer.close()

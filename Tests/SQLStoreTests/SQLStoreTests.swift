@@ -155,23 +155,49 @@ struct SQLStoreTests {
     @Test func onPostgreSQLSerializedTransactionsCommitInTurn() async throws {
         let (store, done) = try await Self.store(.postgres)
         let order = Heard()
+        let held = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
         async let first: Void = store.write { db in
             try db.serialize("outbox")
-            Thread.sleep(forTimeInterval: 0.4)
+            held.signal()
+            // Holds the lock until the second is seen waiting for it (bounded, never forever).
+            _ = release.wait(timeout: .now() + 30)
             try db.execute("INSERT INTO things (name) VALUES ('first')")
             order.add(["first"])
         }
-        try await Task.sleep(for: .milliseconds(100))
-        try await store.write { db in
+        await Task.detached { held.wait() }.value
+        async let second: Void = store.write { db in
             try db.serialize("outbox")
             try db.execute("INSERT INTO things (name) VALUES ('second')")
             order.add(["second"])
         }
+        // Seen from a connection of its own (the store's two are both taken): a request for this
+        // store's lock (`serialize` takes hashtext(schema.name) as a bigint key) not granted yet.
+        let observer = PostgresStore(url: try PostgresURL(postgresURL), schema: "public", connections: 1, logger: Logger(label: "test"))
+        let waited = try await Self.eventually {
+            try await observer.read { db in
+                try db.rows(
+                    """
+                    SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1
+                      AND objid::text::bigint = (hashtext($1)::bigint & 4294967295)
+                    """, "\((store as! PostgresStore).schema).outbox"
+                ).first.map { try $0["n"] as Int64 } ?? 0
+            } > 0
+        }
+        await observer.close()
+        release.signal()
         try await first
+        try await second
+        #expect(waited, "the second asked for the lock while the first held it")
         #expect(order.lists == [["first"], ["second"]], "the second waited for the first")
         let names = try await store.read { db in try db.rows("SELECT name FROM things ORDER BY id").map { try $0["name"] as String } }
         #expect(names == ["first", "second"], "keys follow commit order")
         await done()
+    }
+
+    static func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
+        for _ in 0..<600 where !(try await condition()) { try await Task.sleep(for: .milliseconds(50)) }
+        return try await condition()
     }
 
     static func until(_ condition: () -> Bool) async throws -> Bool {
