@@ -64,7 +64,7 @@ public final class Archiver: Service, Sendable {
         metrics = ArchiverMetrics(registry: registry)
         store = try await HistoryStore.connect(uri: configuration.mongoURI, database: configuration.database)
         try await store.migrate()
-        producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
+        producer = try KafkaProducer(configuration: configuration.kafka, logger: logger, renewsWhenFenced: true)
         try await producer.checkConnection()
         var consumerConfig = KafkaConsumerConfiguration(connection: configuration.kafka, groupID: configuration.groupID, topics: configuration.topics)
         consumerConfig.sessionTimeoutMs = configuration.sessionTimeoutMs

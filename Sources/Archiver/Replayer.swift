@@ -47,7 +47,7 @@ public struct Replayer: Sendable {
     /// - Parameter idleMs: the replay ends once the dead-letter topic has had nothing new for this long.
     public func run(filter: Filter, dryRun: Bool, idleMs: Int = 3_000) async throws -> Summary {
         let store = try await HistoryStore.connect(uri: configuration.mongoURI, database: configuration.database)
-        let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
+        let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger, renewsWhenFenced: true)
         try await producer.checkConnection()
         var consumerConfig = KafkaConsumerConfiguration(
             connection: configuration.kafka, groupID: configuration.groupID,

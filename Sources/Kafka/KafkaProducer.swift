@@ -5,53 +5,94 @@ import Synchronization
 
 /// Idempotent producer (acks=all). `send` returns only once the broker acknowledged every
 /// record, so a record that did not reach the broker is a thrown error, never a silent loss.
+///
+/// With `renewsWhenFenced`, a producer whose producer id the broker fenced, or whose idempotent
+/// state librdkafka declared fatal, starts a new session (a new handle, so a new producer id)
+/// for the next records, and reports the failed ones as retriable: librdkafka's documented
+/// recovery from a fatal error, for callers whose records are safe to send again (the
+/// archiver's dead letters and compensation events). Seen on the local broker: a message timed
+/// out while it was frozen left the producer fenced for good.
 public final class KafkaProducer: Sendable {
-    private let client: RDKafkaClient
+    private let session: Locked<Session>
     private let brokers: String
+    private let renewsWhenFenced: Bool
+    private let makeSession: @Sendable () throws -> Session
     private let closed = Locked(false)
-    private let pollerDone = DispatchSemaphore(value: 0)
+
+    /// One librdkafka handle and the thread that serves its delivery reports.
+    private final class Session: Sendable {
+        let client: RDKafkaClient
+        let broken = Locked(false)
+        private let stopped = Locked(false)
+        private let pollerDone = DispatchSemaphore(value: 0)
+
+        init(_ client: RDKafkaClient) {
+            self.client = client
+            // Delivery reports are served by this thread, never by Swift's cooperative pool.
+            let thread = Thread { [client, stopped, pollerDone] in
+                while !stopped.withLock({ $0 }) { rd_kafka_poll(client.handle, 50) }
+                pollerDone.signal()
+            }
+            thread.name = "kafka-producer-poll"
+            thread.start()
+        }
+
+        /// Flushes for up to `timeoutMs`, then stops the poll thread. Idempotent.
+        func stop(timeoutMs: Int32) {
+            guard !stopped.withLock({ $0 }) else { return }
+            _ = rd_kafka_flush(client.handle, timeoutMs)
+            let wasStopped = stopped.withLock { s in
+                defer { s = true }
+                return s
+            }
+            if !wasStopped { pollerDone.wait() }
+        }
+    }
+
+    /// Codes after which an idempotent producer id can send nothing more.
+    static let fencedCodes: Set<Int32> = Set(
+        [RD_KAFKA_RESP_ERR__FATAL, RD_KAFKA_RESP_ERR_PRODUCER_FENCED, RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH, RD_KAFKA_RESP_ERR__FENCED].map(
+            \.rawValue))
 
     public init(
         configuration: KafkaConfiguration, logger: Logger = Logger(label: "kafka.producer"),
-        deliveryTimeoutMs: Int = 60_000
+        deliveryTimeoutMs: Int = 60_000, renewsWhenFenced: Bool = false
     ) throws {
         brokers = configuration.brokers
-        client = try RDKafkaClient(
-            kind: .producer,
-            settings: configuration.settings([
-                "enable.idempotence": "true",
-                "acks": "all",
-                "linger.ms": "5",
-                "message.timeout.ms": String(deliveryTimeoutMs),
-            ]), logger: logger
-        ) { conf in
-            rd_kafka_conf_set_dr_msg_cb(conf) { _, message, _ in
-                guard let message, let opaque = message.pointee._private else { return }
-                let slot = Unmanaged<DeliverySlot>.fromOpaque(opaque).takeRetainedValue()
-                let m = message.pointee
-                if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
-                    slot.batch.complete(
-                        slot.index,
-                        .success(
-                            DeliveryReport(
-                                topic: String(cString: rd_kafka_topic_name(m.rkt)), partition: m.partition, offset: m.offset)))
-                } else {
-                    // A fatal error (the idempotent producer's state is gone) must not be retried as if transient.
-                    slot.batch.complete(
-                        slot.index, .failure(KafkaError(code: m.err, operation: "produce", isFatal: m.err == RD_KAFKA_RESP_ERR__FATAL)))
+        self.renewsWhenFenced = renewsWhenFenced
+        let settings = configuration.settings([
+            "enable.idempotence": "true",
+            "acks": "all",
+            "linger.ms": "5",
+            "message.timeout.ms": String(deliveryTimeoutMs),
+        ])
+        makeSession = {
+            let client = try RDKafkaClient(kind: .producer, settings: settings, logger: logger) { conf in
+                rd_kafka_conf_set_dr_msg_cb(conf) { _, message, _ in
+                    guard let message, let opaque = message.pointee._private else { return }
+                    let slot = Unmanaged<DeliverySlot>.fromOpaque(opaque).takeRetainedValue()
+                    let m = message.pointee
+                    if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                        slot.batch.complete(
+                            slot.index,
+                            .success(
+                                DeliveryReport(
+                                    topic: String(cString: rd_kafka_topic_name(m.rkt)), partition: m.partition, offset: m.offset)))
+                    } else {
+                        slot.batch.complete(slot.index, .failure(slot.batch.failure(m.err)))
+                    }
                 }
             }
+            return Session(client)
         }
-        // Delivery reports are served by this thread, never by Swift's cooperative pool.
-        let thread = Thread { [client, closed, pollerDone] in
-            while !closed.withLock({ $0 }) { rd_kafka_poll(client.handle, 50) }
-            pollerDone.signal()
-        }
-        thread.name = "kafka-producer-poll"
-        thread.start()
+        session = Locked(try makeSession())
     }
 
-    deinit { closeBlocking(timeoutMs: 0) }
+    deinit {
+        session.withLock { $0 }.stop(timeoutMs: 0)
+    }
+
+    private var client: RDKafkaClient { session.withLock { $0 }.client }
 
     /// Fails fast, within `timeoutMs`, when no broker answers.
     public func checkConnection(timeoutMs: Int32 = 5_000) async throws {
@@ -78,10 +119,19 @@ public final class KafkaProducer: Sendable {
     /// Batches enqueued one after the other from one task reach each partition in that order;
     /// `sendEach` from concurrent tasks may interleave theirs.
     public func enqueueEach(_ records: [KafkaRecord]) -> Deliveries {
-        let batch = Deliveries(count: records.count)
+        let current = currentSession()
+        let batch = Deliveries(count: records.count) { [renewsWhenFenced] code in
+            // A fatal error (the idempotent producer's state is gone) is never retried as if
+            // transient, unless this producer renews its session for the retry.
+            let fenced = Self.fencedCodes.contains(code.rawValue)
+            if fenced { current.broken.withLock { $0 = true } }
+            return KafkaError(
+                code: code, operation: "produce", isRetriable: fenced && renewsWhenFenced ? true : nil,
+                isFatal: code == RD_KAFKA_RESP_ERR__FATAL && !renewsWhenFenced)
+        }
         for (index, record) in records.enumerated() {
             do {
-                try enqueue(record, slot: DeliverySlot(batch: batch, index: index))
+                try enqueue(record, slot: DeliverySlot(batch: batch, index: index), on: current)
             } catch let error as KafkaError {
                 batch.complete(index, .failure(error))
             } catch {
@@ -91,11 +141,24 @@ public final class KafkaProducer: Sendable {
         return batch
     }
 
-    private func enqueue(_ record: KafkaRecord, slot: DeliverySlot) throws {
+    /// The session to send on: a new one when the current one was fenced and this producer renews.
+    private func currentSession() -> Session {
+        let (current, stale) = session.withLock { s -> (Session, Session?) in
+            guard renewsWhenFenced, s.broken.withLock({ $0 }), let fresh = try? makeSession() else { return (s, nil) }
+            let stale = s
+            s = fresh
+            return (fresh, stale)
+        }
+        // What the old session still holds fails or lands in the background; it is not waited for.
+        if let stale { DispatchQueue.global().async { stale.stop(timeoutMs: 1_000) } }
+        return current
+    }
+
+    private func enqueue(_ record: KafkaRecord, slot: DeliverySlot, on session: Session) throws {
         let opaque = Unmanaged.passRetained(slot).toOpaque()
         var attempt = 0
         while true {
-            let err = produce(record, opaque: opaque)
+            let err = produce(record, opaque: opaque, client: session.client)
             if err == RD_KAFKA_RESP_ERR_NO_ERROR { return }
             // A full local queue drains as the poll thread serves delivery reports.
             if err == RD_KAFKA_RESP_ERR__QUEUE_FULL && attempt < 30_000 {
@@ -104,11 +167,11 @@ public final class KafkaProducer: Sendable {
                 continue
             }
             Unmanaged<DeliverySlot>.fromOpaque(opaque).release()
-            throw KafkaError(code: err, operation: "produce")
+            throw slot.batch.failure(err)
         }
     }
 
-    private func produce(_ record: KafkaRecord, opaque: UnsafeMutableRawPointer) -> rd_kafka_resp_err_t {
+    private func produce(_ record: KafkaRecord, opaque: UnsafeMutableRawPointer, client: RDKafkaClient) -> rd_kafka_resp_err_t {
         let headers = rd_kafka_headers_new(record.headers.count)!
         for header in record.headers {
             header.value.withUnsafeBytes { _ = rd_kafka_header_add(headers, header.name, -1, $0.baseAddress, $0.count) }
@@ -157,13 +220,11 @@ public final class KafkaProducer: Sendable {
     }
 
     private func closeBlocking(timeoutMs: Int32) {
-        guard !closed.withLock({ $0 }) else { return }
-        _ = flushBlocking(timeoutMs: timeoutMs)
         let wasClosed = closed.withLock { c in
             defer { c = true }
             return c
         }
-        if !wasClosed { pollerDone.wait() }
+        if !wasClosed { session.withLock { $0 }.stop(timeoutMs: timeoutMs) }
     }
 }
 
@@ -175,9 +236,13 @@ public final class Deliveries: @unchecked Sendable {
     private var remaining: Int
     private var waiter: CheckedContinuation<[Result<DeliveryReport, KafkaError>], Never>?
 
-    init(count: Int) {
+    /// What a failed delivery is reported as.
+    let failure: @Sendable (rd_kafka_resp_err_t) -> KafkaError
+
+    init(count: Int, failure: @escaping @Sendable (rd_kafka_resp_err_t) -> KafkaError) {
         results = Array(repeating: nil, count: count)
         remaining = count
+        self.failure = failure
     }
 
     /// Each record's outcome, in the order enqueued. Call it once.

@@ -166,6 +166,51 @@ struct StallVisibilityTests {
     }
 }
 
+/// The broker frozen (SIGSTOP) exactly when a batch's dead letter is to be sent, after the
+/// batch's history is written: the send times out, the outage is waited out, and after SIGCONT
+/// the archiver goes on.
+@Suite("archiver run: a Kafka outage at the dead-letter send")
+struct KafkaOutageResumeTests {
+    @Test func aFrozenBrokerMetByTheDeadLetterSendResumes() async throws {
+        let kafka = try await PrivateKafka(port: freePort())
+        let s = try await Scenario()
+        try await s.store.migrate()
+        var config = s.configuration(batchSize: 100)
+        config.kafka = KafkaConfiguration(brokers: kafka.brokers, extra: ["message.timeout.ms": "3000"])
+        let admin = try KafkaAdmin(configuration: config.kafka)
+        try await admin.createTopics(config.topics + [config.deadLetterTopic], partitions: 4)
+        var logger = Logger(label: "kafka-outage")
+        logger.logLevel = .warning
+        let archiver = try await Archiver(configuration: config, logger: logger)
+        let frozen = Locked(false)
+        archiver.beforeWritingHistory.withLock {
+            $0 = { plan in
+                guard !plan.deadLetters.isEmpty, !frozen.withLock({ $0 }) else { return }
+                frozen.withLock { $0 = true }
+                kafka.freeze()
+            }
+        }
+        let task = Task { try await archiver.run() }
+        #expect(try await eventually(60) { archiver.status.snapshot.ready })
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: kafka.brokers))
+        _ = try await producer.send(KafkaRecord(topic: s.balanceTopic, key: Array("1".utf8), value: Array("not json".utf8)))
+        #expect(try await eventually(30) { frozen.withLock { $0 } })
+        #expect(try await eventually(30) { archiver.status.snapshot.outageInProgress }, "the dead-letter send met the outage")
+        kafka.thaw()
+        #expect(try await eventually(60) { archiver.totals.deadLettered == 1 }, "\(archiver.status.snapshot.detail) \(archiver.totals)")
+        _ = try await producer.send(
+            (0..<10).map { Make.deducted(s, saga: "pay-after-\($0)") }.map {
+                KafkaRecord(topic: $0.topic, key: $0.key, value: $0.value)
+            })
+        #expect(try await eventually(45) { try await s.count(s.store.balance) == 10 }, "events after the outage archived")
+        archiver.stop()
+        try await task.value
+        await producer.close()
+        await kafka.kill9()
+        await s.drop()
+    }
+}
+
 extension ArchiverProcess {
     /// The body of /readyz (its one-line detail), nil if nothing answered.
     func readyz() async -> String? { await Self.get("http://127.0.0.1:\(adminPort)/readyz")?.1 }

@@ -55,6 +55,10 @@ final class PrivateKafka: @unchecked Sendable {
 
     func kill9() async { await process.kill9() }
 
+    /// Freezes the broker (SIGSTOP): connections stay open and nothing answers, as with a hung host.
+    func freeze() { kill(process.process.processIdentifier, SIGSTOP) }
+    func thaw() { kill(process.process.processIdentifier, SIGCONT) }
+
     /// A new broker on the same port: memory only, so it starts empty.
     func restart() async throws {
         process = try Self.launch(port)
