@@ -5,7 +5,8 @@ Needs: scripts/services up, and `swift build -c release` (archiver, archiver-ben
 Environment: BENCH_EVENTS (200000), BENCH_SMALL_EVENTS (for batch size 1; 3000), BENCH_LATENCY_SECONDS (10),
 BENCH_LATENCY_WARMUP_SECONDS (3, produced at the same rate before the latency is counted),
 BENCH_SAGA_ORDERS (1000 per run), BENCH_SAGA_CONCURRENCY (16,64,128), BENCH_SAGA_LATENCY_SECONDS (10: length of the
-half-rate latency run), BENCH_ONLY=sagas to run the saga throughput alone, BENCH_ONLY=archiver to run all but it.
+half-rate latency run), BENCH_ONLY=sagas to run the saga throughput alone, BENCH_ONLY=archiver to run all but it,
+BENCH_VS_ARCHIVER=PATH to drain with another build of `archiver` too, alternated with this one (a regression check).
 """
 import json, os, subprocess, sys, threading, time, urllib.request
 from datetime import datetime, timezone
@@ -95,8 +96,11 @@ def metric_sums(port, *names):
     return [sum(float(l.rsplit(" ", 1)[1]) for l in lines if l.startswith(name)) for name in names]
 
 
-def start_archiver(prefix, database, batch, port):
-    args = [os.path.join(REL, "archiver"), "run", "--brokers", BROKERS, "--mongo-uri", MONGO, "--database", database,
+VS_ARCHIVER = os.environ.get("BENCH_VS_ARCHIVER")
+
+
+def start_archiver(prefix, database, batch, port, binary=None):
+    args = [binary or os.path.join(REL, "archiver"), "run", "--brokers", BROKERS, "--mongo-uri", MONGO, "--database", database,
             "--group", f"bench-{database}", "--topics", ",".join(f"{prefix}.{t}" for t in ("balance", "payment", "order")),
             "--admin-port", str(port), "--admin-host", "127.0.0.1", "--batch-size", str(batch),
             "--session-timeout-ms", "6000", "--max-poll-interval-ms", "10000",
@@ -105,9 +109,9 @@ def start_archiver(prefix, database, batch, port):
                             env=dict(os.environ, LOG_LEVEL="warning"))
 
 
-def drain(prefix, count, batch, port):
+def drain(prefix, count, batch, port, binary=None):
     database = f"bench_{run_id}_b{batch}_{time.time_ns()}"
-    proc = start_archiver(prefix, database, batch, port)
+    proc = start_archiver(prefix, database, batch, port, binary)
     t0 = c0 = None
     while True:
         consumed, archived = metric_sums(port, "archiver_events_consumed_total", "archiver_events_archived_total")
@@ -496,6 +500,8 @@ def main():
         "confluent-kafka + pymongo loop, upserts (as the issue describes it)": lambda: python_consumer(prefix, N),
         "confluent-kafka + pymongo loop, inserts (the archiver's strategy)": lambda: python_consumer(prefix, N, inserts=True),
     }
+    if VS_ARCHIVER:
+        contenders[f"archiver run, batch 1000, {VS_ARCHIVER}"] = lambda: drain(prefix, N, 1000, 19468, VS_ARCHIVER)
     results = {name: [] for name in contenders}
     for _ in range(REPS):
         for name, run in contenders.items():

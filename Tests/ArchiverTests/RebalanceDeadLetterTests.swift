@@ -18,7 +18,7 @@ struct RebalanceDeadLetterTests {
         // the last commit) to happen inside it: the timing that once dropped dead letters.
         config.pollTimeoutMs = 8_000
         var logger = Logger(label: "rebalance-a")
-        logger.logLevel = .warning
+        logger.logLevel = .error  // each dead letter is a warning
         let a = try await Archiver(configuration: config, logger: logger)
         let taskA = Task { try await a.run() }
         #expect(try await eventually(60) { a.status.snapshot.assignedPartitions == 12 })
@@ -40,7 +40,7 @@ struct RebalanceDeadLetterTests {
             var configB = config
             configB.pollTimeoutMs = 100
             var loggerB = Logger(label: "rebalance-b-\(round)")
-            loggerB.logLevel = .warning
+            loggerB.logLevel = .error
             let b = try await Archiver(configuration: configB, logger: loggerB)
             let taskB = Task { try await b.run() }
             #expect(try await eventually(60) { b.status.snapshot.assignedPartitions > 0 && a.status.snapshot.assignedPartitions < 12 })
