@@ -43,6 +43,9 @@ public final class Archiver: Service, Sendable {
         /// High watermarks the probe read from the broker for paused partitions, and when.
         var probedHighs: [TopicPartition: Int64] = [:]
         var lastWatermarkProbe: ContinuousClock.Instant?
+        /// Where paused partitions with no settled position yet start: their last commit (or the
+        /// start of the partition), read once per assignment.
+        var pausedStarts: [TopicPartition: Int64] = [:]
         /// This loop marked Kafka unreachable after librdkafka said every broker was down.
         var brokersDownReported = false
         var lastProbe = ContinuousClock.now
@@ -120,6 +123,8 @@ public final class Archiver: Service, Sendable {
     /// Polls and writes one batch, settling the one before it on the way; returns the batch
     /// written, unsettled (nil when none came).
     private func runOneBatch(after previous: Unsettled?) async throws -> Unsettled? {
+        // Only after a resume that failed: no retried call is waiting here.
+        if loop.withLock({ $0.pausedForOutage }) { await endOutage() }
         let carried = loop.withLock { s in
             defer { s.carryOver = [] }
             return s.carryOver
@@ -265,10 +270,12 @@ public final class Archiver: Service, Sendable {
         do {
             try await consumer.resume(Array(consumer.assignment))
             loop.withLock { $0.pausedForOutage = false }
-            status.setOutageInProgress(false)
+            status.setPartitions(assigned: consumer.assignment.count, paused: consumer.pausedPartitions.count)
         } catch {
+            // Shown as a stall (/readyz 503, the paused gauge); the next batch tries again.
             logger.error("could not resume the partitions paused for an outage", metadata: ["error": "\(error)"])
         }
+        status.setOutageInProgress(false)
         await updateLag()
     }
 
@@ -335,15 +342,25 @@ public final class Archiver: Service, Sendable {
     /// readiness and the gauges.
     private func updateLag() async {
         let paused = consumer.pausedPartitions
+        // A paused partition with nothing settled here yet (quiet so far, or taken over during
+        // an outage) counts from its last commit.
+        let unknown = loop.withLock { s in paused.filter { s.positions[$0] == nil && s.pausedStarts[$0] == nil } }
+        if !unknown.isEmpty, let committed = try? await consumer.committed(Array(unknown), timeoutMs: 1_000) {
+            loop.withLock { s in
+                for tp in unknown where consumer.assignment.contains(tp) { s.pausedStarts[tp] = (committed[tp] ?? nil) ?? 0 }
+            }
+        }
         let (positions, probe) = loop.withLock { s -> ([TopicPartition: Int64], [TopicPartition: Int64]?) in
             s.probedHighs = s.probedHighs.filter { paused.contains($0.key) }
+            s.pausedStarts = s.pausedStarts.filter { paused.contains($0.key) && s.positions[$0.key] == nil }
+            let positions = s.positions.merging(s.pausedStarts) { settled, _ in settled }
             let due = !paused.isEmpty && s.lastWatermarkProbe.map { .now - $0 >= Self.watermarkProbeInterval } != false
-            guard due else { return (s.positions, nil) }
+            guard due else { return (positions, nil) }
             s.lastWatermarkProbe = .now
             // From the end read last time, or the position: never past the end.
             var starts: [TopicPartition: Int64] = [:]
-            for tp in paused { if let position = s.positions[tp] { starts[tp] = max(position, s.probedHighs[tp] ?? 0) } }
-            return (s.positions, starts)
+            for tp in paused { if let position = positions[tp] { starts[tp] = max(position, s.probedHighs[tp] ?? 0) } }
+            return (positions, starts)
         }
         if let probe, !probe.isEmpty {
             let highs = await watermarks.highWatermarks(from: probe, timeout: .seconds(1))
@@ -354,8 +371,9 @@ public final class Archiver: Service, Sendable {
             let high = max(consumer.highWatermark(tp) ?? -1, probed[tp] ?? -1)
             if high >= 0 { metrics.lag(tp, max(0, high - position)) }
         }
-        status.setPartitions(assigned: consumer.assignment.count, paused: paused.count)
+        // The gauge before the status: a reader of both sees the status no older than the gauge.
         metrics.paused(paused.count)
+        status.setPartitions(assigned: consumer.assignment.count, paused: paused.count)
         metrics.ready(status.snapshot.ready)
     }
 

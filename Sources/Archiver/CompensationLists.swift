@@ -46,6 +46,13 @@ public enum CompensationList: Sendable, CaseIterable {
         }
     }
 
+    /// The list's count in a record, kept once some of its ids overflowed (nil before).
+    public func count(in record: Document) -> Int? {
+        var value: BSON? = .document(record)
+        for part in countPath.split(separator: ".") { value = value?.documentValue?[String(part)] }
+        return value?.int64Value.map { Int($0) }
+    }
+
     /// The list's ids in a record (nil when the record has no such field).
     public func ids(in record: Document) -> [String]? {
         var value: BSON? = .document(record)
@@ -78,7 +85,10 @@ extension HistoryStore {
             let listed = Set(present ?? [])
             let new = unique.filter { !listed.contains($0) }
             guard !new.isEmpty else { return }
-            let room = attempt < 5 ? max(0, CompensationList.cap - listed.count) : 0
+            // Once a list has overflowed (its count is kept), it stays overflowing: every id past
+            // that point goes where the count counts it.
+            let overflowed = list.count(in: record) != nil
+            let room = attempt < 5 && !overflowed ? max(0, CompensationList.cap - listed.count) : 0
             let head = Array(new.prefix(room))
             if !head.isEmpty {
                 // Only if nobody grew the list since it was read: else read it again.

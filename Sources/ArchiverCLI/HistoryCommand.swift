@@ -174,7 +174,7 @@ struct SagaHistory: AsyncParsableCommand {
                 let ids = list.ids(in: c) ?? []
                 print("  \(label): \(ids.joined(separator: ", "))")
                 // Past the cap the record counts them all; the rest are in compensation_ids.
-                if let total = Self.count(list, in: c), total > ids.count {
+                if let total = list.count(in: c), total > ids.count {
                     print(
                         "    (\(total) in all; the other \(total - ids.count) in \(CompensationList.overflowCollection): {sagaId: \(Output.text(c["_id"])), list: \"\(list.name)\"})"
                     )
@@ -183,11 +183,5 @@ struct SagaHistory: AsyncParsableCommand {
         } else {
             print("not compensated")
         }
-    }
-
-    static func count(_ list: CompensationList, in record: Document) -> Int? {
-        var value: BSON? = .document(record)
-        for part in list.countPath.split(separator: ".") { value = value?.documentValue?[String(part)] }
-        return value?.int64Value.map { Int($0) }
     }
 }

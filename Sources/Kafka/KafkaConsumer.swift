@@ -286,8 +286,10 @@ public final class KafkaConsumer: Sendable {
     private func setPaused(_ partitions: [TopicPartition], paused: Bool) async throws {
         guard !partitions.isEmpty else { return }
         try await run { [client, state] in
-            let err = partitions.map { ($0, Int64(RD_KAFKA_OFFSET_INVALID)) }.withPartitionList {
-                paused ? rd_kafka_pause_partitions(client.handle, $0) : rd_kafka_resume_partitions(client.handle, $0)
+            let err = partitions.map { ($0, Int64(RD_KAFKA_OFFSET_INVALID)) }.withPartitionList { list in
+                let err = paused ? rd_kafka_pause_partitions(client.handle, list) : rd_kafka_resume_partitions(client.handle, list)
+                // Per partition too: one that was not paused (resumed) is not reported as such.
+                return err != RD_KAFKA_RESP_ERR_NO_ERROR ? err : list.elements.first { $0.2 != RD_KAFKA_RESP_ERR_NO_ERROR }?.2 ?? err
             }
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: err, operation: paused ? "pause" : "resume") }
             state.withLock { s in

@@ -167,7 +167,8 @@ public final class KafkaProducer: Sendable {
                 continue
             }
             Unmanaged<DeliverySlot>.fromOpaque(opaque).release()
-            throw slot.batch.failure(err)
+            // Refused before sending: as it always was, unless a renewal makes it worth a retry.
+            throw renewsWhenFenced ? slot.batch.failure(err) : KafkaError(code: err, operation: "produce")
         }
     }
 

@@ -7,7 +7,8 @@ import Logging
 /// which is exactly when an operator needs it. The probe is a handle of its own, outside any
 /// group, that fetches each partition from a given offset at or below its end: every fetch
 /// response carries the partition's high watermark. (ListOffsets is not used: some brokers
-/// answer "latest" wrongly; see `../shared/servers.md`.)
+/// answer "latest" wrongly; see `../shared/servers.md`.) One caller at a time: the reads
+/// share one assignment.
 public final class KafkaWatermarkProbe: Sendable {
     private let client: RDKafkaClient
 
@@ -25,6 +26,8 @@ public final class KafkaWatermarkProbe: Sendable {
         ])
         settings["enable.partition.eof"] = "true"
         client = try RDKafkaClient(kind: .consumer, settings: settings, logger: logger)
+        // Errors and logs reach the queue the probe's polls serve, rather than piling up.
+        rd_kafka_poll_set_consumer(client.handle)
     }
 
     deinit { rd_kafka_consumer_close(client.handle) }

@@ -21,6 +21,7 @@ struct OutageResumeTests {
     @Test func anOutageMetByTheRecheckResumesAndLaterEventsAreArchived() async throws {
         let s = try await Scenario()
         let proxy = try MongoFaultProxy(targetPort: Self.mongoPort)
+        defer { proxy.cutOff() }
         let port = adminPort()
         let p = try ArchiverProcess(arguments: s.runArguments(adminPort: port, mongoURI: proxy.uri), adminPort: port)
         #expect(try await eventually(60) { await p.isReady() }, "\(p.output)")
@@ -56,6 +57,7 @@ struct OutageResumeTests {
         let s = try await Scenario()
         try await s.store.migrate()
         let proxy = try MongoFaultProxy(targetPort: Self.mongoPort)
+        defer { proxy.cutOff() }
         var config = s.configuration(batchSize: 100)
         config.mongoURI = proxy.uri
         config.retryInitialMs = 100
@@ -109,6 +111,7 @@ struct StallVisibilityTests {
         let s = try await Scenario()
         try await s.store.migrate()
         let proxy = try MongoFaultProxy(targetPort: OutageResumeTests.mongoPort)
+        defer { proxy.cutOff() }
         var config = s.configuration(batchSize: 100)
         config.mongoURI = proxy.uri
         let registry = PrometheusCollectorRegistry()
@@ -128,8 +131,9 @@ struct StallVisibilityTests {
         let snapshot = archiver.status.snapshot
         #expect(!snapshot.ready && !snapshot.stalled && snapshot.detail.contains("outage=waiting"), "\(snapshot.detail)")
         #expect(Self.gauge("archiver_paused_partitions", registry) == Double(snapshot.assignedPartitions))
-        // Produced after the pause: only the broker knows of these.
-        try await s.send((21..<51).map { Make.deducted(s, saga: "pay-\($0)", user: 7) })
+        // Produced after the pause: only the broker knows of these. Over every partition: those
+        // this instance never read from count from their last commit.
+        try await s.send((21..<51).map { Make.deducted(s, saga: "pay-\($0)", user: Int64($0)) })
         #expect(try await eventually(30) { Self.lag(registry) == 31 }, "lag \(Self.lag(registry))")
 
         try proxy.restore()

@@ -67,4 +67,18 @@ struct RebalanceTests {
         try "hunter2-secret\n".write(toFile: path, atomically: true, encoding: .utf8)
         #expect { try config.load(file: path) } throws: { !"\($0)".contains("hunter2") }
     }
+
+    /// What a poll returned before a partition's revocation belongs to the assignment that
+    /// ended; what came after it (assigned back and fetched again), to the one in force.
+    @Test func aPollKeepsOnlyTheMessagesAfterTheirPartitionsLastRevocation() {
+        let (a, b) = (TopicPartition(topic: "t", partition: 0), TopicPartition(topic: "t", partition: 1))
+        let m = { (tp: TopicPartition, offset: Int64) in
+            KafkaMessage(topic: tp.topic, partition: tp.partition, offset: offset, key: nil, value: [], headers: [], timestampMs: nil)
+        }
+        let messages = [m(a, 10), m(b, 5), m(a, 11), m(a, 3), m(b, 6), m(a, 4)]
+        #expect(PollResult(messages: messages, rebalances: []).current.map(\.offset) == [10, 5, 11, 3, 6, 4])
+        // a revoked after the first three messages (and again after the fourth: the last counts); b never.
+        let result = PollResult(messages: messages, rebalances: [.revoked([a]), .assigned([a])], revokedAt: [a: 4])
+        #expect(result.current.map { "\($0.topicPartition)@\($0.offset)" } == ["t[1]@5", "t[1]@6", "t[0]@4"])
+    }
 }

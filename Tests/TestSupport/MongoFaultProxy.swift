@@ -44,22 +44,21 @@ public final class MongoFaultProxy: @unchecked Sendable {
 
     public var isListening: Bool { locked { listener >= 0 } }
 
-    /// Drops every connection and stops listening.
+    /// Drops every connection and stops listening. The shutdowns happen under the lock: a
+    /// descriptor still in `sockets` is still open (its pump removes it under the lock before
+    /// closing it), so no number reused by another socket of this process is ever touched.
     public func cutOff() {
-        let (fds, listening) = locked { () -> (Set<Int32>, Int32) in
-            defer {
-                sockets = []
-                listener = -1
-                trigger = nil
-                awaitedReplies = []
-                cuts += 1
+        locked {
+            for fd in sockets { shutdown(fd, Int32(SHUT_RDWR)) }
+            if listener >= 0 {
+                shutdown(listener, Int32(SHUT_RDWR))
+                close(listener)
             }
-            return (sockets, listener)
-        }
-        for fd in fds { shutdown(fd, Int32(SHUT_RDWR)) }
-        if listening >= 0 {
-            shutdown(listening, Int32(SHUT_RDWR))
-            close(listening)
+            sockets = []
+            listener = -1
+            trigger = nil
+            awaitedReplies = []
+            cuts += 1
         }
     }
 
