@@ -262,8 +262,8 @@ public final class Archiver: Service, Sendable {
 
     /// Ends what `waitPaused` began: every partition fetches again, and so does every partition
     /// assigned from now on. Called once by the retrier when the call that met the outage ends,
-    /// whichever call it was. A resume that fails leaves the partitions paused and the outage
-    /// flagged, so the next retried call's end tries again; meanwhile /readyz shows them paused.
+    /// whichever call it was. A resume that fails leaves `pausedForOutage` set and the outage
+    /// ended: /readyz shows a stall, and the next batch tries the resume again.
     private func endOutage() async {
         guard loop.withLock({ $0.pausedForOutage }) else { return status.setOutageInProgress(false) }
         consumer.setPauseNewAssignments(false)
