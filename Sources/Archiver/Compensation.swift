@@ -48,8 +48,7 @@ extension BatchExecutor {
         try await beforeDeletingHistory?(saga)
         // In chunks: one `$in` of a huge saga's ids would pass the 16 MiB command limit.
         for (ids, collection) in [(balance, store.balance), (payment, store.payment)] {
-            for start in stride(from: 0, to: ids.count, by: 1_000) {
-                let chunk = ids[start..<min(start + 1_000, ids.count)]
+            for chunk in ids.chunks(of: 1_000) {
                 try await collection.deleteMany(["_id": .document(["$in": .array(chunk.map { .string($0) })]), "sagaId": .string(saga)])
             }
         }

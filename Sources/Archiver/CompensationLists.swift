@@ -15,27 +15,15 @@ public enum CompensationList: Sendable, CaseIterable {
     public static let cap = 10_000
     public static let overflowCollection = "compensation_ids"
 
-    /// The list's dotted path in the record.
-    public var path: String {
-        switch self {
-        case .deletedBalance: "deleted.\(HistoryStore.balanceCollection)"
-        case .deletedPayment: "deleted.\(HistoryStore.paymentCollection)"
-        case .suppressed: "suppressed"
-        }
-    }
-
     /// The record's top-level field that holds the list, and the one that holds its count.
     var field: String { self == .suppressed ? "suppressed" : "deleted" }
     var countField: String { self == .suppressed ? "suppressedCount" : "deletedCount" }
 
+    /// The list's dotted path in the record: `deleted.<collection>` or `suppressed`.
+    public var path: String { self == .suppressed ? field : "\(field).\(name)" }
+
     /// Where the record counts the list's ids once some have overflowed.
-    public var countPath: String {
-        switch self {
-        case .deletedBalance: "deletedCount.\(HistoryStore.balanceCollection)"
-        case .deletedPayment: "deletedCount.\(HistoryStore.paymentCollection)"
-        case .suppressed: "suppressedCount"
-        }
-    }
+    public var countPath: String { self == .suppressed ? countField : "\(countField).\(name)" }
 
     /// The list's name in `compensation_ids`.
     public var name: String {
@@ -47,17 +35,15 @@ public enum CompensationList: Sendable, CaseIterable {
     }
 
     /// The list's count in a record, kept once some of its ids overflowed (nil before).
-    public func count(in record: Document) -> Int? {
-        var value: BSON? = .document(record)
-        for part in countPath.split(separator: ".") { value = value?.documentValue?[String(part)] }
-        return value?.int64Value.map { Int($0) }
-    }
+    public func count(in record: Document) -> Int? { Self.value(at: countPath, in: record)?.int64Value.map { Int($0) } }
 
     /// The list's ids in a record (nil when the record has no such field).
-    public func ids(in record: Document) -> [String]? {
+    public func ids(in record: Document) -> [String]? { Self.value(at: path, in: record)?.arrayValue?.compactMap(\.stringValue) }
+
+    private static func value(at dottedPath: String, in record: Document) -> BSON? {
         var value: BSON? = .document(record)
-        for part in path.split(separator: ".") { value = value?.documentValue?[String(part)] }
-        return value?.arrayValue?.compactMap(\.stringValue)
+        for part in dottedPath.split(separator: ".") { value = value?.documentValue?[String(part)] }
+        return value
     }
 }
 
@@ -111,7 +97,7 @@ extension HistoryStore {
     /// One document per id past the cap; the `_id` is unambiguous whatever the ids hold, so a
     /// second insert of the same id is a duplicate, and nothing else is.
     private func overflow(_ ids: [String], list: CompensationList, saga: String) async throws {
-        for chunk in stride(from: 0, to: ids.count, by: 1_000).map({ ids[$0..<min($0 + 1_000, ids.count)] }) {
+        for chunk in ids.chunks(of: 1_000) {
             let documents: [Document] = chunk.map { id in
                 [
                     "_id": .string("\(saga.utf8.count):\(saga)|\(list.name)|\(id)"), "sagaId": .string(saga), "list": .string(list.name),
@@ -134,5 +120,13 @@ extension HistoryStore {
             ["sagaId": .string(saga), "list": .string(list.name)], options: FindOptions(projection: ["eventId": 1]))
         ids += overflowed.compactMap { $0["eventId"]?.stringValue }
         return ids
+    }
+}
+
+extension Array {
+    /// Consecutive slices of at most `size` elements: for commands that must stay under MongoDB's
+    /// 16 MiB limit whatever the count.
+    func chunks(of size: Int) -> [ArraySlice<Element>] {
+        stride(from: 0, to: count, by: size).map { self[$0..<Swift.min($0 + size, count)] }
     }
 }

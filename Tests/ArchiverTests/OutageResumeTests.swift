@@ -58,13 +58,7 @@ struct OutageResumeTests {
         try await s.store.migrate()
         let proxy = try MongoFaultProxy(targetPort: Self.mongoPort)
         defer { proxy.cutOff() }
-        var config = s.configuration(batchSize: 100)
-        config.mongoURI = proxy.uri
-        config.retryInitialMs = 100
-        var logger = Logger(label: "outage-\(site)")
-        logger.logLevel = .warning
-        let archiver = try await Archiver(configuration: config, logger: logger)
-        let task = Task { try await archiver.run() }
+        let (archiver, task) = try await s.start(batchSize: 100, mongoURI: proxy.uri)
         #expect(try await eventually(60) { archiver.status.snapshot.ready })
 
         switch site {
@@ -112,13 +106,8 @@ struct StallVisibilityTests {
         try await s.store.migrate()
         let proxy = try MongoFaultProxy(targetPort: OutageResumeTests.mongoPort)
         defer { proxy.cutOff() }
-        var config = s.configuration(batchSize: 100)
-        config.mongoURI = proxy.uri
         let registry = PrometheusCollectorRegistry()
-        var logger = Logger(label: "lag-while-paused")
-        logger.logLevel = .warning
-        let archiver = try await Archiver(configuration: config, logger: logger, registry: registry)
-        let task = Task { try await archiver.run() }
+        let (archiver, task) = try await s.start(batchSize: 100, mongoURI: proxy.uri, registry: registry)
         #expect(try await eventually(60) { archiver.status.snapshot.ready })
         // One key: one partition, whose position is known once these are archived.
         try await s.send((0..<20).map { Make.deducted(s, saga: "pay-\($0)", user: 7) })

@@ -48,13 +48,18 @@ final class Scenario: Sendable {
         return config
     }
 
-    /// An archiver inside the test process, stopped with `stop()`.
-    func start(batchSize: Int = 1_000, group: String? = nil) async throws -> (Archiver, Task<Void, Error>) {
+    /// An archiver inside the test process, stopped with `stop()`; `mongoURI` points it elsewhere
+    /// (a fault proxy), `registry` receives its series.
+    func start(
+        batchSize: Int = 1_000, group: String? = nil, mongoURI: String? = nil,
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
+    ) async throws -> (Archiver, Task<Void, Error>) {
         var config = configuration(batchSize: batchSize)
         if let group { config.groupID = group }
+        if let mongoURI { config.mongoURI = mongoURI }
         var logger = Logger(label: "archiver-test")
         logger.logLevel = .warning
-        let archiver = try await Archiver(configuration: config, logger: logger)
+        let archiver = try await Archiver(configuration: config, logger: logger, registry: registry)
         return (archiver, Task { try await archiver.run() })
     }
 
