@@ -480,6 +480,7 @@ def replicas_on_postgres():
 
 
 def replicas_on(pg, orders, sid, prefix, db):
+    import urllib.request
     url = pg.admin_url.rsplit("/", 1)[0] + "/" + db
     subprocess.run(["psql", pg.admin_url, "-qc", f"CREATE DATABASE {db}"], check=True)
     names = ("user", "product", "order", "payment")
@@ -504,14 +505,31 @@ def replicas_on(pg, orders, sid, prefix, db):
                  f"--url=http://127.0.0.1:{ports['order', 1]}", *urls, "--mongo-uri", MONGO, "--database", db, "--settle-seconds", "120"],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(random.uniform(3.0, 6.0))
+    # Watches the balance topic from its end: the charges made while the first processes are
+    # dead must be published by the second ones before the first come back.
+    from confluent_kafka import TopicPartition, OFFSET_END
+    watcher = Consumer({"bootstrap.servers": BROKERS, "group.id": f"gap-{sid}", "enable.auto.commit": False})
+    watcher.assign([TopicPartition(prefix + "commerce.balance", p, OFFSET_END) for p in range(4)])
+    watcher.poll(1.0)  # the assignment takes effect: offsets resolved before the charges
     killed_at = time.time()
     for name in names:
         processes[name, 0].kill()
         processes[name, 0].wait()
-    # Long enough for new traffic through the second processes: the killed ones' partitions
-    # wait for the group to notice (sagas on them stall), and nothing committed before the
-    # kill is sent again to show up in this window.
-    time.sleep(5)
+    # Traffic of the harness's own through the second user process, not left to the shoppers
+    # (who may all be waiting on sagas stalled on the killed processes' partitions): each charge
+    # commits a balance event that only a relay that took over can publish. The first
+    # processes stay dead until every one of them is on the topic (60 s at most).
+    gap_users = [900_001 + i for i in range(3)]
+    for user in gap_users:
+        req = urllib.request.Request(f"http://127.0.0.1:{ports['user', 1]}/users/{user}/charge", data=json.dumps({"amount": 1}).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=10).read()
+    unseen, gap_deadline = set(gap_users), time.time() + 60
+    while unseen and time.time() < gap_deadline:
+        m = watcher.poll(0.5)
+        if m is not None and not m.error():
+            unseen.discard(json.loads(m.value()).get("data", {}).get("userId"))
+    watcher.close()
     restarted_at = time.time()
     for name in names:
         processes[name, 0] = serve(name, 0)
@@ -553,12 +571,13 @@ def replicas_on(pg, orders, sid, prefix, db):
     at_db_stop = [i for i in twice if db_stopped_at - 2 < committed[i] < db_stopped_at + 4]
     held, broken = invariants(out)
     ok = (sim.returncode == 0 and started and restarted and "all invariants hold" in out and not broken and not twice and copies
-          and sent_during_gap > 0 and len(survived) == len(processes))
+          and not unseen and sent_during_gap > 0 and len(survived) == len(processes))
     if not ok:
         print(out, flush=True)
     print_verdict("replicas on PostgreSQL + kill -9 + database restart", ok,
                   f"orders={orders} processes=8 killed=4 restarted={restarted} database_down=3s survived={len(survived)}/8 "
                   f"invariants_held={len(held)}/{len(held) + len(broken)} events={len(copies)} sent_while_leaders_dead={sent_during_gap} "
+                  f"gap_charges_published={len(gap_users) - len(unseen)}/{len(gap_users)} in {restarted_at - killed_at:.1f}s "
                   f"twice={len(twice)} (committed_before_the_kill={len(at_kill)} around_the_database_stop={len(at_db_stop)})")
 
 

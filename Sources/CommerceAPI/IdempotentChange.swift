@@ -15,7 +15,22 @@ extension ServiceNode {
     ) async throws -> Response {
         guard let key = post.key else { return try JSON.response(try await transaction(change), status: status) }
         let elsewhere = try await keySpace.answer(for: key.value, elsewhereThan: name)
-        let answer = try await transaction { db -> (StoredAnswer, [CommerceEvent]) in
+        let stored: StoredAnswer
+        do { stored = try await answer(to: post, key: key, elsewhere: elsewhere, status: status, change) } catch let error as SQLError
+            where error.isUniqueViolation
+        {
+            // Another replica stored an answer under this key while this one made the change: this
+            // one is rolled back, and the key's answer is that one's.
+            stored = try await answer(to: post, key: key, elsewhere: elsewhere, status: status, change)
+        }
+        return JSON.response(bytes: stored.body, status: HTTPResponse.Status(code: stored.status))
+    }
+
+    private func answer<Body, Answer: Encodable & Sendable>(
+        to post: Post<Body>, key: IdempotencyKey, elsewhere: StoredAnswer?, status: HTTPResponse.Status,
+        _ change: @escaping @Sendable (any SQLDatabase) throws -> (Answer, [CommerceEvent])
+    ) async throws -> StoredAnswer {
+        try await transaction { db -> (StoredAnswer, [CommerceEvent]) in
             if let stored = try IdempotencyStore.find(key.value, db) ?? elsewhere {
                 guard stored.fingerprint == key.fingerprint else { throw APIError.keyReused(key, firstUsedFor: stored.request) }
                 return (stored, [])
@@ -34,6 +49,5 @@ extension ServiceNode {
             try IdempotencyStore.save(key.value, result!.0, db)
             return result!
         }
-        return JSON.response(bytes: answer.body, status: HTTPResponse.Status(code: answer.status))
     }
 }

@@ -60,6 +60,15 @@ struct ServeCommand: AsyncParsableCommand {
     )
     var maxWaiters: Int?
 
+    @Option(
+        help:
+            "Hours an applied event's id stays in the inbox, dropping redeliveries (env COMMERCE_INBOX_RETENTION_HOURS, default 168: Kafka's own retention)."
+    )
+    var inboxRetentionHours: Int?
+
+    @Option(help: "Hours an Idempotency-Key's answer is kept for retries (env COMMERCE_IDEMPOTENCY_KEY_RETENTION_HOURS, default 24).")
+    var idempotencyKeyRetentionHours: Int?
+
     @Option(help: .hidden)
     var crashAfterCommit: [String] = []
 
@@ -87,6 +96,16 @@ struct ServeCommand: AsyncParsableCommand {
         do { faults = try FaultPlan(parsing: Settings.value(fault, "COMMERCE_FAULTS", "")) } catch { throw ValidationError("\(error)") }
         let kafka = try kafkaOptions.configuration
         let waiterLimit = try Settings.integer(maxWaiters, "--max-waiters", "COMMERCE_MAX_WAITERS", ChangeWaiters.defaultLimit, range: 0...1_000_000)
+        let retention = Retention(
+            inbox: .seconds(
+                3600
+                    * (try Settings.integer(inboxRetentionHours, "--inbox-retention-hours", "COMMERCE_INBOX_RETENTION_HOURS", 168, range: 1...87_600))
+            ),
+            idempotencyKeys: .seconds(
+                3600
+                    * (try Settings.integer(
+                        idempotencyKeyRetentionHours, "--idempotency-key-retention-hours", "COMMERCE_IDEMPOTENCY_KEY_RETENTION_HOURS", 24,
+                        range: 1...87_600))))
 
         let names = service == "all" ? ["user", "product", "order", "payment"] : [service]
         let keys = KeySpace()  // one HTTP port, one space of Idempotency-Keys
@@ -99,7 +118,7 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             try await serve(
                 &stores, names: names, postgres: postgres, directory: directory, faults: faults, prefix: prefix, keys: keys,
-                waiters: waiters, kafka: kafka, host: host, port: port, logger: logger)
+                waiters: waiters, kafka: kafka, retention: retention, host: host, port: port, logger: logger)
         } catch {
             for store in stores { await store.close() }
             throw error
@@ -110,7 +129,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     private func serve(
         _ stores: inout [any SQLStore], names: [String], postgres: PostgresURL?, directory: String, faults: FaultPlan, prefix: String,
-        keys: KeySpace, waiters: ChangeWaiters, kafka: KafkaConfiguration, host: String, port: Int, logger: Logger
+        keys: KeySpace, waiters: ChangeWaiters, kafka: KafkaConfiguration, retention: Retention, host: String, port: Int, logger: Logger
     ) async throws {
         var nodes: [ServiceNode] = []
         for name in names {
@@ -142,7 +161,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let messaging = try ServiceHost(
             nodes: nodes, kafka: kafka, groupPrefix: "commerce-\(prefix)",
-            outboxReadTimeout: outboxReadTimeoutMs.map { .milliseconds(max($0, 1)) } ?? OutboxTakeover.readTimeout, logger: logger)
+            outboxReadTimeout: outboxReadTimeoutMs.map { .milliseconds(max($0, 1)) } ?? OutboxTakeover.readTimeout, retention: retention,
+            logger: logger)
         do { try await messaging.prepare(kafka: kafka) } catch { throw ValidationError("Kafka unreachable at \(kafka.brokers): \(error)") }
 
         let router = try CommerceRouter.make(nodes: nodes) { messaging.failure.map { "\($0)" } }

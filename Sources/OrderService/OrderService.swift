@@ -38,7 +38,7 @@ public struct OrderService: DomainService {
         guard let orderId = event.data.orderId, let amount = event.data.amount, amount > 0, let saga = event.sagaid else {
             throw DomainError("cart removed without orderId, positive amount and sagaid")
         }
-        guard let order = try Order.fetch(orderId, db), order.status == .pending else { return [] }
+        guard let order = try Order.fetch(orderId, db, forUpdate: true), order.status == .pending else { return [] }
         if node.faults.fails("order.place", saga: saga) { return try cancel(event, reason: "injected fault at order.place", db, node) }
         try db.execute("UPDATE orders SET status = 'PLACED', amount = ? WHERE id = ?", amount, orderId)
         return [
@@ -51,7 +51,7 @@ public struct OrderService: DomainService {
     /// The "delete order info" compensation: the order stays, CANCELLED with its reason.
     private func cancel(_ event: CommerceEvent, reason: String, _ db: any SQLDatabase, _ node: ServiceNode) throws -> [CommerceEvent] {
         guard let orderId = event.data.orderId, let saga = event.sagaid else { throw DomainError("\(event.type) without orderId and sagaid") }
-        guard let order = try Order.fetch(orderId, db), order.status == .pending else { return [] }
+        guard let order = try Order.fetch(orderId, db, forUpdate: true), order.status == .pending else { return [] }
         try db.execute("UPDATE orders SET status = 'CANCELLED', reason = ? WHERE id = ?", reason, orderId)
         return [
             node.event(
@@ -65,7 +65,7 @@ public struct OrderService: DomainService {
         guard let orderId = d.orderId, let paymentId = d.paymentId, let userId = d.userId, let amount = d.amount, let saga = event.sagaid else {
             throw DomainError("balance deducted without orderId, paymentId, userId, amount and sagaid")
         }
-        let order = try Order.fetch(orderId, db)
+        let order = try Order.fetch(orderId, db, forUpdate: true)
         if order?.status == .paid, order?.paymentId == paymentId { return [] }
         let failure: String? =
             switch order {
@@ -93,7 +93,7 @@ public struct OrderService: DomainService {
         guard let orderId = event.data.orderId, let paymentId = event.data.paymentId, let saga = event.sagaid else {
             throw DomainError("payment failed without orderId, paymentId and sagaid")
         }
-        guard let order = try Order.fetch(orderId, db), order.status == .paid, order.paymentId == paymentId else { return [] }
+        guard let order = try Order.fetch(orderId, db, forUpdate: true), order.status == .paid, order.paymentId == paymentId else { return [] }
         try db.execute("UPDATE orders SET status = 'PLACED', payment_id = NULL WHERE id = ?", orderId)
         return [
             node.event(
@@ -117,8 +117,11 @@ struct Order: Codable, Sendable {
     var paymentId: Int64?
     var sagaId: String { "order-\(orderId)" }
 
-    static func fetch(_ id: Int64, _ db: any SQLDatabase) throws -> Order? {
-        guard let row = try db.row("SELECT * FROM orders WHERE id = ?", id) else { return nil }
+    /// `forUpdate`: locked until the transaction ends, to be changed.
+    static func fetch(_ id: Int64, _ db: any SQLDatabase, forUpdate: Bool = false) throws -> Order? {
+        let row =
+            forUpdate ? try db.row("SELECT * FROM orders WHERE id = ? FOR UPDATE", id) : try db.row("SELECT * FROM orders WHERE id = ?", id)
+        guard let row else { return nil }
         return try Order(
             orderId: row["id"], userId: row["user_id"],
             items: try OrderItem.decodeList(row["items"]),

@@ -31,7 +31,7 @@ public struct PaymentService: DomainService {
 
     private func complete(_ event: CommerceEvent, _ db: any SQLDatabase, _ node: ServiceNode) throws -> [CommerceEvent] {
         guard let paymentId = event.data.paymentId, let saga = event.sagaid else { throw DomainError("order paid without paymentId and sagaid") }
-        guard let p = try Payment.fetch(paymentId, db), p.status == "REQUESTED" else { return [] }
+        guard let p = try Payment.fetch(paymentId, db, forUpdate: true), p.status == "REQUESTED" else { return [] }
         if node.faults.fails("payment.complete", saga: saga) { return try fail(event, reason: "injected fault at payment.complete", db, node) }
         try db.execute("UPDATE payments SET status = 'COMPLETED' WHERE id = ?", paymentId)
         return [
@@ -43,7 +43,7 @@ public struct PaymentService: DomainService {
 
     private func fail(_ event: CommerceEvent, reason: String, _ db: any SQLDatabase, _ node: ServiceNode) throws -> [CommerceEvent] {
         guard let paymentId = event.data.paymentId, let saga = event.sagaid else { throw DomainError("\(event.type) without paymentId and sagaid") }
-        guard let p = try Payment.fetch(paymentId, db), p.status == "REQUESTED" else { return [] }
+        guard let p = try Payment.fetch(paymentId, db, forUpdate: true), p.status == "REQUESTED" else { return [] }
         try db.execute("UPDATE payments SET status = 'FAILED', reason = ? WHERE id = ?", reason, paymentId)
         return [
             node.event(
@@ -63,8 +63,12 @@ struct Payment: Codable, Sendable {
     var reason: String?
     var sagaId: String
 
-    static func fetch(_ id: Int64, _ db: any SQLDatabase) throws -> Payment? {
-        guard let row = try db.row("SELECT * FROM payments WHERE id = ?", id) else { return nil }
+    /// `forUpdate`: locked until the transaction ends, to be changed.
+    static func fetch(_ id: Int64, _ db: any SQLDatabase, forUpdate: Bool = false) throws -> Payment? {
+        let row =
+            forUpdate
+            ? try db.row("SELECT * FROM payments WHERE id = ? FOR UPDATE", id) : try db.row("SELECT * FROM payments WHERE id = ?", id)
+        guard let row else { return nil }
         return try Payment(
             paymentId: row["id"], orderId: row["order_id"], userId: row["user_id"], amount: row["amount"],
             status: row["status"], reason: row["reason"], sagaId: "pay-\(id)")

@@ -7,8 +7,10 @@ import SQLStore
 import Synchronization
 
 /// A service's database as one schema of a PostgreSQL database, shared by every process of
-/// the service. Writes run SERIALIZABLE and are retried on a serialization failure or a
-/// deadlock, so domain code that reads then writes is as safe as on SQLite's single writer.
+/// the service. Writes run READ COMMITTED: domain code locks what it reads to change (`FOR
+/// UPDATE`, or keys first with `lock`), so writers wait for each other briefly instead of
+/// failing and running again. Each write is numbered (`pg_current_xact_id`) when it begins,
+/// in the same round trip as its BEGIN: see `TransactionHorizon`.
 ///
 /// Statements are blocking calls on threads of its own (one connection each), not on the
 /// event loops: the domain code inside a transaction is synchronous, as on SQLite.
@@ -26,8 +28,13 @@ public final class PostgresStore: SQLStore {
     let token = String(UInt64.random(in: .min ... .max), radix: 36)
     /// The connection that asks for leadership, kept between attempts (one per store, not one per ask).
     private let probe = Mutex<PostgresConnection?>(nil)
-    /// A write that keeps meeting concurrent writes gives up after this many attempts.
-    static let maxAttempts = 100
+    /// A write that keeps failing on a deadlock or serialization failure (none is expected:
+    /// writers lock in one order) gives up after this many attempts.
+    static let maxAttempts = 10
+    /// How long a relay's leadership outlives its last confirmation on the server: the
+    /// server ends an idle leader's session after this (`idle_session_timeout`), which frees
+    /// its lock for a successor; the leader stops acting a second earlier.
+    public static let leaseTimeout: Duration = .seconds(5)
 
     /// - Parameter connections: connections (and threads) used for transactions at once.
     public init(url: PostgresURL, schema: String, connections: Int = 4, logger: Logger) {
@@ -39,11 +46,11 @@ public final class PostgresStore: SQLStore {
     }
 
     public func write<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
-        try await threads.runIfActive { try self.transaction("BEGIN ISOLATION LEVEL SERIALIZABLE", retrying: true, body) }
+        try await threads.runIfActive { try self.transaction(["BEGIN", "SELECT pg_current_xact_id()"], retrying: true, body) }
     }
 
     public func read<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
-        try await threads.runIfActive { try self.transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", retrying: false, body) }
+        try await threads.runIfActive { try self.transaction(["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"], retrying: false, body) }
     }
 
     /// In one transaction under a lock of this schema's, so that processes starting together
@@ -116,7 +123,13 @@ public final class PostgresStore: SQLStore {
         if let kept, !kept.isClosed { connection = kept } else { connection = try await threads.runIfActive { try self.connect() } }
         do {
             let row = try await connection.query("SELECT pg_try_advisory_lock(hashtext($1)) AS held", [key]).get().rows.first
-            if row?.makeRandomAccess()[data: "held"].bool == true { return Lease(connection: connection) }
+            if row?.makeRandomAccess()[data: "held"].bool == true {
+                // The lease's session ends on the server once it is idle for leaseTimeout: a frozen or
+                // cut-off leader loses its lock there, whatever the kernel says about the socket.
+                let ms = Self.leaseTimeout.components.seconds * 1_000
+                _ = try await connection.query(PostgresQuery(unsafeSQL: "SET idle_session_timeout = \(ms)"), logger: logger).get()
+                return Lease(connection: connection, logger: logger)
+            }
             // Not ours: the connection asks again next time.
             let other = probe.withLock { probe in
                 defer { probe = connection }
@@ -129,6 +142,24 @@ public final class PostgresStore: SQLStore {
             throw Self.describe(error)
         }
     }
+
+    /// A transaction id of its own, assigned now and rolled back (an abort is not flushed to disk).
+    public func newTransactionNumber() async throws -> UInt64? {
+        do {
+            try await threads.runIfActive {
+                try self.transaction(["BEGIN"], retrying: false) { db in
+                    guard let row = try db.rows("SELECT pg_current_xact_id()::text AS xid", []).first, let xid = UInt64(try row["xid"] as String)
+                    else { throw SQLError("pg_current_xact_id() gave no id") }
+                    throw Assigned(xid: xid)  // the way to roll back
+                }
+            }
+            throw SQLError("pg_current_xact_id() gave no id")
+        } catch let assigned as Assigned {
+            return assigned.xid
+        }
+    }
+
+    private struct Assigned: Error { let xid: UInt64 }
 
     /// A store dropped without `close()` (a failure on the way up) still closes its connections:
     /// PostgresNIO asserts that none is dropped open.
@@ -152,28 +183,66 @@ public final class PostgresStore: SQLStore {
         try? await threads.shutdownGracefully()
     }
 
-    /// Leadership is the session lock's: it ends with the connection, also when the process dies.
+    /// Leadership is a session lock: it ends with its connection, at once when the process
+    /// dies, and `leaseTimeout` after the last heartbeat when it is frozen or cut off (the
+    /// server ends the idle session). The holder counts from when it sent the heartbeat the
+    /// server answered, which is before the server starts its own count, and gives up a second
+    /// early: by the time a successor can hold the lock, `isHeld` is false here.
     final class Lease: SQLLease {
         let connection: PostgresConnection
-        init(connection: PostgresConnection) { self.connection = connection }
-        var isHeld: Bool { !connection.isClosed }
-        func release() async { try? await connection.close() }
+        /// When the last heartbeat the server answered was sent.
+        final class Confirmed: Sendable {
+            let instant = Mutex<ContinuousClock.Instant>(.now)
+        }
+        private let confirmed = Confirmed()
+        private let heartbeat: Task<Void, Never>?
+        static let interval: Duration = .seconds(1)
+        static let margin: Duration = .seconds(1)
+
+        init(connection: PostgresConnection, logger: Logger) {
+            self.connection = connection
+            let confirmed = confirmed
+            heartbeat = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: Self.interval)
+                    let sent = ContinuousClock.now
+                    guard (try? await connection.query("SELECT 1", logger: logger).get()) != nil else { return }
+                    confirmed.instant.withLock { $0 = max($0, sent) }
+                }
+            }
+        }
+
+        var isHeld: Bool {
+            !connection.isClosed && ContinuousClock.now < confirmed.instant.withLock { $0 } + PostgresStore.leaseTimeout - Self.margin
+        }
+
+        func release() async {
+            heartbeat?.cancel()
+            try? await connection.close()
+        }
+
         /// A lease dropped without `release()` ends too.
-        deinit { closeInBackground(connection) }
+        deinit {
+            heartbeat?.cancel()
+            closeInBackground(connection)
+        }
     }
 
     // MARK: - Transactions, on the store's threads
 
-    private func transaction<T>(_ begin: String, retrying: Bool, _ body: (any SQLDatabase) throws -> T) throws -> T {
+    private func transaction<T>(_ begin: [String], retrying: Bool, _ body: (any SQLDatabase) throws -> T) throws -> T {
         var attempt = 0
         while true {
             attempt += 1
             let connection = try take()
             let session = Session(store: self, connection: connection)
             var committing = false
+            // Not waited for: the body's first statement follows it in the same round trip. It
+            // is checked before COMMIT (it only fails with the connection, and then so does all after it).
+            let began = begin.map { connection.query($0) }
             do {
-                try session.execute(begin, [])
                 let value = try body(session)
+                for statement in began { _ = try statement.wait() }
                 committing = true
                 try session.execute("COMMIT", [])
                 give(connection)
@@ -185,7 +254,7 @@ public final class PostgresStore: SQLStore {
                 }
                 if connection.isClosed || Self.isConnectionFailure(error) {
                     _ = try? connection.close().wait()
-                } else if (try? session.execute("ROLLBACK", [])) != nil {
+                } else if began.allSatisfy({ (try? $0.wait()) != nil }), (try? session.execute("ROLLBACK", [])) != nil {
                     give(connection)
                 } else {
                     _ = try? connection.close().wait()
@@ -216,12 +285,14 @@ public final class PostgresStore: SQLStore {
         var configuration = PostgresConnection.Configuration(
             host: url.host, port: url.port, username: url.user, password: url.password, database: url.database, tls: .disable)
         configuration.options.additionalStartupParameters = [
-            ("search_path", quoted(schema)), ("application_name", "commerce"),
+            // The process id tells an operator (and the replica tests) which process holds what.
+            ("search_path", quoted(schema)), ("application_name", "commerce-\(getpid())"),
             // A peer that dies without a FIN (a node lost) is noticed in about 25 s, not in the
             // kernel's 2 hours: its leadership and locks go with its sessions.
             ("tcp_keepalives_idle", "10"), ("tcp_keepalives_interval", "5"), ("tcp_keepalives_count", "3"),
-            // A process frozen inside a transaction does not hold the outbox lock for ever.
-            ("idle_in_transaction_session_timeout", "60000"),
+            // A process frozen inside a transaction holds its row locks for seconds, not for ever.
+            // No transaction waits for anything outside the database, so none idles that long.
+            ("idle_in_transaction_session_timeout", "5000"),
         ]
         do {
             return try PostgresConnection.connect(
@@ -324,10 +395,11 @@ public final class PostgresStore: SQLStore {
 
     static func sqlState(_ error: any Error) -> String? { serverField(error, .sqlState) }
 
-    /// Two writers met (serialization failure, deadlock, or a unique key both inserted): the
-    /// transaction is run again and sees the other's commit.
+    /// A serialization failure or a deadlock: the transaction is run again. A unique key
+    /// inserted first by another writer is not: it is the caller's to handle
+    /// (`SQLError.isUniqueViolation`).
     static func isConflict(_ error: any Error) -> Bool {
-        ["40001", "40P01", "23505"].contains(sqlState(error) ?? "")
+        ["40001", "40P01"].contains(sqlState(error) ?? "")
     }
 
     /// The connection is gone or the server is going away: another connection, later, may work.
@@ -355,7 +427,8 @@ public final class PostgresStore: SQLStore {
         if let state = sqlState(error) {
             let detail = serverField(error, .detail).map { " (\($0))" } ?? ""
             return SQLError(
-                "PostgreSQL \(state): \(serverField(error, .message) ?? "no message")\(detail)", transient: isConnectionFailure(error))
+                "PostgreSQL \(state): \(serverField(error, .message) ?? "no message")\(detail)", transient: isConnectionFailure(error),
+                uniqueViolation: state == "23505")
         }
         // PSQLError's description hides everything; its code and underlying error say what happened.
         let what = (error as? PSQLError).map { "\($0.code)\($0.underlying.map { ": \($0)" } ?? "")" } ?? "\(error)"
@@ -407,9 +480,31 @@ final class Session: SQLDatabase {
         _ = try connection.query("SELECT pg_notify($1, $2)", [PostgresData(string: store.schema), PostgresData(string: payload)]).wait()
     }
 
-    /// A lock of the transaction's, released by its commit or rollback.
-    func serialize(_ name: String) throws {
-        _ = try connection.query("SELECT pg_advisory_xact_lock(hashtext($1))", [PostgresData(string: "\(store.schema).\(name)")]).wait()
+    /// Transaction-level advisory locks on 64-bit hashes of the schema's keys, in ascending
+    /// order (`unnest` keeps the array's order), in one statement.
+    func lock(_ keys: [String]) throws {
+        guard !keys.isEmpty else { return }
+        let hashes = Set(keys.map { Self.fnv1a("\(store.schema)/\($0)") }).sorted()
+        let array = "{" + hashes.map(String.init).joined(separator: ",") + "}"
+        _ = try connection.query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k", [PostgresData(string: array)]).wait()
+    }
+
+    /// The snapshot's xmin: no transaction below it is running. (Its xmax is not a bound on
+    /// running transactions since PostgreSQL 14, which is why `newTransactionNumber` exists.)
+    func oldestRunningTransaction() throws -> UInt64? {
+        let row = try rows("SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS oldest", []).first
+        guard let row, let oldest = UInt64(try row["oldest"] as String) else { throw SQLError("pg_current_snapshot() gave no xmin") }
+        return oldest
+    }
+
+    /// FNV-1a: stable across processes and builds (Swift's `Hasher` is seeded per process).
+    static func fnv1a(_ text: String) -> Int64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x100_0000_01b3
+        }
+        return Int64(bitPattern: hash)
     }
 
     static func data(_ value: SQLValue) -> PostgresData {

@@ -26,6 +26,15 @@ public struct ProductService: DomainService {
             """)
     ]
 
+    /// A cancelled order puts back the products its reservation holds, which the event does not name.
+    public func lockKeys(for event: CommerceEvent, in db: any SQLDatabase) throws -> [String] {
+        var keys = event.data.aggregateKeys
+        if event.type == EventType.orderCancelled, let orderId = event.data.orderId, let r = try Reservation.fetch(orderId, db) {
+            keys += r.items.map { "product/\($0.productId)" }
+        }
+        return keys
+    }
+
     public func handle(_ event: CommerceEvent, in db: any SQLDatabase, node: ServiceNode) throws -> [CommerceEvent] {
         switch event.type {
         case EventType.orderRequested: try decreaseStock(event, db, node)
@@ -49,7 +58,7 @@ public struct ProductService: DomainService {
         // amount overflows is always rejected as impossible, never sometimes just cancelled.
         var amount: Int64 = 0
         for (productId, quantity) in needed.sorted(by: { $0.key < $1.key }) {
-            guard let row = try db.row("SELECT price, stock FROM products WHERE id = ?", productId) else {
+            guard let row = try db.row("SELECT price, stock FROM products WHERE id = ? FOR UPDATE", productId) else {
                 failure = failure ?? "unknown product \(productId)"
                 continue
             }
@@ -90,7 +99,8 @@ public struct ProductService: DomainService {
         if node.faults.fails("cart.remove", saga: saga) { failure = "injected fault at cart.remove" }
         for (productId, quantity) in needed.sorted(by: { $0.key < $1.key }) where failure == nil {
             let held =
-                try db.value(Int64.self, "SELECT quantity FROM cart_items WHERE user_id = ? AND product_id = ?", r.userId, productId) ?? 0
+                try db.value(Int64.self, "SELECT quantity FROM cart_items WHERE user_id = ? AND product_id = ? FOR UPDATE", r.userId, productId)
+                ?? 0
             if held < quantity { failure = "cart of user \(r.userId) holds \(held) of product \(productId), order needs \(quantity)" }
         }
         if let failure {
@@ -116,7 +126,7 @@ public struct ProductService: DomainService {
         var out: [CommerceEvent] = []
         if r.stock == "DECREASED" {
             for item in r.items {
-                guard let stock = try db.value(Int64.self, "SELECT stock FROM products WHERE id = ?", item.productId)
+                guard let stock = try db.value(Int64.self, "SELECT stock FROM products WHERE id = ? FOR UPDATE", item.productId)
                 else { continue }
                 try db.execute(
                     "UPDATE products SET stock = ? WHERE id = ?", try Checked.sum(stock, item.quantity, "stock of product \(item.productId)"),
@@ -145,14 +155,12 @@ public struct ProductService: DomainService {
 
     /// Sets a user's cart line to `total(quantity it holds now)`. Callers add with a check here,
     /// not in SQL: SQLite turns an overflowing integer into a float, which traps when read back.
+    /// The line is made first and then locked, so two writers adding to a new line both count.
     static func setCartLine(of userId: Int64, product productId: Int64, _ db: any SQLDatabase, total: (Int64) throws -> Int64) throws {
+        try db.execute("INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, 0) ON CONFLICT DO NOTHING", userId, productId)
         let current =
-            try db.value(Int64.self, "SELECT quantity FROM cart_items WHERE user_id = ? AND product_id = ?", userId, productId) ?? 0
-        try db.execute(
-            """
-            INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, ?)
-            ON CONFLICT(user_id, product_id) DO UPDATE SET quantity = excluded.quantity
-            """, userId, productId, try total(current))
+            try db.value(Int64.self, "SELECT quantity FROM cart_items WHERE user_id = ? AND product_id = ? FOR UPDATE", userId, productId) ?? 0
+        try db.execute("UPDATE cart_items SET quantity = ? WHERE user_id = ? AND product_id = ?", try total(current), userId, productId)
     }
 
     private func record(_ orderId: Int64, _ userId: Int64, _ items: [OrderItem], amount: Int64, stock: String, _ db: any SQLDatabase) throws {

@@ -29,10 +29,15 @@ public protocol SQLDatabase: AnyObject {
     func execute(_ sql: String, _ arguments: [SQLValue]) throws -> Int
     /// Runs a query; every row, columns by name.
     func rows(_ sql: String, _ arguments: [SQLValue]) throws -> [SQLRow]
-    /// Makes the transactions that call this with `name` run their remaining part one after
-    /// another, until they end: rows they insert afterwards get keys in commit order. A store
+    /// Holds a lock on each of `keys` ("product/3") until the transaction ends, taking them in
+    /// one order fixed for every transaction of the store, so that transactions which lock rows
+    /// only under the keys they took first can wait for each other but never deadlock. A store
     /// with a single writer does nothing.
-    func serialize(_ name: String) throws
+    func lock(_ keys: [String]) throws
+    /// A number at or below that of every write transaction still running when this statement
+    /// ran (see `SQLStore.newTransactionNumber`); nil for a store with a single writer, where a
+    /// row a reader does not see will never be committed under an earlier key.
+    func oldestRunningTransaction() throws -> UInt64?
     /// Tells the other processes sharing the store, when this transaction commits, which
     /// subjects it changed (see `SQLStore.watchAnnouncements`). A store of one process does nothing.
     func announce(_ subjects: [String]) throws

@@ -39,6 +39,8 @@ public final class SQLiteStore: SQLStore {
 
     public func tryLead(_ name: String) async throws -> (any SQLLease)? { Sole() }
 
+    public func newTransactionNumber() async throws -> UInt64? { nil }
+
     public func close() async { try? pool.close() }
 
     struct Sole: SQLLease {
@@ -53,12 +55,12 @@ public final class SQLiteStore: SQLStore {
         init(_ db: Database) { self.db = db }
 
         func execute(_ sql: String, _ arguments: [SQLValue]) throws -> Int {
-            try db.cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
+            try db.cachedStatement(sql: Self.dialect(sql)).execute(arguments: Self.arguments(arguments))
             return db.changesCount
         }
 
         func rows(_ sql: String, _ arguments: [SQLValue]) throws -> [SQLRow] {
-            let statement = try db.cachedStatement(sql: sql)
+            let statement = try db.cachedStatement(sql: Self.dialect(sql))
             let columns = statement.columnNames
             return try Row.fetchAll(statement, arguments: Self.arguments(arguments)).map { row in
                 SQLRow(
@@ -79,8 +81,16 @@ public final class SQLiteStore: SQLStore {
             }
         }
 
-        /// SQLite has one writer: transactions are serialized already.
-        func serialize(_ name: String) throws {}
+        /// The one writer holds the whole file: row locks are implied. SQLite has no
+        /// `FOR UPDATE`, so a query's trailing one is dropped.
+        static func dialect(_ sql: String) -> String {
+            sql.hasSuffix(" FOR UPDATE") ? String(sql.dropLast(" FOR UPDATE".count)) : sql
+        }
+
+        /// SQLite has one writer: transactions never wait for each other's locks.
+        func lock(_ keys: [String]) throws {}
+        /// One writer: a row not visible yet is never committed later under an earlier key.
+        func oldestRunningTransaction() throws -> UInt64? { nil }
         /// One process: nobody else to tell.
         func announce(_ subjects: [String]) throws {}
 

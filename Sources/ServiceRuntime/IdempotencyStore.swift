@@ -30,8 +30,8 @@ public enum IdempotencyStore {
 
     public static func save(_ key: String, _ answer: StoredAnswer, _ db: any SQLDatabase) throws {
         try db.execute(
-            "INSERT INTO idempotency_keys (key, request, fingerprint, status, answer) VALUES (?, ?, ?, ?, ?)",
-            key, answer.request, answer.fingerprint, answer.status, answer.body)
+            "INSERT INTO idempotency_keys (key, request, fingerprint, status, answer, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            key, answer.request, answer.fingerprint, answer.status, answer.body, Int64(Date().timeIntervalSince1970 * 1_000))
     }
 }
 

@@ -119,19 +119,27 @@ final class InboxConsumer: Sendable {
         }
     }
 
-    /// Applies a batch; returns the events it wrote to the outbox.
+    /// Applies a batch; returns the events it wrote to the outbox. Each event is claimed in the
+    /// inbox first (a copy being applied by another process waits for that one to end, then is
+    /// skipped); on a shared store the claimed events' aggregates are then locked, all at once
+    /// and in one order, before any row is (`DomainService.lockKeys`).
     static func apply(_ work: [Work], service: any DomainService, node: ServiceNode, db: any SQLDatabase, logger: Logger) throws -> [CommerceEvent] {
         var emitted: [CommerceEvent] = []
         let now = Int64(Date().timeIntervalSince1970 * 1_000)
+        var claimed: [(CommerceEvent, KafkaMessage)] = []
         for item in work {
-            let (event, message): (CommerceEvent, KafkaMessage)
             switch item {
-            case .malformed(let bad, let reason):
-                try reject(bad, because: reason, db: db, now: now, logger: logger)
-                continue
-            case .event(let e, let m): (event, message) = (e, m)
+            case .malformed(let bad, let reason): try reject(bad, because: reason, db: db, now: now, logger: logger)
+            case .event(let event, let message):
+                let new = try db.execute(
+                    "INSERT INTO inbox (event_id, type, processed_at) VALUES (?, ?, ?) ON CONFLICT (event_id) DO NOTHING", event.id, event.type, now)
+                if new == 1 { claimed.append((event, message)) }
             }
-            if try db.exists("SELECT 1 FROM inbox WHERE event_id = ?", event.id) { continue }
+        }
+        if node.database.isShared {
+            try db.lock(try claimed.flatMap { event, _ in try service.lockKeys(for: event, in: db) })
+        }
+        for (event, message) in claimed {
             do {
                 try db.savepoint {
                     let out = try service.handle(event, in: db, node: node)
@@ -142,7 +150,6 @@ final class InboxConsumer: Sendable {
                 // An event this service cannot apply: kept with its reason, never dropped silently.
                 try reject(message, because: "\(event.type) \(event.id): \(error)", db: db, now: now, logger: logger)
             }
-            try db.execute("INSERT INTO inbox (event_id, type, processed_at) VALUES (?, ?, ?)", event.id, event.type, now)
         }
         return emitted
     }

@@ -17,8 +17,10 @@ import SQLStore
 /// was already delivered, so none overtakes its cause.
 ///
 /// On a store shared by several processes of the service, one relay leads (`SQLStore.tryLead`)
-/// and the others wait to take over; appends take the outbox's turn (`Outbox.append`), so the
-/// leader reading past the last seq it sent sees rows in commit order. A new leader (or a
+/// and the others wait to take over. Appends take no lock, so rows can commit out of seq order:
+/// the leader reads past the last seq it sent only up to the first gap that a transaction still
+/// running may fill, and moves past a gap once every transaction that could hold it has ended
+/// (`Gap`). A new leader (or a
 /// restart after a crash) starts from the rows not deleted yet, less those it finds already on
 /// their topics (`OutboxTakeover`): a leader that dies between the broker's acknowledgement and
 /// the delete publishes nothing twice.
@@ -86,6 +88,8 @@ final class OutboxRelay: Sendable {
         var outcomes: [Int: [Result<DeliveryReport, KafkaError>]] = [:]
         /// A batch failed: nothing new is handed over until every batch in flight has settled.
         var failure: KafkaError?
+        /// The first gap in the seqs that may still be filled, if the last read stopped at one.
+        var gap: Gap?
         /// Nothing is sent until the topics are read for rows already there (`look`): at the
         /// start of a leadership, and after a failed batch (a send that timed out may still
         /// have been stored).
@@ -175,16 +179,22 @@ final class OutboxRelay: Sendable {
                 continue
             }
             if progress.failure == nil, progress.mustLook { try await look(&progress) }
-            if progress.failure == nil, !progress.mustLook { try await handOver(&progress, &nextBatch, sink) }
+            if progress.failure == nil, !progress.mustLook { try await handOver(&progress, &nextBatch, sink, while: lease) }
             // The periodic wake-up comes here too, so an idle relay deletes as well.
             if ContinuousClock.now - progress.lastDelete >= Self.deleteInterval { try await deletePublished(&progress) }
         }
         // The final pass: what was committed until now, one batch at a time, without waiting for
         // an absent broker, and without sending blind (what stays is the next process's).
+        let finalPassEnd = ContinuousClock.now + .seconds(2)
         if progress.mustLook { try await look(&progress) }
         while !progress.mustLook {
-            let (rows, last) = try await unpublished(after: progress.sent, skipping: progress.doneAhead)
-            guard let last else { break }
+            let (rows, last) = try await unpublished(&progress)
+            guard let last else {
+                guard progress.gap != nil, ContinuousClock.now < finalPassEnd else { break }
+                try? await Task.sleep(for: Self.gapRecheck)
+                continue
+            }
+            guard lease.isHeld else { break }
             let failure = Self.account(rows, await producer.sendEach(rows.map(\.record)), last: last, &progress)
             if let failure {
                 if failure.isFatal { throw failure }
@@ -270,10 +280,21 @@ final class OutboxRelay: Sendable {
     }
 
     /// Hands the rows committed since the last batch to the producer, up to `maxInFlight` batches.
-    private func handOver(_ progress: inout Progress, _ nextBatch: inout Int, _ sink: AsyncStream<Event>.Continuation) async throws {
+    private func handOver(
+        _ progress: inout Progress, _ nextBatch: inout Int, _ sink: AsyncStream<Event>.Continuation, while lease: any SQLLease
+    ) async throws {
         while progress.inFlight.count < Self.maxInFlight {
-            let (rows, last) = try await unpublished(after: progress.sent, skipping: progress.doneAhead)
-            guard let last else { return }
+            let (rows, last) = try await unpublished(&progress)
+            if progress.gap != nil {
+                // The transaction holding the gap commits (and wakes the relay) or rolls back (and
+                // does not): look again shortly either way.
+                Task { [sink] in
+                    try? await Task.sleep(for: Self.gapRecheck)
+                    sink.yield(.wake)
+                }
+            }
+            // Checked again after the read: a leader frozen during it may have been succeeded.
+            guard let last, lease.isHeld else { return }
             let batch = nextBatch
             nextBatch += 1
             progress.inFlight.append((batch, rows, last))
@@ -287,17 +308,50 @@ final class OutboxRelay: Sendable {
         }
     }
 
-    /// Up to `batchSize` rows after `seq` but those in `skipping`, and the last seq read.
-    private func unpublished(after seq: Int64, skipping: Set<Int64>) async throws -> ([Row], Int64?) {
-        let rows = try await node.database.read { [batchSize] db in
-            try db.rows("SELECT seq, topic, key, value, type FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", seq, batchSize).map { row in
+    /// A gap in the seqs a read saw: every seq below `before` that the read did not see
+    /// belongs to a transaction numbered below `next` (`SQLStore.newTransactionNumber`, taken
+    /// after the read), so once the oldest running transaction is numbered `next` or more, such
+    /// a seq is committed and visible, or will never be.
+    struct Gap: Equatable {
+        var before: Int64
+        var next: UInt64
+    }
+
+    /// How soon a relay stopped at a gap looks again.
+    static let gapRecheck: Duration = .milliseconds(5)
+
+    /// Up to `batchSize` rows after `progress.sent` but those in `doneAhead`, up to the first gap
+    /// that may still be filled, and the last seq they reach (nil: nothing new to send).
+    private func unpublished(_ progress: inout Progress) async throws -> ([Row], Int64?) {
+        let (rows, horizon) = try await node.database.read { [batchSize, sent = progress.sent] db in
+            let rows = try db.rows("SELECT seq, topic, key, value, type FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", sent, batchSize).map {
+                row in
                 let value: Data = try row["value"], key: String = try row["key"]
                 return Row(
                     seq: try row["seq"], record: KafkaRecord(topic: try row["topic"], key: Array(key.utf8), value: Array(value)),
                     type: try row["type"])
             }
+            return (rows, rows.isEmpty ? nil : try db.oldestRunningTransaction())
         }
-        return (skipping.isEmpty ? rows : rows.filter { !skipping.contains($0.seq) }, rows.last?.seq)
+        var taken: [Row] = []
+        var expected = progress.sent + 1
+        for row in rows {
+            if row.seq != expected, let oldestRunning = horizon {
+                if let gap = progress.gap, expected < gap.before, oldestRunning >= gap.next {
+                    progress.gap = nil  // settled: what was missing is gone for good
+                } else {
+                    if progress.gap.map({ expected >= $0.before }) ?? true, let next = try await node.database.newTransactionNumber() {
+                        progress.gap = Gap(before: row.seq, next: next)
+                    }
+                    break
+                }
+            }
+            taken.append(row)
+            expected = row.seq + 1
+            if let gap = progress.gap, expected >= gap.before { progress.gap = nil }  // filled meanwhile
+        }
+        let skipping = progress.doneAhead
+        return (skipping.isEmpty ? taken : taken.filter { !skipping.contains($0.seq) }, taken.last?.seq)
     }
 
     /// The test seam for the window `OutboxTakeover` closes: acknowledged, not yet deleted.

@@ -20,6 +20,7 @@ public final class ServiceHost: Service, Sendable {
     private let producer: KafkaProducer
     private let consumers: [InboxConsumer]
     private let relays: [OutboxRelay]
+    private let retention: Retention
     private let stopped = Atomic(false)
     private let failed = Mutex<Failure?>(nil)
     private let failureGrace: Duration?
@@ -41,9 +42,11 @@ public final class ServiceHost: Service, Sendable {
     ///     (`OutboxTakeover`); tests shorten it to reach the relay's fallback.
     public init(
         nodes: [ServiceNode], kafka: KafkaConfiguration, groupPrefix: String = "commerce-",
-        failureGrace: Duration? = .seconds(10), outboxReadTimeout: Duration = OutboxTakeover.readTimeout, logger: Logger
+        failureGrace: Duration? = .seconds(10), outboxReadTimeout: Duration = OutboxTakeover.readTimeout, retention: Retention = Retention(),
+        logger: Logger
     ) throws {
         self.nodes = nodes
+        self.retention = retention
         self.failureGrace = failureGrace
         self.logger = logger
         producer = try KafkaProducer(configuration: kafka, logger: logger)
@@ -89,6 +92,7 @@ public final class ServiceHost: Service, Sendable {
                 try? await Task.sleep(for: .seconds(1))
             }
         }
+        let pruning = Task { [nodes, retention, logger] in await retention.run(nodes, logger: logger) }
         // Each consumer's failure is caught here, not left to a throwing group: the group's
         // cancellation would not stop the other consumers, which end only when `stopped` is set.
         await withTaskCancellationHandler {
@@ -107,6 +111,7 @@ public final class ServiceHost: Service, Sendable {
             self.stop()
         }
         ticker.cancel()
+        pruning.cancel()
         for node in nodes { node.finishRelay() }
         await relayTask.value
         await producer.close()

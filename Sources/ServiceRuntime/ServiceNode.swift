@@ -79,8 +79,9 @@ public final class ServiceNode: Sendable {
     /// A long poll's read: `body` again each time a commit of this node emits an event whose
     /// subject is `subject` ("order/12"), until `done` holds for what it read or `timeout` passes;
     /// returns the last read. Waiting holds no thread and no database connection. On a store
-    /// shared with other processes their commits wake it too, and it reads again every
-    /// `sharedStoreRecheck` in case an announcement was missed.
+    /// shared with other processes their commits wake it too (`SQLStore.watchAnnouncements`,
+    /// which wakes every waiter after it reconnects): it reads only when something changed, never
+    /// on a timer, so waiters cost the database nothing while nothing happens.
     /// Throws `ChangeWaiters.LimitReached` when the process already has its limit of waiters.
     public func readAwaitingChange<T: Sendable>(
         of subject: String, timeout: Duration,
@@ -98,21 +99,14 @@ public final class ServiceNode: Sendable {
                 waiters.cancel(ticket)
                 break
             }
-            // Other processes commit to a shared store without waking this one's waiters: look again now and then.
-            let wakeUp = database.isShared ? min(deadline, .now + Self.sharedStoreRecheck) : deadline
-            switch await waiters.wait(ticket, until: wakeUp) {
+            switch await waiters.wait(ticket, until: deadline) {
             case .changed: value = try await database.read(body)  // answered as it is if the deadline has passed meanwhile
-            case .timedOut where wakeUp < deadline: value = try await database.read(body)
             case .timedOut: return try await database.read(body)
             case .cancelled: throw CancellationError()
             }
         }
         return value
     }
-
-    /// How often a long poll on a shared store reads again without being woken: a safety net,
-    /// other processes' commits wake it through the store's announcements.
-    static let sharedStoreRecheck: Duration = .seconds(1)
 
     private func waitKey(_ subject: String) -> String { "\(service.name) \(subject)" }
 
@@ -165,16 +159,18 @@ public final class ServiceNode: Sendable {
                                            status INTEGER NOT NULL, answer BLOB NOT NULL) WITHOUT ROWID;
             """),
         OutboxTakeover.migration,
+        // Keys get their time, for pruning (`Retention`); those stored before have 0 and are kept.
+        SQLMigration("runtime-v4", "ALTER TABLE idempotency_keys ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;"),
     ]
 }
 
 enum Outbox {
-    /// On a shared store the appending transactions take the outbox's turn one after another,
-    /// so sequence numbers are given in commit order and a relay reading past the last number
-    /// it sent never skips a row committed late (see `SQLDatabase.serialize`).
+    /// Appending takes no lock: transactions on a shared store commit in any order, and the
+    /// relay waits at a gap in the sequence numbers until the transaction that holds it has
+    /// ended (`OutboxRelay.Cursor`). A row is appended after the reads that caused it, so an
+    /// event that follows from another's commit gets a later number.
     static func append(_ events: [CommerceEvent], prefix: String, _ db: any SQLDatabase) throws {
         guard !events.isEmpty else { return }
-        try db.serialize("outbox")
         try db.announce(events.compactMap(\.subject))
         for event in events {
             try db.execute(

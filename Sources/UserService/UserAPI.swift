@@ -21,10 +21,11 @@ public enum UserAPI {
             let amount = post.body.amount
             guard amount > 0, amount <= 1_000_000_000_000 else { throw APIError.badRequest("amount must be 1-1000000000000, got \(amount)") }
             return try await node.respond(to: post) { db in
-                let before = try UserService.balance(of: userId, db) ?? 0
+                // Made first, then locked: two first charges of one user both count.
+                try db.execute("INSERT INTO users (id, balance) VALUES (?, 0) ON CONFLICT DO NOTHING", userId)
+                let before = try UserService.balance(of: userId, db, forUpdate: true) ?? 0
                 guard before <= Int64.max - amount else { throw APIError.conflict("balance_overflow", "balance of user \(userId) would overflow") }
-                try db.execute(
-                    "INSERT INTO users (id, balance) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET balance = excluded.balance", userId, before + amount)
+                try db.execute("UPDATE users SET balance = ? WHERE id = ?", before + amount, userId)
                 let chargeId = try db.insert("INSERT INTO charges (user_id, amount) VALUES (?, ?)", userId, amount)
                 let event = node.event(
                     EventType.balanceCharged, saga: "charge-\(chargeId)", subject: "user/\(userId)",

@@ -38,7 +38,7 @@ public struct UserService: DomainService {
             let saga = event.sagaid
         else { throw DomainError("payment request without paymentId, orderId, userId, positive amount and sagaid") }
         if try db.exists("SELECT 1 FROM deductions WHERE payment_id = ?", paymentId) { return [] }
-        let balance = try Self.balance(of: userId, db) ?? 0
+        let balance = try Self.balance(of: userId, db, forUpdate: true) ?? 0
         var failure: String?
         if node.faults.fails("balance.deduct", saga: saga) {
             failure = "injected fault at balance.deduct"
@@ -73,7 +73,7 @@ public struct UserService: DomainService {
             let row = try db.row("SELECT user_id, order_id, amount FROM deductions WHERE payment_id = ? AND state = 'DEDUCTED'", paymentId)
         else { return [] }
         let userId: Int64 = try row["user_id"], amount: Int64 = try row["amount"], orderId: Int64 = try row["order_id"]
-        let balance = try Self.balance(of: userId, db) ?? 0
+        let balance = try Self.balance(of: userId, db, forUpdate: true) ?? 0
         let after = try Checked.sum(balance, amount, "balance of user \(userId)")
         try db.execute("UPDATE users SET balance = ? WHERE id = ?", after, userId)
         try db.execute("UPDATE deductions SET state = 'RESTORED' WHERE payment_id = ?", paymentId)
@@ -86,7 +86,10 @@ public struct UserService: DomainService {
         ]
     }
 
-    static func balance(of userId: Int64, _ db: any SQLDatabase) throws -> Int64? {
-        try db.value(Int64.self, "SELECT balance FROM users WHERE id = ?", userId)
+    /// `forUpdate`: locked until the transaction ends, to be changed.
+    static func balance(of userId: Int64, _ db: any SQLDatabase, forUpdate: Bool = false) throws -> Int64? {
+        forUpdate
+            ? try db.value(Int64.self, "SELECT balance FROM users WHERE id = ? FOR UPDATE", userId)
+            : try db.value(Int64.self, "SELECT balance FROM users WHERE id = ?", userId)
     }
 }

@@ -1,5 +1,10 @@
 import Foundation
+import Logging
+import OrderService
+import PostgresStore
+import SQLStore
 import ServiceRuntime
+import Synchronization
 import TestSupport
 import Testing
 
@@ -196,5 +201,66 @@ extension CommerceScenario {
         return TimedAnswer(
             status: http?.statusCode ?? 0, json: (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:],
             headers: headers, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+    }
+}
+
+/// Long polls on a store shared by several processes read it when a commit announces a change,
+/// never on a timer: a thousand shoppers waiting on orders that do not move cost the database
+/// nothing while they wait.
+@Suite("long poll on a shared store")
+struct SharedStoreLongPollTests {
+    /// A real PostgreSQL store whose reads are counted.
+    final class CountingStore: SQLStore {
+        let inner: PostgresStore
+        let reads = Mutex(0)
+        init(_ inner: PostgresStore) { self.inner = inner }
+        var isShared: Bool { true }
+        func write<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T { try await inner.write(body) }
+        func read<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
+            reads.withLock { $0 += 1 }
+            return try await inner.read(body)
+        }
+        func migrate(_ migrations: [SQLMigration]) async throws { try await inner.migrate(migrations) }
+        let watcher = Mutex<Task<Void, Never>?>(nil)
+        func watchAnnouncements(_ onChange: @escaping @Sendable ([String]?) -> Void) -> Task<Void, Never>? {
+            let task = inner.watchAnnouncements(onChange)
+            watcher.withLock { $0 = task }
+            return task
+        }
+        func tryLead(_ name: String) async throws -> (any SQLLease)? { try await inner.tryLead(name) }
+        func newTransactionNumber() async throws -> UInt64? { try await inner.newTransactionNumber() }
+        func close() async {
+            watcher.withLock { $0?.cancel() }  // the node's LISTEN ends with the test
+            await inner.close()
+        }
+    }
+
+    /// 50 waiters for 3.5 s on an order nothing changes: each reads before it registers, after,
+    /// and at its timeout, 3 reads however long it waits, and one more if the node's LISTEN
+    /// starts meanwhile (it wakes every waiter once). Before, each read again every second: 6.
+    @Test func waitersReadOnlyWhenWokenNotOnATimer() async throws {
+        let schema = "lp\(UUID().uuidString.prefix(8).lowercased())_service"
+        let store = CountingStore(PostgresStore(url: try PostgresURL(postgresURL), schema: schema, connections: 2, logger: Logger(label: "test")))
+        let node = try await ServiceNode(service: OrderService(), store: store)
+        let before = store.reads.withLock { $0 }
+        let waiters = 50
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<waiters {
+                group.addTask {
+                    _ = try await node.readAwaitingChange(
+                        of: "order/1", timeout: .milliseconds(3_500),
+                        { db in
+                            try db.exists("SELECT 1 FROM orders WHERE id = 1")
+                        }
+                    ) { $0 }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let reads = store.reads.withLock { $0 } - before
+        #expect(reads <= 4 * waiters, "\(reads) reads for \(waiters) waiters")
+        #expect(reads >= waiters, "each waiter read at least once: \(reads)")
+        _ = try? await store.write { db in try db.execute("DROP SCHEMA \"\(schema)\" CASCADE") }
+        await store.close()
     }
 }

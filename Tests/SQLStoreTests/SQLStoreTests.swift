@@ -150,37 +150,39 @@ struct SQLStoreTests {
         await done()
     }
 
-    /// Transactions that `serialize` one name commit in the order they asked for it: the second
-    /// waits for the first's commit, so rows they insert afterwards get keys in commit order.
-    @Test func onPostgreSQLSerializedTransactionsCommitInTurn() async throws {
+    /// Two transactions that lock the same keys, named in opposite orders, take them in one
+    /// order: the second waits for the first's commit instead of deadlocking with it.
+    @Test func onPostgreSQLLockedKeysAreTakenInOneOrder() async throws {
         let (store, done) = try await Self.store(.postgres)
         let order = Heard()
         let held = DispatchSemaphore(value: 0)
         let release = DispatchSemaphore(value: 0)
         async let first: Void = store.write { db in
-            try db.serialize("outbox")
+            try db.lock(["product/2", "product/1"])
             held.signal()
-            // Holds the lock until the second is seen waiting for it (bounded, never forever).
+            // Holds the locks until the second is seen waiting (bounded, never forever).
             _ = release.wait(timeout: .now() + 30)
             try db.execute("INSERT INTO things (name) VALUES ('first')")
             order.add(["first"])
         }
-        #expect(await Task.detached { held.wait(timeout: .now() + 30) }.value == .success, "the first never took the lock")
+        #expect(await Task.detached { held.wait(timeout: .now() + 30) }.value == .success, "the first never took the locks")
         async let second: Void = store.write { db in
-            try db.serialize("outbox")
+            try db.lock(["product/1", "product/2", "product/1"])
             try db.execute("INSERT INTO things (name) VALUES ('second')")
             order.add(["second"])
         }
-        // Seen from a connection of its own (the store's two are both taken): a request for this
-        // store's lock (`serialize` takes hashtext(schema.name) as a bigint key) not granted yet.
+        // Seen from a connection of its own: a request for one of the two keys not granted yet
+        // (an int8 advisory key is classid:objid, its high and low halves).
+        let schema = (store as! PostgresStore).schema
+        let keys = ["product/1", "product/2"].map { Session.fnv1a("\(schema)/\($0)") }
         let observer = PostgresStore(url: try PostgresURL(postgresURL), schema: "public", connections: 1, logger: Logger(label: "test"))
         let waited = try await Self.eventually {
             try await observer.read { db in
                 try db.rows(
                     """
                     SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1
-                      AND objid::text::bigint = (hashtext($1)::bigint & 4294967295)
-                    """, "\((store as! PostgresStore).schema).outbox"
+                      AND ((classid::bigint << 32) | objid::bigint) IN (?, ?)
+                    """, keys[0], keys[1]
                 ).first.map { try $0["n"] as Int64 } ?? 0
             } > 0
         }
@@ -188,10 +190,33 @@ struct SQLStoreTests {
         release.signal()
         try await first
         try await second
-        #expect(waited, "the second asked for the lock while the first held it")
+        #expect(waited, "the second asked for a key while the first held it")
         #expect(order.lists == [["first"], ["second"]], "the second waited for the first")
-        let names = try await store.read { db in try db.rows("SELECT name FROM things ORDER BY id").map { try $0["name"] as String } }
-        #expect(names == ["first", "second"], "keys follow commit order")
+        await done()
+    }
+
+    /// What a relay reads at a gap: a row of a transaction still running is numbered below a
+    /// `newTransactionNumber` taken after a read that missed it, and the oldest running
+    /// transaction passes that number only once the row's transaction has ended.
+    @Test func onPostgreSQLATransactionNotEndedHoldsBackTheOldestRunning() async throws {
+        let (store, done) = try await Self.store(.postgres)
+        let held = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        async let writer: Void = store.write { db in
+            try db.execute("INSERT INTO things (name) VALUES ('late')")
+            held.signal()
+            _ = release.wait(timeout: .now() + 30)
+        }
+        #expect(await Task.detached { held.wait(timeout: .now() + 30) }.value == .success, "the writer never wrote")
+        #expect(try await store.read { db in try db.rows("SELECT name FROM things").count } == 0, "not committed yet")
+        let next = try #require(try await store.newTransactionNumber())
+        let oldest = try #require(try await store.read { db in try db.oldestRunningTransaction() })
+        #expect(oldest < next, "the writer is still running")
+        release.signal()
+        try await writer
+        // Eventually, not at once: other tests' transactions on this server hold it back too.
+        let passed = try await Self.eventually { try await store.read { db in try db.oldestRunningTransaction() }.map { $0 >= next } ?? false }
+        #expect(passed, "every transaction numbered below the earlier number has ended")
         await done()
     }
 
