@@ -243,18 +243,20 @@ public final class PostgresStore: SQLStore {
             do {
                 let value = try body(session)
                 for statement in began { _ = try statement.wait() }
+                try session.flush()
                 committing = true
-                try session.execute("COMMIT", [])
+                _ = try connection.query("COMMIT").wait()
                 give(connection)
                 return value
             } catch {
+                _ = try? session.flush()  // what the body sent before it threw, so ROLLBACK follows it
                 if committing, Self.isConnectionFailure(error) {
                     _ = try? connection.close().wait()
                     throw SQLError("the connection broke during COMMIT: \(Self.describe(error))", transient: true, mayHaveCommitted: true)
                 }
                 if connection.isClosed || Self.isConnectionFailure(error) {
                     _ = try? connection.close().wait()
-                } else if began.allSatisfy({ (try? $0.wait()) != nil }), (try? session.execute("ROLLBACK", [])) != nil {
+                } else if began.allSatisfy({ (try? $0.wait()) != nil }), (try? connection.query("ROLLBACK").wait()) != nil {
                     give(connection)
                 } else {
                     _ = try? connection.close().wait()
@@ -455,12 +457,34 @@ final class Session: SQLDatabase {
         self.connection = connection
     }
 
-    func execute(_ sql: String, _ arguments: [SQLValue]) throws -> Int {
-        try connection.query(store.postgresSQL(sql), arguments.map(Self.data)).wait().metadata.rows ?? 0
+    /// Statements sent and not waited for, in order: a thread waiting for each answer cost two
+    /// thread wake-ups and a round trip per statement, most of a transaction's time and CPU.
+    private var pending: [EventLoopFuture<PostgresQueryResult>] = []
+
+    func execute(_ sql: String, _ arguments: [SQLValue]) throws {
+        pending.append(connection.query(store.postgresSQL(sql), arguments.map(Self.data)))
+    }
+
+    /// Waits for every statement sent; throws the first one's error (after the others ended:
+    /// the connection is then idle, in a failed transaction).
+    func flush() throws {
+        let sent = pending
+        pending = []
+        var failure: (any Error)?
+        for statement in sent {
+            do { _ = try statement.wait() } catch { failure = failure ?? error }
+        }
+        if let failure { throw failure }
     }
 
     func rows(_ sql: String, _ arguments: [SQLValue]) throws -> [SQLRow] {
-        let result = try connection.query(store.postgresSQL(sql), arguments.map(Self.data)).wait()
+        let result = connection.query(store.postgresSQL(sql), arguments.map(Self.data))
+        try flush()
+        let answer = try result.wait()
+        return try Self.rows(answer)
+    }
+
+    static func rows(_ result: PostgresQueryResult) throws -> [SQLRow] {
         return try result.rows.map { row in
             var columns: [String] = [], values: [SQLValue] = []
             for cell in row {
@@ -477,7 +501,7 @@ final class Session: SQLDatabase {
     func announce(_ subjects: [String]) throws {
         var payload = ([store.token] + subjects).joined(separator: "\n")
         if payload.utf8.count > 7_000 { payload = store.token + "\n*" }
-        _ = try connection.query("SELECT pg_notify($1, $2)", [PostgresData(string: store.schema), PostgresData(string: payload)]).wait()
+        pending.append(connection.query("SELECT pg_notify($1, $2)", [PostgresData(string: store.schema), PostgresData(string: payload)]))
     }
 
     /// Transaction-level advisory locks on 64-bit hashes of the schema's keys, in ascending
@@ -486,7 +510,7 @@ final class Session: SQLDatabase {
         guard !keys.isEmpty else { return }
         let hashes = Set(keys.map { Self.fnv1a("\(store.schema)/\($0)") }).sorted()
         let array = "{" + hashes.map(String.init).joined(separator: ",") + "}"
-        _ = try connection.query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k", [PostgresData(string: array)]).wait()
+        pending.append(connection.query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k", [PostgresData(string: array)]))
     }
 
     /// The snapshot's xmin: no transaction below it is running. (Its xmax is not a bound on

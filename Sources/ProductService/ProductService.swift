@@ -156,11 +156,17 @@ public struct ProductService: DomainService {
     /// Sets a user's cart line to `total(quantity it holds now)`. Callers add with a check here,
     /// not in SQL: SQLite turns an overflowing integer into a float, which traps when read back.
     /// The line is made first and then locked, so two writers adding to a new line both count.
+    /// A line emptied and deleted by an order meanwhile (the lock waited for that) is made again.
     static func setCartLine(of userId: Int64, product productId: Int64, _ db: any SQLDatabase, total: (Int64) throws -> Int64) throws {
-        try db.execute("INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, 0) ON CONFLICT DO NOTHING", userId, productId)
-        let current =
-            try db.value(Int64.self, "SELECT quantity FROM cart_items WHERE user_id = ? AND product_id = ? FOR UPDATE", userId, productId) ?? 0
-        try db.execute("UPDATE cart_items SET quantity = ? WHERE user_id = ? AND product_id = ?", try total(current), userId, productId)
+        while true {
+            try db.execute("INSERT INTO cart_items (user_id, product_id, quantity) VALUES (?, ?, 0) ON CONFLICT DO NOTHING", userId, productId)
+            guard
+                let current = try db.value(
+                    Int64.self, "SELECT quantity FROM cart_items WHERE user_id = ? AND product_id = ? FOR UPDATE", userId, productId)
+            else { continue }
+            try db.execute("UPDATE cart_items SET quantity = ? WHERE user_id = ? AND product_id = ?", try total(current), userId, productId)
+            return
+        }
     }
 
     private func record(_ orderId: Int64, _ userId: Int64, _ items: [OrderItem], amount: Int64, stock: String, _ db: any SQLDatabase) throws {

@@ -24,15 +24,17 @@ extension Optional: SQLBindable where Wrapped: SQLBindable {
 
 /// One transaction's view of a store.
 public protocol SQLDatabase: AnyObject {
-    /// Runs a statement; returns how many rows it changed.
-    @discardableResult
-    func execute(_ sql: String, _ arguments: [SQLValue]) throws -> Int
+    /// Runs a statement whose answer is not needed. A store may send it without waiting for it
+    /// (PostgreSQL pipelines it): its error, if any, is then thrown by the next statement that
+    /// waits (`rows`) or by the commit. To learn what it changed, use `rows` with `RETURNING`.
+    func execute(_ sql: String, _ arguments: [SQLValue]) throws
     /// Runs a query; every row, columns by name.
     func rows(_ sql: String, _ arguments: [SQLValue]) throws -> [SQLRow]
     /// Holds a lock on each of `keys` ("product/3") until the transaction ends, taking them in
     /// one order fixed for every transaction of the store, so that transactions which lock rows
     /// only under the keys they took first can wait for each other but never deadlock. A store
-    /// with a single writer does nothing.
+    /// with a single writer does nothing. Sent ahead like `execute`: the keys are held once a
+    /// later statement has answered.
     func lock(_ keys: [String]) throws
     /// A number at or below that of every write transaction still running when this statement
     /// ran (see `SQLStore.newTransactionNumber`); nil for a store with a single writer, where a
@@ -44,8 +46,7 @@ public protocol SQLDatabase: AnyObject {
 }
 
 extension SQLDatabase {
-    @discardableResult
-    public func execute(_ sql: String, _ arguments: any SQLBindable...) throws -> Int {
+    public func execute(_ sql: String, _ arguments: any SQLBindable...) throws {
         try execute(sql, arguments.map(\.sqlValue))
     }
 

@@ -54,9 +54,8 @@ public final class SQLiteStore: SQLStore {
         let db: Database
         init(_ db: Database) { self.db = db }
 
-        func execute(_ sql: String, _ arguments: [SQLValue]) throws -> Int {
+        func execute(_ sql: String, _ arguments: [SQLValue]) throws {
             try db.cachedStatement(sql: Self.dialect(sql)).execute(arguments: Self.arguments(arguments))
-            return db.changesCount
         }
 
         func rows(_ sql: String, _ arguments: [SQLValue]) throws -> [SQLRow] {

@@ -131,9 +131,10 @@ final class InboxConsumer: Sendable {
             switch item {
             case .malformed(let bad, let reason): try reject(bad, because: reason, db: db, now: now, logger: logger)
             case .event(let event, let message):
-                let new = try db.execute(
-                    "INSERT INTO inbox (event_id, type, processed_at) VALUES (?, ?, ?) ON CONFLICT (event_id) DO NOTHING", event.id, event.type, now)
-                if new == 1 { claimed.append((event, message)) }
+                let new = try db.rows(
+                    "INSERT INTO inbox (event_id, type, processed_at) VALUES (?, ?, ?) ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                    event.id, event.type, now)
+                if !new.isEmpty { claimed.append((event, message)) }
             }
         }
         if node.database.isShared {

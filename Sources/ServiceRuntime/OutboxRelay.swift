@@ -90,6 +90,10 @@ final class OutboxRelay: Sendable {
         var failure: KafkaError?
         /// The first gap in the seqs that may still be filled, if the last read stopped at one.
         var gap: Gap?
+        /// Whether the outbox may hold rows not read yet: false once a read came back short with no
+        /// gap, true again at the next wake-up (a commit) or failure. A batch's acknowledgement alone
+        /// does not read again: that read found nothing, half of all reads.
+        var mayHaveMore = true
         /// Nothing is sent until the topics are read for rows already there (`look`): at the
         /// start of a leadership, and after a failed batch (a send that timed out may still
         /// have been stored).
@@ -158,7 +162,7 @@ final class OutboxRelay: Sendable {
         while let event = await stream.next() {
             guard lease.isHeld else { return false }
             switch event {
-            case .wake: break
+            case .wake: progress.mayHaveMore = true
             case .stopping: finishing = true
             case .sent(let batch, let results): progress.outcomes[batch] = results
             }
@@ -168,6 +172,7 @@ final class OutboxRelay: Sendable {
                 progress.failure = nil
                 progress.sent = progress.published
                 progress.mustLook = true
+                progress.mayHaveMore = true
                 logger.warning(
                     "outbox not published yet; it stays until the broker takes it", metadata: ["service": "\(node.name)", "error": "\(failure)"])
                 // Stopping must not wait for the broker: what stays is published by the next process.
@@ -179,7 +184,9 @@ final class OutboxRelay: Sendable {
                 continue
             }
             if progress.failure == nil, progress.mustLook { try await look(&progress) }
-            if progress.failure == nil, !progress.mustLook { try await handOver(&progress, &nextBatch, sink, while: lease) }
+            if progress.failure == nil, !progress.mustLook, progress.mayHaveMore {
+                try await handOver(&progress, &nextBatch, sink, while: lease)
+            }
             // The periodic wake-up comes here too, so an idle relay deletes as well.
             if ContinuousClock.now - progress.lastDelete >= Self.deleteInterval { try await deletePublished(&progress) }
         }
@@ -188,7 +195,7 @@ final class OutboxRelay: Sendable {
         let finalPassEnd = ContinuousClock.now + .seconds(2)
         if progress.mustLook { try await look(&progress) }
         while !progress.mustLook {
-            let (rows, last) = try await unpublished(&progress)
+            let (rows, last, _) = try await unpublished(&progress)
             guard let last else {
                 guard progress.gap != nil, ContinuousClock.now < finalPassEnd else { break }
                 try? await Task.sleep(for: Self.gapRecheck)
@@ -284,7 +291,7 @@ final class OutboxRelay: Sendable {
         _ progress: inout Progress, _ nextBatch: inout Int, _ sink: AsyncStream<Event>.Continuation, while lease: any SQLLease
     ) async throws {
         while progress.inFlight.count < Self.maxInFlight {
-            let (rows, last) = try await unpublished(&progress)
+            let (rows, last, full) = try await unpublished(&progress)
             if progress.gap != nil {
                 // The transaction holding the gap commits (and wakes the relay) or rolls back (and
                 // does not): look again shortly either way.
@@ -294,7 +301,10 @@ final class OutboxRelay: Sendable {
                 }
             }
             // Checked again after the read: a leader frozen during it may have been succeeded.
-            guard let last, lease.isHeld else { return }
+            guard let last, lease.isHeld else {
+                if progress.gap == nil { progress.mayHaveMore = false }
+                return
+            }
             let batch = nextBatch
             nextBatch += 1
             progress.inFlight.append((batch, rows, last))
@@ -304,7 +314,10 @@ final class OutboxRelay: Sendable {
             // past a row still to be acknowledged).
             let deliveries = producer.enqueueEach(rows.map(\.record))
             Task { sink.yield(.sent(batch: batch, await deliveries.outcomes())) }
-            if rows.count < batchSize { return }
+            if !full {
+                if progress.gap == nil { progress.mayHaveMore = false }
+                return
+            }
         }
     }
 
@@ -321,8 +334,9 @@ final class OutboxRelay: Sendable {
     static let gapRecheck: Duration = .milliseconds(5)
 
     /// Up to `batchSize` rows after `progress.sent` but those in `doneAhead`, up to the first gap
-    /// that may still be filled, and the last seq they reach (nil: nothing new to send).
-    private func unpublished(_ progress: inout Progress) async throws -> ([Row], Int64?) {
+    /// that may still be filled, the last seq they reach (nil: nothing new to send), and whether
+    /// the read was cut at `batchSize` (more may follow at once).
+    private func unpublished(_ progress: inout Progress) async throws -> ([Row], Int64?, full: Bool) {
         let (rows, horizon) = try await node.database.read { [batchSize, sent = progress.sent] db in
             let rows = try db.rows("SELECT seq, topic, key, value, type FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", sent, batchSize).map {
                 row in
@@ -351,7 +365,7 @@ final class OutboxRelay: Sendable {
             if let gap = progress.gap, expected >= gap.before { progress.gap = nil }  // filled meanwhile
         }
         let skipping = progress.doneAhead
-        return (skipping.isEmpty ? taken : taken.filter { !skipping.contains($0.seq) }, taken.last?.seq)
+        return (skipping.isEmpty ? taken : taken.filter { !skipping.contains($0.seq) }, taken.last?.seq, rows.count == batchSize)
     }
 
     /// The test seam for the window `OutboxTakeover` closes: acknowledged, not yet deleted.

@@ -28,10 +28,12 @@ public struct Retention: Sendable {
     public func prune(_ node: ServiceNode, now: Date = Date()) async throws -> (inbox: Int, idempotencyKeys: Int) {
         let ms = Int64(now.timeIntervalSince1970 * 1_000)
         let inbox = try await Self.deleteAll(
-            node, "DELETE FROM inbox WHERE event_id IN (SELECT event_id FROM inbox WHERE processed_at < ? LIMIT ?)", ms - Self.ms(self.inbox))
+            node, "DELETE FROM inbox WHERE event_id IN (SELECT event_id FROM inbox WHERE processed_at < ? LIMIT ?) RETURNING 1",
+            ms - Self.ms(self.inbox))
         // 0: stored before keys had a time (runtime-v4); their age is unknown, so they are kept.
         let keys = try await Self.deleteAll(
-            node, "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys WHERE created_at > 0 AND created_at < ? LIMIT ?)",
+            node,
+            "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys WHERE created_at > 0 AND created_at < ? LIMIT ?) RETURNING 1",
             ms - Self.ms(idempotencyKeys))
         return (inbox, keys)
     }
@@ -39,7 +41,7 @@ public struct Retention: Sendable {
     private static func deleteAll(_ node: ServiceNode, _ sql: String, _ cutoff: Int64) async throws -> Int {
         var total = 0
         while true {
-            let deleted = try await node.database.write { db in try db.execute(sql, cutoff, chunk) }
+            let deleted = try await node.database.write { db in try db.rows(sql, cutoff, chunk).count }
             total += deleted
             if deleted < chunk { return total }
         }

@@ -100,9 +100,19 @@ struct SQLStoreTests {
         #expect(names == ["kept"])
         let changed = try await store.write { db in
             try db.execute("INSERT INTO tags VALUES (1, 'x') ON CONFLICT DO NOTHING")
-            return try db.execute("INSERT INTO tags VALUES (1, 'x') ON CONFLICT DO NOTHING")
+            return try db.rows("INSERT INTO tags VALUES (1, 'x') ON CONFLICT DO NOTHING RETURNING tag").count
         }
-        #expect(changed == 0, "a conflicting row is skipped, and counted as no change")
+        #expect(changed == 0, "a conflicting row is skipped, and returns nothing")
+        // A statement sent without waiting fails the transaction at the next wait, which rolls it back.
+        await #expect(throws: (any Error).self) {
+            try await store.write { db in
+                try db.execute("INSERT INTO tags VALUES (2, 'y')")
+                try db.execute("INSERT INTO tags VALUES (2, 'y')")  // the same key: refused
+                return try db.rows("SELECT tag FROM tags").count
+            }
+        }
+        let tags = try await store.read { db in try db.rows("SELECT tag FROM tags WHERE thing_id = 2").count }
+        #expect(tags == 0, "the failed transaction left nothing")
         await done()
     }
 
@@ -159,6 +169,7 @@ struct SQLStoreTests {
         let release = DispatchSemaphore(value: 0)
         async let first: Void = store.write { db in
             try db.lock(["product/2", "product/1"])
+            _ = try db.rows("SELECT 1")  // the locks are sent ahead: taken once a later statement answers
             held.signal()
             // Holds the locks until the second is seen waiting (bounded, never forever).
             _ = release.wait(timeout: .now() + 30)
@@ -168,6 +179,7 @@ struct SQLStoreTests {
         #expect(await Task.detached { held.wait(timeout: .now() + 30) }.value == .success, "the first never took the locks")
         async let second: Void = store.write { db in
             try db.lock(["product/1", "product/2", "product/1"])
+            _ = try db.rows("SELECT 1")
             try db.execute("INSERT INTO things (name) VALUES ('second')")
             order.add(["second"])
         }
