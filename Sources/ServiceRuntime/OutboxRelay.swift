@@ -337,15 +337,24 @@ final class OutboxRelay: Sendable {
     /// that may still be filled, the last seq they reach (nil: nothing new to send), and whether
     /// the read was cut at `batchSize` (more may follow at once).
     private func unpublished(_ progress: inout Progress) async throws -> ([Row], Int64?, full: Bool) {
-        let (rows, horizon) = try await node.database.read { [batchSize, sent = progress.sent] db in
-            let rows = try db.rows("SELECT seq, topic, key, value, type FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", sent, batchSize).map {
-                row in
-                let value: Data = try row["value"], key: String = try row["key"]
-                return Row(
-                    seq: try row["seq"], record: KafkaRecord(topic: try row["topic"], key: Array(key.utf8), value: Array(value)),
-                    type: try row["type"])
+        let read = { [node, batchSize, sent = progress.sent] in
+            try await node.database.read { db in
+                try db.rows("SELECT seq, topic, key, value, type FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", sent, batchSize).map { row in
+                    let value: Data = try row["value"], key: String = try row["key"]
+                    return Row(
+                        seq: try row["seq"], record: KafkaRecord(topic: try row["topic"], key: Array(key.utf8), value: Array(value)),
+                        type: try row["type"])
+                }
             }
-            return (rows, rows.isEmpty ? nil : try db.oldestRunningTransaction())
+        }
+        var rows = try await read()
+        // At a gap: the oldest running transaction, then the rows again. In that order: a gap
+        // may count as settled only by a horizon read before the rows were (the rows then show
+        // whatever the transaction holding it committed). One statement per read otherwise.
+        var horizon: UInt64?
+        if zip(rows, [progress.sent] + rows.map(\.seq)).contains(where: { $0.seq != $1 + 1 }) {
+            horizon = try await node.database.read { db in try db.oldestRunningTransaction() }
+            if horizon != nil { rows = try await read() }
         }
         var taken: [Row] = []
         var expected = progress.sent + 1
