@@ -511,14 +511,15 @@ def replicas_on(pg, orders, sid, prefix, db):
     watcher = Consumer({"bootstrap.servers": BROKERS, "group.id": f"gap-{sid}", "enable.auto.commit": False})
     watcher.assign([TopicPartition(prefix + "commerce.balance", p, OFFSET_END) for p in range(4)])
     watcher.poll(1.0)  # the assignment takes effect: offsets resolved before the charges
-    killed_at = time.time()
     for name in names:
         processes[name, 0].kill()
         processes[name, 0].wait()
+    killed_at = time.time()  # after the kills: what a relay sends from now on is a second process's
     # Traffic of the harness's own through the second user process, not left to the shoppers
     # (who may all be waiting on sagas stalled on the killed processes' partitions): each charge
     # commits a balance event that only a relay that took over can publish. The first
-    # processes stay dead until every one of them is on the topic (60 s at most).
+    # processes stay dead until every one of them is on the topic (60 s at most), and at least
+    # 5 s: long enough for their partitions to stall until the group notices.
     gap_users = [900_001 + i for i in range(3)]
     for user in gap_users:
         req = urllib.request.Request(f"http://127.0.0.1:{ports['user', 1]}/users/{user}/charge", data=json.dumps({"amount": 1}).encode(),
@@ -530,6 +531,7 @@ def replicas_on(pg, orders, sid, prefix, db):
         if m is not None and not m.error():
             unseen.discard(json.loads(m.value()).get("data", {}).get("userId"))
     watcher.close()
+    time.sleep(max(0.0, killed_at + 5 - time.time()))
     restarted_at = time.time()
     for name in names:
         processes[name, 0] = serve(name, 0)
@@ -559,7 +561,7 @@ def replicas_on(pg, orders, sid, prefix, db):
         event = json.loads(m.value())
         copies[event["id"]] = copies.get(event["id"], 0) + 1
         times[event["id"]] = event["time"]
-        if killed_at + 0.5 < m.timestamp()[1] / 1000 < restarted_at:
+        if killed_at < m.timestamp()[1] / 1000 < restarted_at:
             sent_during_gap += 1
     consumer.close()
     from datetime import datetime

@@ -10,7 +10,7 @@ import Synchronization
 /// the service. Writes run READ COMMITTED: domain code locks what it reads to change (`FOR
 /// UPDATE`, or keys first with `lock`), so writers wait for each other briefly instead of
 /// failing and running again. Each write is numbered (`pg_current_xact_id`) when it begins,
-/// in the same round trip as its BEGIN: see `TransactionHorizon`.
+/// in the same round trip as its BEGIN: see `SQLStore.newTransactionNumber`.
 ///
 /// Statements are blocking calls on threads of its own (one connection each), not on the
 /// event loops: the domain code inside a transaction is synchronous, as on SQLite.
@@ -146,13 +146,16 @@ public final class PostgresStore: SQLStore {
         let connection: PostgresConnection
         if let kept, !kept.isClosed { connection = kept } else { connection = try await threads.runIfActive { try self.connect() } }
         do {
+            // Before the request: the server's idle count starts after it answers, so the lease's
+            // first confirmation is never later than the server's.
+            let asked = ContinuousClock.now
             let row = try await connection.query("SELECT pg_try_advisory_lock(hashtext($1)) AS held", [key]).get().rows.first
             if row?.makeRandomAccess()[data: "held"].bool == true {
                 // The lease's session ends on the server once it is idle for leaseTimeout: a frozen or
                 // cut-off leader loses its lock there, whatever the kernel says about the socket.
                 let ms = Self.leaseTimeout.components.seconds * 1_000
                 _ = try await connection.query(PostgresQuery(unsafeSQL: "SET idle_session_timeout = \(ms)"), logger: logger).get()
-                return Lease(connection: connection, logger: logger)
+                return Lease(connection: connection, confirmedAt: asked, logger: logger)
             }
             // Not ours: the connection asks again next time.
             let other = probe.withLock { probe in
@@ -216,16 +219,18 @@ public final class PostgresStore: SQLStore {
         let connection: PostgresConnection
         /// When the last heartbeat the server answered was sent.
         final class Confirmed: Sendable {
-            let instant = Mutex<ContinuousClock.Instant>(.now)
+            let instant: Mutex<ContinuousClock.Instant>
+            init(_ instant: ContinuousClock.Instant) { self.instant = Mutex(instant) }
         }
-        private let confirmed = Confirmed()
+        private let confirmed: Confirmed
         private let heartbeat: Task<Void, Never>?
         static let interval: Duration = .seconds(1)
         static let margin: Duration = .seconds(1)
 
-        init(connection: PostgresConnection, logger: Logger) {
+        init(connection: PostgresConnection, confirmedAt: ContinuousClock.Instant, logger: Logger) {
             self.connection = connection
-            let confirmed = confirmed
+            let confirmed = Confirmed(confirmedAt)
+            self.confirmed = confirmed
             heartbeat = Task {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: Self.interval)
@@ -263,10 +268,9 @@ public final class PostgresStore: SQLStore {
             var committing = false
             // Not waited for: the body's first statement follows it in the same round trip. It
             // is checked before COMMIT (it only fails with the connection, and then so does all after it).
-            let began = begin.map { connection.query($0) }
+            session.sendAhead(begin.map { connection.query($0) })
             do {
                 let value = try body(session)
-                for statement in began { _ = try statement.wait() }
                 try session.flush()
                 committing = true
                 _ = try connection.query("COMMIT").wait()
@@ -280,7 +284,7 @@ public final class PostgresStore: SQLStore {
                 }
                 if connection.isClosed || Self.isConnectionFailure(error) {
                     _ = try? connection.close().wait()
-                } else if began.allSatisfy({ (try? $0.wait()) != nil }), (try? connection.query("ROLLBACK").wait()) != nil {
+                } else if (try? connection.query("ROLLBACK").wait()) != nil {
                     give(connection)
                 } else {
                     _ = try? connection.close().wait()
@@ -431,7 +435,8 @@ public final class PostgresStore: SQLStore {
     /// The connection is gone or the server is going away: another connection, later, may work.
     static func isConnectionFailure(_ error: any Error) -> Bool {
         if let error = error as? SQLError { return error.isTransient }
-        if let state = sqlState(error) { return ["57P01", "57P02", "57P03", "08000", "08003", "08006"].contains(state) }
+        // 25P03 and 57P05: the server ended a session idle too long (a process that stalled).
+        if let state = sqlState(error) { return ["57P01", "57P02", "57P03", "57P05", "25P03", "08000", "08003", "08006"].contains(state) }
         if let error = error as? PostgresError {
             switch error {
             case .server: return false
@@ -496,6 +501,9 @@ final class Session: SQLDatabase {
     /// Statements sent and not waited for, in order: a thread waiting for each answer cost two
     /// thread wake-ups and a round trip per statement, most of a transaction's time and CPU.
     private var pending: [EventLoopFuture<PostgresQueryResult>] = []
+
+    /// Statements sent by the store itself (BEGIN), checked with the body's.
+    func sendAhead(_ statements: [EventLoopFuture<PostgresQueryResult>]) { pending += statements }
 
     func execute(_ sql: String, _ arguments: [SQLValue]) throws {
         try count()

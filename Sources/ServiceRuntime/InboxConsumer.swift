@@ -126,17 +126,25 @@ final class InboxConsumer: Sendable {
     static func apply(_ work: [Work], service: any DomainService, node: ServiceNode, db: any SQLDatabase, logger: Logger) throws -> [CommerceEvent] {
         var emitted: [CommerceEvent] = []
         let now = Int64(Date().timeIntervalSince1970 * 1_000)
-        var claimed: [(CommerceEvent, KafkaMessage)] = []
+        var events: [(CommerceEvent, KafkaMessage)] = []
         for item in work {
             switch item {
             case .malformed(let bad, let reason): try reject(bad, because: reason, db: db, now: now, logger: logger)
-            case .event(let event, let message):
-                let new = try db.rows(
-                    "INSERT INTO inbox (event_id, type, processed_at) VALUES (?, ?, ?) ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-                    event.id, event.type, now)
-                if !new.isEmpty { claimed.append((event, message)) }
+            case .event(let event, let message) where !events.contains(where: { $0.0.id == event.id }):
+                events.append((event, message))
+            case .event: continue  // a second copy in the same batch
             }
         }
+        // Claimed in id order (two processes holding copies of the same events after a rebalance
+        // then wait for each other in one order, never in a cycle), applied in offset order.
+        var new = Set<String>()
+        for (event, _) in events.sorted(by: { $0.0.id < $1.0.id }) {
+            let claim = try db.rows(
+                "INSERT INTO inbox (event_id, type, processed_at) VALUES (?, ?, ?) ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                event.id, event.type, now)
+            if !claim.isEmpty { new.insert(event.id) }
+        }
+        let claimed = events.filter { new.contains($0.0.id) }
         if node.database.isShared {
             try db.lock(try claimed.flatMap { event, _ in try service.lockKeys(for: event, in: db) })
         }

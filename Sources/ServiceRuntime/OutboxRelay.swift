@@ -88,8 +88,11 @@ final class OutboxRelay: Sendable {
         var outcomes: [Int: [Result<DeliveryReport, KafkaError>]] = [:]
         /// A batch failed: nothing new is handed over until every batch in flight has settled.
         var failure: KafkaError?
-        /// The first gap in the seqs that may still be filled, if the last read stopped at one.
+        /// The first gap in the seqs that may still be filled, if the last read stopped at one, and
+        /// since when the relay has been stopped at gaps (reset by a read that passes them all).
         var gap: Gap?
+        var stoppedSince: ContinuousClock.Instant?
+        var warnedOfStop = false
         /// Whether the outbox may hold rows not read yet: false once a read came back short with no
         /// gap, true again at the next wake-up (a commit) or failure. A batch's acknowledgement alone
         /// does not read again: that read found nothing, half of all reads.
@@ -294,11 +297,25 @@ final class OutboxRelay: Sendable {
             let (rows, last, full) = try await unpublished(&progress)
             if progress.gap != nil {
                 // The transaction holding the gap commits (and wakes the relay) or rolls back (and
-                // does not): look again shortly either way.
+                // does not): look again shortly either way, less often the longer it lasts.
+                let since = progress.stoppedSince ?? .now
+                progress.stoppedSince = since
+                let waited = ContinuousClock.now - since
+                if waited > Self.gapWarning, !progress.warnedOfStop {
+                    progress.warnedOfStop = true
+                    // The oldest running transaction is the server's, of every database: one left open
+                    // anywhere (a psql session, another application) holds every relay here.
+                    logger.warning(
+                        "outbox waits for a transaction still running on the PostgreSQL server (pg_stat_activity: oldest backend_xid)",
+                        metadata: ["service": "\(node.name)", "waited": "\(waited)"])
+                }
                 Task { [sink] in
-                    try? await Task.sleep(for: Self.gapRecheck)
+                    try? await Task.sleep(for: min(.seconds(1), max(Self.gapRecheck, waited / 4)))
                     sink.yield(.wake)
                 }
+            } else {
+                progress.stoppedSince = nil
+                progress.warnedOfStop = false
             }
             // Checked again after the read: a leader frozen during it may have been succeeded.
             guard let last, lease.isHeld else {
@@ -330,8 +347,10 @@ final class OutboxRelay: Sendable {
         var next: UInt64
     }
 
-    /// How soon a relay stopped at a gap looks again.
+    /// How soon a relay stopped at a gap looks again (at first; a quarter of the wait so far
+    /// later, a second at most), and after how long it says so.
     static let gapRecheck: Duration = .milliseconds(5)
+    static let gapWarning: Duration = .seconds(10)
 
     /// Up to `batchSize` rows after `progress.sent` but those in `doneAhead`, up to the first gap
     /// that may still be filled, the last seq they reach (nil: nothing new to send), and whether

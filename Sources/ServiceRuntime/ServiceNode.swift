@@ -167,7 +167,7 @@ public final class ServiceNode: Sendable {
 enum Outbox {
     /// Appending takes no lock: transactions on a shared store commit in any order, and the
     /// relay waits at a gap in the sequence numbers until the transaction that holds it has
-    /// ended (`OutboxRelay.Cursor`). A row is appended after the reads that caused it, so an
+    /// ended (`OutboxRelay.Gap`). A row is appended after the reads that caused it, so an
     /// event that follows from another's commit gets a later number.
     static func append(_ events: [CommerceEvent], prefix: String, _ db: any SQLDatabase) throws {
         guard !events.isEmpty else { return }

@@ -160,50 +160,49 @@ struct SQLStoreTests {
         await done()
     }
 
-    /// Two transactions that lock the same keys, named in opposite orders, take them in one
-    /// order: the second waits for the first's commit instead of deadlocking with it.
+    /// Keys are taken in one order whatever order they are named in: with the lower key held by
+    /// another session, a transaction asking for both waits for the lower one holding neither
+    /// (taking them as named, it would hold the higher one while waiting: half of a deadlock).
     @Test func onPostgreSQLLockedKeysAreTakenInOneOrder() async throws {
         let (store, done) = try await Self.store(.postgres)
-        let order = Heard()
-        let held = DispatchSemaphore(value: 0)
-        let release = DispatchSemaphore(value: 0)
-        async let first: Void = store.write { db in
-            try db.lock(["product/2", "product/1"])
-            _ = try db.rows("SELECT 1")  // the locks are sent ahead: taken once a later statement answers
-            held.signal()
-            // Holds the locks until the second is seen waiting (bounded, never forever).
-            _ = release.wait(timeout: .now() + 30)
-            try db.execute("INSERT INTO things (name) VALUES ('first')")
-            order.add(["first"])
-        }
-        #expect(await Task.detached { held.wait(timeout: .now() + 30) }.value == .success, "the first never took the locks")
-        async let second: Void = store.write { db in
-            try db.lock(["product/1", "product/2", "product/1"])
-            _ = try db.rows("SELECT 1")
-            try db.execute("INSERT INTO things (name) VALUES ('second')")
-            order.add(["second"])
-        }
-        // Seen from a connection of its own: a request for one of the two keys not granted yet
-        // (an int8 advisory key is classid:objid, its high and low halves).
         let schema = (store as! PostgresStore).schema
-        let keys = ["product/1", "product/2"].map { Session.fnv1a("\(schema)/\($0)") }
-        let observer = PostgresStore(url: try PostgresURL(postgresURL), schema: "public", connections: 1, logger: Logger(label: "test"))
-        let waited = try await Self.eventually {
-            try await observer.read { db in
-                try db.rows(
-                    """
-                    SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1
-                      AND ((classid::bigint << 32) | objid::bigint) IN (?, ?)
-                    """, keys[0], keys[1]
-                ).first.map { try $0["n"] as Int64 } ?? 0
-            } > 0
+        let names = ["product/1", "product/2"]
+        let hashes = names.map { Session.fnv1a("\(schema)/\($0)") }
+        let (lower, higher) = hashes[0] < hashes[1] ? (0, 1) : (1, 0)
+        // Another session holds the lower key, as a transaction that took it first would.
+        let holder = PostgresStore(url: try PostgresURL(postgresURL), schema: "public", connections: 1, logger: Logger(label: "test"))
+        let holding = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        async let held: Void = holder.write { db in
+            _ = try db.rows("SELECT pg_advisory_xact_lock(?)", hashes[lower])
+            holding.signal()
+            _ = release.wait(timeout: .now() + 4)  // under idle_in_transaction_session_timeout (5 s)
         }
-        await observer.close()
+        #expect(await Task.detached { holding.wait(timeout: .now() + 30) }.value == .success, "the holder never took the key")
+        // Named higher first: taken in order, the transaction waits for the lower one first.
+        async let asking: Void = store.write { db in
+            try db.lock([names[higher], names[lower]])
+            _ = try db.rows("SELECT 1")
+        }
+        let observer = PostgresStore(url: try PostgresURL(postgresURL), schema: "public", connections: 1, logger: Logger(label: "test"))
+        let key = "((classid::bigint << 32) | objid::bigint)"
+        var waitingForLower = false, holdingHigher = true
+        for _ in 0..<60 where !waitingForLower {
+            try await Task.sleep(for: .milliseconds(50))
+            (waitingForLower, holdingHigher) = try await observer.read { db in
+                let waiting = try db.rows(
+                    "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 AND NOT granted AND \(key) = ?", hashes[lower])
+                let granted = try db.rows(
+                    "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 AND granted AND \(key) = ?", hashes[higher])
+                return (!waiting.isEmpty, !granted.isEmpty)
+            }
+        }
         release.signal()
-        try await first
-        try await second
-        #expect(waited, "the second asked for a key while the first held it")
-        #expect(order.lists == [["first"], ["second"]], "the second waited for the first")
+        try await held
+        try await asking
+        #expect(waitingForLower, "the transaction waited for the lower key")
+        #expect(!holdingHigher, "it held the higher key while waiting for the lower one")
+        await observer.close()
+        await holder.close()
         await done()
     }
 
@@ -216,6 +215,7 @@ struct SQLStoreTests {
         let release = DispatchSemaphore(value: 0)
         async let writer: Void = store.write { db in
             try db.execute("INSERT INTO things (name) VALUES ('late')")
+            _ = try db.rows("SELECT 1")  // the insert is sent ahead: done once this answers
             held.signal()
             _ = release.wait(timeout: .now() + 30)
         }
