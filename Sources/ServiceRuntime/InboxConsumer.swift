@@ -127,11 +127,11 @@ final class InboxConsumer: Sendable {
         var emitted: [CommerceEvent] = []
         let now = Int64(Date().timeIntervalSince1970 * 1_000)
         var events: [(CommerceEvent, KafkaMessage)] = []
+        var seen = Set<String>()
         for item in work {
             switch item {
             case .malformed(let bad, let reason): try reject(bad, because: reason, db: db, now: now, logger: logger)
-            case .event(let event, let message) where !events.contains(where: { $0.0.id == event.id }):
-                events.append((event, message))
+            case .event(let event, let message) where seen.insert(event.id).inserted: events.append((event, message))
             case .event: continue  // a second copy in the same batch
             }
         }
