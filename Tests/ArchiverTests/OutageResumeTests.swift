@@ -50,6 +50,11 @@ struct OutageResumeTests {
         case lookup
 
         var testDescription: String { rawValue }
+
+        /// Balance documents once everything is archived: only the lookup's event is history of
+        /// its own (the raced one is taken back, the others write none), and it may be written
+        /// after the outage is seen to end, so the end state is counted, not a difference.
+        var balanceDocumentsBeforeTheTen: Int { self == .lookup ? 1 : 0 }
     }
 
     @Test(arguments: Site.allCases)
@@ -89,9 +94,9 @@ struct OutageResumeTests {
         #expect(try await eventually(30) { !archiver.status.snapshot.mongoReachable }, "the outage was noticed")
         try proxy.restore()
         #expect(try await eventually(30) { archiver.status.snapshot.mongoReachable })
-        let before = try await s.count(s.store.balance)
         try await s.send((0..<10).map { Make.deducted(s, saga: "pay-after-\($0)") })
-        #expect(try await eventually(45) { try await s.count(s.store.balance) == before + 10 }, "events after the outage archived")
+        let expected = site.balanceDocumentsBeforeTheTen + 10
+        #expect(try await eventually(45) { try await s.count(s.store.balance) == expected }, "events after the outage archived")
         archiver.stop()
         try await task.value
         await s.drop()
