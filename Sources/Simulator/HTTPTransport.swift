@@ -76,7 +76,9 @@ final class HTTPConnection: Sendable {
     static func connect(host: String, port: Int, group: any EventLoopGroup) async throws -> HTTPConnection {
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(.seconds(5))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            // TCP level: `.socketOption(.tcp_nodelay)` is SOL_SOCKET option 1, SO_DEBUG, which
+            // needs CAP_NET_ADMIN (refused in a container; silently set when root on a host).
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
