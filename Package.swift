@@ -6,7 +6,8 @@ import PackageDescription
 // scripts/bootstrap links .deps/lib/librdkafka.so to the 2.16 build inside PyPI's
 // confluent-kafka wheel. It is linked by path (a -L would lose to the system folder that
 // libmongoc's pkg-config adds) with an rpath, so `swift build`/`swift test` need no
-// environment. Where .deps/lib is absent (the Docker image), the system library is used.
+// environment. RDKAFKA_LIB_DIR names another folder (the Docker image's build puts the same
+// wheel's library in /usr/local/lib/rdkafka); where neither exists, the system library is used.
 let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
 let rdkafkaLibDir = ProcessInfo.processInfo.environment["RDKAFKA_LIB_DIR"] ?? "\(packageRoot)/.deps/lib"
 let rdkafkaLinker: [LinkerSetting] =
@@ -88,7 +89,9 @@ let package = Package(
             ]),
 
         // Commerce: four domain services on one reliable-messaging runtime (outbox + inbox).
-        .target(name: "ServiceRuntime", dependencies: ["Kafka", "Events", "SQLStore", log, metrics, lifecycle]),
+        .target(
+            name: "ServiceRuntime",
+            dependencies: ["Kafka", "Events", "SQLStore", log, metrics, lifecycle, .product(name: "Prometheus", package: "swift-prometheus")]),
         .target(
             name: "CommerceAPI",
             dependencies: [
@@ -104,6 +107,7 @@ let package = Package(
             name: "CommerceServer",
             dependencies: [
                 "CommerceAPI", "ServiceRuntime", "UserService", "ProductService", "OrderService", "PaymentService", hummingbird,
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
         // Its HTTP client is SwiftNIO's (already under Hummingbird): simulate shares the machine it measures.
         .target(
@@ -117,6 +121,7 @@ let package = Package(
             dependencies: [
                 "CLISupport", "ServiceRuntime", "CommerceAPI", "CommerceServer", "UserService", "ProductService", "OrderService", "PaymentService",
                 "SQLStore", "SQLiteStore", "PostgresStore", "Simulator", "AdminServer", "Kafka", argumentParser, log, lifecycle, hummingbird,
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
 
         // Server limits for scripts/bench: raw libmongoc bulk upserts, raw consume rate.
