@@ -11,6 +11,7 @@ import OrderService
 import PaymentService
 import PostgresStore
 import ProductService
+import Prometheus
 import SQLStore
 import SQLiteStore
 import ServiceLifecycle
@@ -132,11 +133,14 @@ struct ServeCommand: AsyncParsableCommand {
         keys: KeySpace, waiters: ChangeWaiters, kafka: KafkaConfiguration, retention: Retention, host: String, port: Int, logger: Logger
     ) async throws {
         var nodes: [ServiceNode] = []
+        // One registry for the process: every service's series, and the HTTP API's, on /metrics.
+        let registry = PrometheusCollectorRegistry()
         for name in names {
+            let metrics = ServiceMetrics(service: name, registry: registry)
             let store: any SQLStore
             let place: String
             if let postgres {
-                store = PostgresStore(url: postgres, schema: "\(name)_service", logger: logger)
+                store = PostgresStore(url: postgres, schema: "\(name)_service", logger: logger, conflictRetried: metrics.conflictRetried)
                 place = "schema \(name)_service of \(postgres)"
             } else {
                 store = try SQLiteStore(path: "\(directory)/\(name).sqlite")
@@ -151,7 +155,7 @@ struct ServeCommand: AsyncParsableCommand {
                         try await ServiceNode(
                             service: Self.services[name]!(), store: store, faults: faults, topicPrefix: prefix,
                             crashAfterCommitOf: Set(crashAfterCommit), crashAfterPublishOf: Set(crashAfterPublish), keySpace: keys, waiters: waiters,
-                            logger: logger))
+                            metrics: metrics, logger: logger))
                     break
                 } catch let error as SQLError where error.isTransient && ContinuousClock.now < deadline {
                     logger.warning("database unreachable, retrying", metadata: ["service": "\(name)", "error": "\(error)"])
@@ -165,7 +169,7 @@ struct ServeCommand: AsyncParsableCommand {
             logger: logger)
         do { try await messaging.prepare(kafka: kafka) } catch { throw ValidationError("Kafka unreachable at \(kafka.brokers): \(error)") }
 
-        let router = try CommerceRouter.make(nodes: nodes) { messaging.failure.map { "\($0)" } }
+        let router = try CommerceRouter.make(nodes: nodes, registry: registry) { messaging.failure.map { "\($0)" } }
         let http = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "commerce"), logger: logger)
         if !faults.isEmpty { logger.warning("fault injection on", metadata: ["faults": "\(faults)"]) }
         let group = ServiceGroup(

@@ -3,25 +3,42 @@ import Hummingbird
 import OrderService
 import PaymentService
 import ProductService
+import Prometheus
 import ServiceRuntime
 import UserService
 
-/// The one HTTP face of `commerce serve`: the routes of the services it runs, `/healthz` and
-/// `/openapi.json` on one router; every error as JSON, HEAD wherever GET is, a 405 with
-/// `Allow` for a known path asked with another method.
+/// The one HTTP face of `commerce serve`: the routes of the services it runs, `/healthz`,
+/// `/metrics` and `/openapi.json` on one router; every error as JSON, HEAD wherever GET is, a
+/// 405 with `Allow` for a known path asked with another method.
 public enum CommerceRouter {
     /// - Parameters:
     ///   - nodes: the services this process runs.
     ///   - failure: why the process is stopping, once a service's consumer or relay failed
     ///     (`/healthz` answers 503 from then on); nil while all is well.
-    public static func make(nodes: [ServiceNode], failure: @escaping @Sendable () -> String?) throws -> Router<BasicRequestContext> {
+    ///   - registry: what `/metrics` serves, the process's (the nodes' series are in it); by
+    ///     default the first node's.
+    public static func make(
+        nodes: [ServiceNode], registry: PrometheusCollectorRegistry? = nil, failure: @escaping @Sendable () -> String?
+    ) throws -> Router<BasicRequestContext> {
         let routes = RouteTable()
+        let registry = registry ?? nodes.first?.metrics.registry ?? PrometheusCollectorRegistry()
         // HEAD is GET without the body, as RFC 9110 §9.3.2 has every GET resource answer it.
         let router = Router(options: .autoGenerateHeadEndpoints)
+        router.middlewares.add(HTTPMetricsMiddleware(registry: registry))
         router.middlewares.add(APIErrorMiddleware(routes: routes))
         router.get("/healthz") { _, _ -> String in
             if let failure = failure() { throw APIError(.serviceUnavailable, code: "unavailable", "\(failure); the process is stopping") }
             return "ok\n"
+        }
+        // The long polls of the process: one bound shared by its services (`ChangeWaiters`).
+        let waiting = registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                namespace: "commerce", metricName: "long_poll_waiters", helpText: "Requests of this process waiting in a long poll for a change."))
+        router.get("/metrics") { [waiters = nodes.first?.waiters] _, _ -> Response in
+            waiting.set(Double(waiters?.count ?? 0))
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
         }
         for node in nodes {
             switch node.name {

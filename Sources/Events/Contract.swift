@@ -30,6 +30,14 @@ public enum EventType {
     public static let paymentCompleted = "commerce.payment.completed"
     public static let paymentFailed = "commerce.payment.failed"
     public static let historyDeleted = "archive.history.deleted"
+
+    /// Every type above.
+    public static let all: Set<String> = [
+        orderRequested, orderPlaced, orderCancelled, orderPaid, orderStatusChangeFailed, orderStatusRestored,
+        stockDecreased, stockDecreaseFailed, stockRestored, cartRemoved, cartRemoveFailed, cartRestored,
+        balanceCharged, balanceDeducted, balanceDeductFailed, balanceRestored,
+        paymentRequested, paymentCompleted, paymentFailed, historyDeleted,
+    ]
 }
 
 /// Dead-letter header names (contract §6).

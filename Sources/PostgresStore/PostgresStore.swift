@@ -36,11 +36,17 @@ public final class PostgresStore: SQLStore {
     /// its lock for a successor; the leader stops acting a second earlier.
     public static let leaseTimeout: Duration = .seconds(5)
 
-    /// - Parameter connections: connections (and threads) used for transactions at once.
-    public init(url: PostgresURL, schema: String, connections: Int = 4, logger: Logger) {
+    /// Called before a write transaction is run again after a deadlock or serialization failure.
+    private let conflictRetried: @Sendable () -> Void
+
+    /// - Parameters:
+    ///   - connections: connections (and threads) used for transactions at once.
+    ///   - conflictRetried: told of each retry after a conflict (a metric's counter).
+    public init(url: PostgresURL, schema: String, connections: Int = 4, logger: Logger, conflictRetried: @escaping @Sendable () -> Void = {}) {
         self.url = url
         self.schema = schema
         self.logger = logger
+        self.conflictRetried = conflictRetried
         threads = NIOThreadPool(numberOfThreads: max(1, connections))
         threads.start()
     }
@@ -294,6 +300,7 @@ public final class PostgresStore: SQLStore {
                     // Still meeting other writers: not a broken database. The caller may try later.
                     throw SQLError("gave up after \(attempt) attempts meeting concurrent writes: \(Self.describe(error))", transient: true)
                 }
+                conflictRetried()
                 // Jittered, growing a little: the writers that met each other must not meet again.
                 Thread.sleep(forTimeInterval: Double.random(in: 0.001...0.002 * Double(min(attempt, 20))))
             }

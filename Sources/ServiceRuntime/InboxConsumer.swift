@@ -69,7 +69,10 @@ final class InboxConsumer: Sendable {
             // act on (about half of what its topics carry) needs no transaction at all.
             let work = Self.relevant(messages, to: service)
             if !work.isEmpty {
+                let started = ContinuousClock.now
                 let emitted = try await applyRetryingTransientFailures(work, until: stopped)
+                node.metrics.applied(in: .now - started)
+                for item in work { node.metrics.consumed(item.typeLabel) }
                 node.committed(emitted)
             }
             for m in messages { applied.offsets[m.topicPartition] = max(applied.offsets[m.topicPartition] ?? 0, m.offset + 1) }
@@ -105,6 +108,13 @@ final class InboxConsumer: Sendable {
         case event(CommerceEvent, KafkaMessage)
         /// Not a commerce event: kept in `rejected_events` with the reason.
         case malformed(KafkaMessage, String)
+
+        var typeLabel: String {
+            switch self {
+            case .event(let event, _): ServiceMetrics.typeLabel(event.type)
+            case .malformed: "malformed"
+            }
+        }
     }
 
     /// The messages that change something: events of the types the service handles, and

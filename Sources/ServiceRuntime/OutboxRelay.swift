@@ -120,11 +120,14 @@ final class OutboxRelay: Sendable {
         while true {
             do {
                 guard let lease = try await awaitLeadership(&stream) else { return }
+                node.metrics.leads(true)
                 let finished: Bool
                 do { finished = try await publish(while: lease, &stream, sink, &nextBatch, stopping: stopping) } catch {
+                    node.metrics.leads(false)
                     await lease.release()
                     throw error
                 }
+                node.metrics.leads(false)
                 await lease.release()
                 if finished { return }
                 logger.warning("outbox relay lost its leadership; waiting to lead again", metadata: ["service": "\(node.name)"])
@@ -205,7 +208,7 @@ final class OutboxRelay: Sendable {
                 continue
             }
             guard lease.isHeld else { break }
-            let failure = Self.account(rows, await producer.sendEach(rows.map(\.record)), last: last, &progress)
+            let failure = Self.account(rows, await producer.sendEach(rows.map(\.record)), last: last, &progress, node.metrics)
             if let failure {
                 if failure.isFatal { throw failure }
                 logger.warning(
@@ -252,7 +255,7 @@ final class OutboxRelay: Sendable {
     private func settle(_ progress: inout Progress) throws {
         while let oldest = progress.inFlight.first, let results = progress.outcomes.removeValue(forKey: oldest.batch) {
             progress.inFlight.removeFirst()
-            if let failure = Self.account(oldest.rows, results, last: oldest.last, &progress) {
+            if let failure = Self.account(oldest.rows, results, last: oldest.last, &progress, node.metrics) {
                 if failure.isFatal { throw failure }
                 progress.failure = progress.failure ?? failure
             }
@@ -264,7 +267,7 @@ final class OutboxRelay: Sendable {
     /// `last` when every row of the batch is done and no earlier batch failed. Returns the
     /// batch's first failure other than a refusal.
     private static func account(
-        _ rows: [Row], _ results: [Result<DeliveryReport, KafkaError>], last: Int64, _ progress: inout Progress
+        _ rows: [Row], _ results: [Result<DeliveryReport, KafkaError>], last: Int64, _ progress: inout Progress, _ metrics: ServiceMetrics
     ) -> KafkaError? {
         var failure: KafkaError?
         var done: [Int64] = []
@@ -272,6 +275,7 @@ final class OutboxRelay: Sendable {
             switch result {
             case .success(let report):
                 done.append(row.seq)
+                metrics.produced(row.type)
                 let partition = TopicPartition(topic: report.topic, partition: report.partition)
                 progress.acknowledged[partition] = max(progress.acknowledged[partition] ?? 0, report.offset + 1)
             case .failure(let error) where error.isRecordRefused:

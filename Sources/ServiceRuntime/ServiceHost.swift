@@ -68,6 +68,9 @@ public final class ServiceHost: Service, Sendable {
         }
     }
 
+    /// How often the outbox gauges are read.
+    static let outboxSampling: Duration = .seconds(5)
+
     public func stop() { stopped.store(true, ordering: .relaxed) }
     private var isStopped: Bool { stopped.load(ordering: .relaxed) }
 
@@ -93,6 +96,18 @@ public final class ServiceHost: Service, Sendable {
             }
         }
         let pruning = Task { [nodes, retention, logger] in await retention.run(nodes, logger: logger) }
+        // The outbox gauges: a count of each service's outbox now and then (not per scrape, so
+        // scrapes cost the database nothing).
+        let sampling = Task { [nodes, logger] in
+            while !Task.isCancelled {
+                for node in nodes {
+                    do { try await node.sampleOutbox() } catch {
+                        logger.debug("outbox gauges not read", metadata: ["service": "\(node.name)", "error": "\(error)"])
+                    }
+                }
+                try? await Task.sleep(for: Self.outboxSampling)
+            }
+        }
         // Each consumer's failure is caught here, not left to a throwing group: the group's
         // cancellation would not stop the other consumers, which end only when `stopped` is set.
         await withTaskCancellationHandler {
@@ -112,6 +127,7 @@ public final class ServiceHost: Service, Sendable {
         }
         ticker.cancel()
         pruning.cancel()
+        sampling.cancel()
         for node in nodes { node.finishRelay() }
         await relayTask.value
         await producer.close()

@@ -26,6 +26,8 @@ public final class ServiceNode: Sendable {
     /// Requests waiting for a change of one of this node's resources (long polls); shared,
     /// with its bound, by the services of a process.
     public let waiters: ChangeWaiters
+    /// This service's series in the process's Prometheus registry.
+    public let metrics: ServiceMetrics
     let relayWakeups: AsyncStream<Void>
     /// Listens to the commits of the other processes sharing the store; nil when there are none.
     private let watcher: Task<Void, Never>?
@@ -36,7 +38,7 @@ public final class ServiceNode: Sendable {
     public init(
         service: any DomainService, store: any SQLStore, faults: FaultPlan = FaultPlan(), topicPrefix: String = "",
         crashAfterCommitOf: Set<String> = [], crashAfterPublishOf: Set<String> = [], keySpace: KeySpace = KeySpace(),
-        waiters: ChangeWaiters = ChangeWaiters(),
+        waiters: ChangeWaiters = ChangeWaiters(), metrics: ServiceMetrics? = nil,
         logger: Logger = Logger(label: "commerce")
     ) async throws {
         self.service = service
@@ -46,6 +48,7 @@ public final class ServiceNode: Sendable {
         self.crashAfterPublishOf = crashAfterPublishOf
         self.keySpace = keySpace
         self.waiters = waiters
+        self.metrics = metrics ?? ServiceMetrics(service: service.name)
         self.logger = logger
         (relayWakeups, wakeRelay) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         database = store
@@ -122,6 +125,7 @@ public final class ServiceNode: Sendable {
     /// the resource's subject).
     func committed(_ events: [CommerceEvent]) {
         guard !events.isEmpty else { return }
+        metrics.committed(events)
         if let type = events.lazy.map(\.type).first(where: crashAfterCommitOf.contains) {
             FileHandle.standardError.write(Data("commerce: crashing on purpose after committing \(type), before publishing it\n".utf8))
             _exit(70)
@@ -131,6 +135,18 @@ public final class ServiceNode: Sendable {
     }
 
     func wakeRelayPeriodically() { wakeRelay.yield() }
+
+    /// Reads the outbox's size and its oldest row's age into `metrics`. The outbox is the
+    /// service's, shared by its processes: every process reports the same figures.
+    func sampleOutbox() async throws {
+        let (rows, oldest) = try await database.read { db -> (Int64, Int64?) in
+            // Rows written before `created_at` existed have 0: they count, but have no age.
+            guard let row = try db.rows("SELECT count(*) AS n, min(NULLIF(created_at, 0)) AS oldest FROM outbox").first else { return (0, nil) }
+            return (try row["n"], try row["oldest"])
+        }
+        let now = Int64(Date().timeIntervalSince1970 * 1_000)
+        metrics.outbox(rows: Int(rows), oldestAge: oldest.map { .milliseconds(max(0, now - $0)) })
+    }
     func finishRelay() {
         wakeRelay.finish()
         watcher?.cancel()
@@ -161,6 +177,8 @@ public final class ServiceNode: Sendable {
         OutboxTakeover.migration,
         // Keys get their time, for pruning (`Retention`); those stored before have 0 and are kept.
         SQLMigration("runtime-v4", "ALTER TABLE idempotency_keys ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;"),
+        // Outbox rows get their time, for the age of the oldest (`ServiceMetrics`); earlier rows have 0.
+        SQLMigration("runtime-v5", "ALTER TABLE outbox ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;"),
     ]
 }
 
@@ -172,10 +190,11 @@ enum Outbox {
     static func append(_ events: [CommerceEvent], prefix: String, _ db: any SQLDatabase) throws {
         guard !events.isEmpty else { return }
         try db.announce(events.compactMap(\.subject))
+        let now = Int64(Date().timeIntervalSince1970 * 1_000)
         for event in events {
             try db.execute(
-                "INSERT INTO outbox (topic, key, value, event_id, type) VALUES (?, ?, ?, ?, ?)",
-                prefix + event.topic, event.key, Data(try event.encoded()), event.id, event.type)
+                "INSERT INTO outbox (topic, key, value, event_id, type, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                prefix + event.topic, event.key, Data(try event.encoded()), event.id, event.type, now)
         }
     }
 }

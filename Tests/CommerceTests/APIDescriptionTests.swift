@@ -44,7 +44,7 @@ struct APIDescriptionTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let routes = Set(router.routes.map { "\($0.method.rawValue) \($0.path)" })
         let operations = try OpenAPIDocument.operations()
-        #expect(routes.count == 12, "\(routes.sorted())")
+        #expect(routes.count == 13, "\(routes.sorted())")
         #expect(routes.subtracting(operations).isEmpty, "routes the document does not describe: \(routes.subtracting(operations).sorted())")
         #expect(operations.subtracting(routes).isEmpty, "operations no route serves: \(operations.subtracting(routes).sorted())")
     }
@@ -73,7 +73,7 @@ struct APIDescriptionTests {
                 "\(name) is the JSON error shape")
         }
         var posts = 0
-        for (path, item) in paths where path != "/healthz" && path != OpenAPIDocument.path {
+        for (path, item) in paths where !["/healthz", "/metrics", OpenAPIDocument.path].contains(path) {
             for (method, value) in item {
                 let operation = try #require(value as? [String: Any])
                 let codes = Set((operation["responses"] as? [String: Any] ?? [:]).keys)
@@ -98,7 +98,7 @@ struct APIDescriptionTests {
         let served = try OpenAPIDocument.operations(in: document)
         #expect(served == routes, "\(served.sorted())")
         #expect(String(decoding: document, as: UTF8.self).contains(#""maximum":9223372036854775807"#), "64-bit bounds kept exactly")
-        #expect(served == ["POST /users/{userId}/charge", "GET /users/{userId}/balance", "GET /healthz", "GET /openapi.json"])
+        #expect(served == ["POST /users/{userId}/charge", "GET /users/{userId}/balance", "GET /healthz", "GET /metrics", "GET /openapi.json"])
     }
 
     @Test func theProcessServesTheDocument() async throws {

@@ -1,0 +1,41 @@
+import Hummingbird
+import Prometheus
+
+/// Request durations by route pattern (`/orders/{id}`, never the path itself), method and
+/// status, for `commerce_http_request_duration_seconds`. Outermost, so it sees the status the
+/// client gets (errors are answered by `APIErrorMiddleware` inside it).
+struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+    let registry: PrometheusCollectorRegistry
+
+    static var buckets: [Duration] {
+        [
+            .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+            .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5), .seconds(30),
+        ]
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = ContinuousClock.now
+        do {
+            let response = try await next(request, context)
+            record(request, context, status: response.status.code, since: started)
+            return response
+        } catch {
+            record(request, context, status: (error as? any HTTPResponseError)?.status.code ?? 500, since: started)
+            throw error
+        }
+    }
+
+    private func record(_ request: Request, _ context: Context, status: Int, since started: ContinuousClock.Instant) {
+        // Methods outside the API's own are one label, so a client cannot grow the label set.
+        let method =
+            ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"].contains(request.method.rawValue) ? request.method.rawValue : "other"
+        registry.makeDurationHistogram(
+            descriptor: MetricNameDescriptor(
+                namespace: "commerce", metricName: "http_request_duration", unitName: "seconds",
+                helpText: "HTTP requests answered, by route pattern, method and status (long polls last until their change or timeout)."),
+            labels: [("route", context.endpointPath ?? "unmatched"), ("method", method), ("status", String(status))],
+            buckets: Self.buckets
+        ).record(ContinuousClock.now - started)
+    }
+}
