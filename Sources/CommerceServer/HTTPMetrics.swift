@@ -7,13 +7,6 @@ import Prometheus
 struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     let registry: PrometheusCollectorRegistry
 
-    static var buckets: [Duration] {
-        [
-            .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
-            .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5), .seconds(30),
-        ]
-    }
-
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = ContinuousClock.now
         do {
@@ -28,14 +21,24 @@ struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
 
     private func record(_ request: Request, _ context: Context, status: Int, since started: ContinuousClock.Instant) {
         // Methods outside the API's own are one label, so a client cannot grow the label set.
-        let method =
-            ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"].contains(request.method.rawValue) ? request.method.rawValue : "other"
+        let method = HTTPRequestSeries.methods.contains(request.method.rawValue) ? request.method.rawValue : "other"
         registry.makeDurationHistogram(
-            descriptor: MetricNameDescriptor(
-                namespace: "commerce", metricName: "http_request_duration", unitName: "seconds",
-                helpText: "HTTP requests answered, by route pattern, method and status (long polls last until their change or timeout)."),
+            descriptor: HTTPRequestSeries.name,
             labels: [("route", context.endpointPath ?? "unmatched"), ("method", method), ("status", String(status))],
-            buckets: Self.buckets
+            buckets: HTTPRequestSeries.buckets
         ).record(ContinuousClock.now - started)
     }
+}
+
+/// The request series' name, buckets and method labels, built once, not per request (a generic middleware
+/// cannot hold static stored properties).
+enum HTTPRequestSeries {
+    static let buckets: [Duration] = [
+        .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5), .seconds(30),
+    ]
+    static let methods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+    nonisolated(unsafe) static let name = MetricNameDescriptor(  // immutable; the type is not marked Sendable
+        namespace: "commerce", metricName: "http_request_duration", unitName: "seconds",
+        helpText: "HTTP requests answered, by route pattern, method and status (long polls last until their change or timeout).")
 }

@@ -72,7 +72,7 @@ final class InboxConsumer: Sendable {
                 let started = ContinuousClock.now
                 let emitted = try await applyRetryingTransientFailures(work, until: stopped)
                 node.metrics.applied(in: .now - started)
-                for item in work { node.metrics.consumed(item.typeLabel) }
+                node.metrics.consumed(work.lazy.map(\.typeLabel))
                 node.committed(emitted)
             }
             for m in messages { applied.offsets[m.topicPartition] = max(applied.offsets[m.topicPartition] ?? 0, m.offset + 1) }

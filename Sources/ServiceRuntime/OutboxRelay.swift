@@ -271,11 +271,13 @@ final class OutboxRelay: Sendable {
     ) -> KafkaError? {
         var failure: KafkaError?
         var done: [Int64] = []
+        var acknowledged: [String] = []
+        defer { metrics.produced(acknowledged) }
         for (row, result) in zip(rows, results) {
             switch result {
             case .success(let report):
                 done.append(row.seq)
-                metrics.produced(row.type)
+                acknowledged.append(row.type)
                 let partition = TopicPartition(topic: report.topic, partition: report.partition)
                 progress.acknowledged[partition] = max(progress.acknowledged[partition] ?? 0, report.offset + 1)
             case .failure(let error) where error.isRecordRefused:

@@ -49,19 +49,28 @@ public final class ServiceMetrics: Sendable {
     /// The contract's event type, or a stand-in that keeps the label set bounded.
     static func typeLabel(_ type: String) -> String { EventType.all.contains(type) ? type : "other" }
 
-    func consumed(_ type: String) {
-        registry.makeCounter(
-            descriptor: Self.name(
-                "events_consumed", "total", "Events read from the service's topics that it acts on, by type (redeliveries included)."),
-            labels: [("service", service), ("type", type)]
-        ).increment()
-    }
+    // Built once: the labelled counters below are looked up in the registry per batch.
+    // Immutable; `nonisolated(unsafe)` only because swift-prometheus does not mark the type Sendable.
+    nonisolated(unsafe) private static let consumedName = name(
+        "events_consumed", "total", "Events read from the service's topics that it acts on, by type (redeliveries included).")
+    nonisolated(unsafe) private static let producedName = name(
+        "events_produced", "total", "Events the service's outbox relay published, acknowledged by the broker, by type.")
+    nonisolated(unsafe) private static let sagasEndedName = name(
+        "sagas_ended", "total", "Sagas that reached their final state, by saga (order, payment), state and reason class.")
 
-    func produced(_ type: String) {
-        registry.makeCounter(
-            descriptor: Self.name("events_produced", "total", "Events the service's outbox relay published, acknowledged by the broker, by type."),
-            labels: [("service", service), ("type", Self.typeLabel(type))]
-        ).increment()
+    /// Counts a batch's events by type label (already bounded: `typeLabel` or "malformed"):
+    /// one registry lookup per label, not per event.
+    func consumed(_ labels: some Sequence<String>) { count(labels, Self.consumedName) }
+
+    /// Counts the acknowledged events of a batch by type.
+    func produced(_ types: some Sequence<String>) { count(types.lazy.map(Self.typeLabel), Self.producedName) }
+
+    private func count(_ labels: some Sequence<String>, _ descriptor: MetricNameDescriptor) {
+        var tally: [String: Int64] = [:]
+        for label in labels { tally[label, default: 0] += 1 }
+        for (label, n) in tally {
+            registry.makeCounter(descriptor: descriptor, labels: [("service", service), ("type", label)]).increment(by: n)
+        }
     }
 
     func applied(in duration: Duration) { applyDuration.record(duration) }
@@ -82,11 +91,7 @@ public final class ServiceMetrics: Sendable {
         for event in events {
             guard let (saga, state) = Self.outcomes[event.type] else { continue }
             let reason = state == "placed" || state == "completed" ? "none" : Self.reasonClass(event.data.reason)
-            registry.makeCounter(
-                descriptor: Self.name(
-                    "sagas_ended", "total", "Sagas that reached their final state, by saga (order, payment), state and reason class."),
-                labels: [("saga", saga), ("state", state), ("reason", reason)]
-            ).increment()
+            registry.makeCounter(descriptor: Self.sagasEndedName, labels: [("saga", saga), ("state", state), ("reason", reason)]).increment()
         }
     }
 

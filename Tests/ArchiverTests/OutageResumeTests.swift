@@ -158,9 +158,7 @@ struct StallVisibilityTests {
 
     /// The values of every series of this family in the registry's exposition.
     static func series(_ name: String, _ registry: PrometheusCollectorRegistry) -> [Double] {
-        String(decoding: registry.emitToBuffer(), as: UTF8.self).split(separator: "\n")
-            .filter { $0.hasPrefix(name + "{") || $0.hasPrefix(name + " ") }
-            .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }
+        prometheusValues(String(decoding: registry.emitToBuffer(), as: UTF8.self), name)
     }
 }
 

@@ -112,12 +112,7 @@ struct ServiceMetricsTests {
     /// The value of the series `name` whose labels include `labels`; nil if there is none, the
     /// sum if there are several.
     static func value(_ text: String, _ name: String, _ labels: [String: String]) -> Double? {
-        let values = text.split(separator: "\n").compactMap { line -> Double? in
-            guard line.hasPrefix(name + "{") || line.hasPrefix(name + " ") else { return nil }
-            let series = line.split(separator: " ").first.map(String.init) ?? ""
-            guard labels.allSatisfy({ series.contains("\($0.key)=\"\($0.value)\"") }) else { return nil }
-            return line.split(separator: " ").last.flatMap { Double($0) }
-        }
+        let values = prometheusValues(text, name, labels)
         return values.isEmpty ? nil : values.reduce(0, +)
     }
 }
