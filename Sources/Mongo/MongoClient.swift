@@ -3,14 +3,18 @@ import Dispatch
 import Foundation
 
 private let mongocInitialized: Void = {
-    mongoc_init()
-    // libmongoc's default handler prints to stdout, debug lines included; callers get errors
-    // as MongoError, so only warnings and worse are kept, on stderr.
+    // Counters in shared memory serve only libmongoc's own stats tool, and a killed process
+    // leaves its /dev/shm/mongoc-<pid> behind, which made a later process with that pid warn.
+    setenv("MONGOC_DISABLE_SHM", "1", 1)
+    // Set before mongoc_init so that its own warnings go through the handler too. The default
+    // handler prints debug lines to stdout; callers get errors as MongoError, so only warnings
+    // and worse are kept, on stderr.
     mongoc_log_set_handler(
         { level, domain, message, _ in
             guard level.rawValue <= MONGOC_LOG_LEVEL_WARNING.rawValue, let domain, let message else { return }
             FileHandle.standardError.write(Data("mongoc \(String(cString: domain)): \(String(cString: message))\n".utf8))
         }, nil)
+    mongoc_init()
 }()
 
 /// A pool of libmongoc clients for one URI. Every operation checks a client out of the pool
