@@ -107,7 +107,7 @@ let package = Package(
             name: "CommerceServer",
             dependencies: [
                 "CommerceAPI", "ServiceRuntime", "UserService", "ProductService", "OrderService", "PaymentService", hummingbird,
-                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "HTTPTypes", package: "swift-http-types"),
             ]),
         // Its HTTP client is SwiftNIO's (already under Hummingbird): simulate shares the machine it measures.
         .target(

@@ -9,7 +9,7 @@ extension BatchExecutor {
     /// Returns false when the saga had already been compensated by a different failure event.
     func compensate(_ c: NewCompensation) async throws -> Bool {
         let saga = c.failure.sagaId
-        let document: Document = [
+        var document: Document = [
             "reason": .string(c.failure.reason), "failedEvent": .string(c.failure.eventId), "failedType": .string(c.failure.type),
             "deleted": .document([
                 HistoryStore.balanceCollection: .array(c.priorBalance.prefix(CompensationList.cap).map { .string($0) }),
@@ -17,6 +17,7 @@ extension BatchExecutor {
             ]),
             "suppressed": .array([]), "compensatedAt": .datetime(Self.nowMs()),
         ]
+        if let trace = c.failure.traceParent { document.append("traceId", .string(trace.traceId.hex)) }
         let result = try await store.compensations.updateOne(
             filter: ["_id": .string(saga)], update: ["$setOnInsert": .document(document)], upsert: true)
         if result.upserted == 0 {
@@ -81,9 +82,14 @@ extension BatchExecutor {
             ]),
         ]
         if truncated { data["deletedTruncated"] = .bool(true) }
+        // The compensation is a hop of the failed saga's trace, whichever failure event led here.
+        let trace = record.traceId.map { TraceParent(traceId: $0, spanId: 0, flags: 0x01).child() }
         let event = OutgoingEvent(
             id: "history-deleted-\(record.sagaId)", source: "/archive/archiver", type: EventType.historyDeleted,
-            subject: "saga/\(record.sagaId)", timeMs: Self.nowMs(), sagaId: record.sagaId, data: data)
-        _ = try await producer.send(KafkaRecord(topic: compensationTopic, key: Array(record.sagaId.utf8), value: event.bytes))
+            subject: "saga/\(record.sagaId)", timeMs: Self.nowMs(), sagaId: record.sagaId, data: data, traceParent: trace)
+        _ = try await producer.send(
+            KafkaRecord(
+                topic: compensationTopic, key: Array(record.sagaId.utf8), value: event.bytes,
+                headers: trace.map { [KafkaHeader("traceparent", $0.text)] } ?? []))
     }
 }

@@ -71,6 +71,8 @@ struct CompensationRecord: Sendable, Equatable {
     var deletedPayment: [String]
     /// All the saga's deleted ids, those past the cap included.
     var deletedCount: Int
+    /// The failure event's trace, when it carried one.
+    var traceId: TraceID?
 
     init(sagaId: String, failedEvent: String, reason: String, deletedBalance: [String], deletedPayment: [String], deletedCount: Int? = nil) {
         self.sagaId = sagaId
@@ -92,6 +94,7 @@ struct CompensationRecord: Sendable, Equatable {
             sagaId: id, failedEvent: doc["failedEvent"]?.stringValue ?? "", reason: doc["reason"]?.stringValue ?? "",
             deletedBalance: balance, deletedPayment: payment,
             deletedCount: count(HistoryStore.balanceCollection, balance.count) + count(HistoryStore.paymentCollection, payment.count))
+        traceId = doc["traceId"]?.stringValue.flatMap(TraceID.init(hex:))
     }
 }
 
@@ -116,6 +119,7 @@ enum HistoryDocument {
             if let paymentId = b.paymentId { bson.append("paymentId", int64: paymentId) }
             bson.append("sagaId", b.sagaId)
             bson.append("occurredAt", dateMs: b.occurredAtMs)
+            if let trace = b.traceParent { trace.traceId.withHex { bson.append("traceId", utf8: $0) } }
         case .payment(let p):
             bson.append("paymentId", int64: p.paymentId)
             bson.append("orderId", int64: p.orderId)
@@ -124,6 +128,7 @@ enum HistoryDocument {
             bson.append("status", p.status)
             bson.append("sagaId", p.sagaId)
             bson.append("occurredAt", dateMs: p.occurredAtMs)
+            if let trace = p.traceParent { trace.traceId.withHex { bson.append("traceId", utf8: $0) } }
         }
         bson.append("archivedAt", dateMs: archivedAtMs)
         bson.appendDocument("source") { source in

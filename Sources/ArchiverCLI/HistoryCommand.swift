@@ -139,6 +139,13 @@ struct SagaHistory: AsyncParsableCommand {
             return print("saga \(sagaId): no history and no compensation archived")
         }
         print("saga \(sagaId)")
+        // One saga is one trace when every hop carried its context; more than one id means a
+        // producer started its own, and both are worth looking up.
+        var traces: [String] = []
+        for doc in balance + payment + (compensation.map { [$0] } ?? []) {
+            if let id = doc["traceId"]?.stringValue, !traces.contains(id) { traces.append(id) }
+        }
+        print(traces.isEmpty ? "trace: none (its events carried no traceparent)" : "trace: \(traces.joined(separator: ", "))")
         print("balance_history (\(balance.count))")
         if !balance.isEmpty {
             print(

@@ -25,6 +25,7 @@ public enum CommerceRouter {
         // HEAD is GET without the body, as RFC 9110 §9.3.2 has every GET resource answer it.
         let router = Router(options: .autoGenerateHeadEndpoints)
         router.middlewares.add(HTTPMetricsMiddleware(registry: registry))
+        router.middlewares.add(TraceContextMiddleware())
         router.middlewares.add(APIErrorMiddleware(routes: routes))
         router.get("/healthz") { _, _ -> String in
             if let failure = failure() { throw APIError(.serviceUnavailable, code: "unavailable", "\(failure); the process is stopping") }

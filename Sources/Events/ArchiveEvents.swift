@@ -11,6 +11,8 @@ public struct BalanceChange: Sendable, Equatable {
     public var paymentId: Int64?
     public var sagaId: String
     public var occurredAtMs: Int64
+    /// Its trace, when the event carried one: the document's `traceId`.
+    public var traceParent: TraceParent? = nil
 }
 
 /// `commerce.payment.completed` (contract §4).
@@ -23,6 +25,8 @@ public struct PaymentCompletion: Sendable, Equatable {
     public var status: String
     public var sagaId: String
     public var occurredAtMs: Int64
+    /// Its trace, when the event carried one: the document's `traceId`.
+    public var traceParent: TraceParent? = nil
 }
 
 /// `commerce.order.status-change-failed` / `commerce.payment.failed`: the saga must be compensated.
@@ -36,6 +40,9 @@ public struct SagaFailure: Sendable, Equatable {
     public var type: String
     public var sagaId: String
     public var reason: String
+    /// Its trace, when the event carried one: the compensation record's `traceId`, and the
+    /// parent of the `archive.history.deleted` event.
+    public var traceParent: TraceParent? = nil
 }
 
 /// The event types the archiver acts on, in `types` order.
@@ -104,19 +111,19 @@ extension CloudEvent {
                     balanceBefore: try data.require(data.balanceBefore, "balanceBefore"),
                     balanceAfter: try data.require(data.balanceAfter, "balanceAfter"),
                     orderId: try optional(data.orderId, "orderId"), paymentId: try optional(data.paymentId, "paymentId"),
-                    sagaId: try requiredSaga(), occurredAtMs: try occurredAt(fallbackTimeMs)))
+                    sagaId: try requiredSaga(), occurredAtMs: try occurredAt(fallbackTimeMs), traceParent: traceParent))
         case .paymentCompleted:
             return .payment(
                 PaymentCompletion(
                     eventId: id, paymentId: try data.require(data.paymentId, "paymentId"),
                     orderId: try data.require(data.orderId, "orderId"), userId: try data.require(data.userId, "userId"),
                     amount: try data.require(data.amount, "amount"), status: try data.require(data.status, "status"),
-                    sagaId: try requiredSaga(), occurredAtMs: try occurredAt(fallbackTimeMs)))
+                    sagaId: try requiredSaga(), occurredAtMs: try occurredAt(fallbackTimeMs), traceParent: traceParent))
         case .orderStatusChangeFailed, .paymentFailed:
             return .sagaFailed(
                 SagaFailure(
                     eventId: id, type: type, sagaId: try requiredSaga(),
-                    reason: SagaFailure.bounded(try data.require(data.reason, "reason"))))
+                    reason: SagaFailure.bounded(try data.require(data.reason, "reason")), traceParent: traceParent))
         }
     }
 

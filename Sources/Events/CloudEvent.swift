@@ -26,6 +26,8 @@ public struct CloudEvent: Sendable {
     public var data: EventData
     /// Set when `type` is one the archiver acts on, so no string comparison decides it again.
     public var archiveKind: ArchiveKind?
+    /// The `traceparent` attribute; nil when absent or malformed (contract §2: ignored).
+    public var traceParent: TraceParent?
 
     /// Decodes a Kafka message value. Never traps on bad input: every failure is a thrown
     /// `EventDecodingError` saying what is wrong.
@@ -142,6 +144,7 @@ private struct Envelope {
     var time: Int64?
     var sagaId: String?
     var archiveKind: ArchiveKind?
+    var traceParent: TraceParent?
     var data = EventData()
     var problems: [String] = []
 
@@ -174,6 +177,10 @@ private struct Envelope {
             sagaId = try attribute("sagaid", &r)
         } else if key.is("subject") {
             subject = try attribute("subject", &r)
+        } else if key.is("traceparent") {
+            // Read in place, never an error: a malformed one is dropped and the event still counts.
+            guard try r.peek() == 0x22 else { try r.skipValue(); return }
+            traceParent = try r.rawString().flatMap(TraceParent.init)
         } else if key.is("time") {
             guard try r.peek() == 0x22 else { problems.append("time must be a string"); try r.skipValue(); return }
             if let raw = try r.rawString(), let ms = Timestamp.parse(raw) { time = ms } else { problems.append("time is not an RFC 3339 timestamp") }
@@ -204,6 +211,8 @@ private struct Envelope {
         if let sagaId, sagaId.utf8.count > Self.maxIdBytes { throw .schema("sagaid is longer than \(Self.maxIdBytes) bytes") }
         guard let source, !source.isEmpty else { throw .schema("source is missing or empty") }
         guard let type, !type.isEmpty else { throw .schema("type is missing or empty") }
-        return CloudEvent(id: id, source: source, type: type, subject: subject, timeMs: time, sagaId: sagaId, data: data, archiveKind: archiveKind)
+        return CloudEvent(
+            id: id, source: source, type: type, subject: subject, timeMs: time, sagaId: sagaId, data: data, archiveKind: archiveKind,
+            traceParent: traceParent)
     }
 }

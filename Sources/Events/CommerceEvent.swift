@@ -12,6 +12,9 @@ public struct CommerceEvent: Codable, Sendable, Equatable {
     public var time: String
     public var datacontenttype: String?
     public var sagaid: String?
+    /// W3C `traceparent` (contract §2), kept only when well formed: a malformed one is dropped
+    /// on decoding, never an error.
+    public var traceparent: String?
     public var data: CommerceEventData
 
     public init(
@@ -27,6 +30,14 @@ public struct CommerceEvent: Codable, Sendable, Equatable {
         datacontenttype = "application/json"
         sagaid = sagaId
         self.data = data
+    }
+
+    /// The same event as a hop of `trace`, unless it already has a context of its own.
+    public func continuing(_ trace: TraceParent?) -> CommerceEvent {
+        guard traceparent == nil, let trace else { return self }
+        var event = self
+        event.traceparent = trace.child().text
+        return event
     }
 
     /// The topic an event of this type belongs to (contract §3).

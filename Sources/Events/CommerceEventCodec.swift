@@ -18,6 +18,7 @@ extension CommerceEvent {
         w.member("time", time)
         if let datacontenttype { w.member("datacontenttype", datacontenttype) }
         if let sagaid { w.member("sagaid", sagaid) }
+        if let traceparent { w.member("traceparent", traceparent) }
         w.key("data")
         data.write(to: &w)
         w.close()
@@ -46,6 +47,7 @@ extension CommerceEvent {
     /// The members as they are read, checked once the object is complete.
     private struct Fields {
         var specversion, id, source, type, subject, time, datacontenttype, sagaid: String?
+        var traceparent: TraceParent?
         var data: CommerceEventData?
 
         mutating func read(_ key: JSONReader.Key, _ r: inout JSONReader) throws(JSONReader.Failure) {
@@ -65,6 +67,9 @@ extension CommerceEvent {
                 subject = try r.optionalString("subject")
             } else if key.is("time") {
                 time = try r.optionalString("time")
+            } else if key.is("traceparent") {
+                guard try r.peek() == 0x22 else { return try r.skipValue() }
+                traceparent = try r.rawString().flatMap(TraceParent.init)
             } else if key.is("datacontenttype") {
                 datacontenttype = try r.optionalString("datacontenttype")
             } else {
@@ -85,6 +90,7 @@ extension CommerceEvent {
             event.time = try required(time, "time")
             event.datacontenttype = datacontenttype
             event.sagaid = sagaid
+            event.traceparent = traceparent?.text
             return event
         }
     }

@@ -7,11 +7,13 @@ public struct OutgoingEvent: Sendable {
     public var timeMs: Int64
     public var sagaId: String?
     public var data: JSONObject
+    public var traceParent: TraceParent?
 
     public init(
         id: String, source: String, type: String, subject: String? = nil, timeMs: Int64,
-        sagaId: String?, data: JSONObject
+        sagaId: String?, data: JSONObject, traceParent: TraceParent? = nil
     ) {
+        self.traceParent = traceParent
         self.id = id
         self.source = source
         self.type = type
@@ -29,6 +31,7 @@ public struct OutgoingEvent: Sendable {
         envelope["time"] = .string(Timestamp.format(timeMs))
         envelope["datacontenttype"] = .string("application/json")
         if let sagaId { envelope["sagaid"] = .string(sagaId) }
+        if let traceParent { envelope["traceparent"] = .string(traceParent.text) }
         envelope["data"] = .object(data)
         return JSONValue.object(envelope).serialized
     }

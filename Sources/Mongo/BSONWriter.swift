@@ -43,6 +43,12 @@ public struct BSONWriter {
         }
     }
 
+    /// A string from bytes the caller vouches are UTF-8 (hex digits, say), without a `String`.
+    public mutating func append(_ key: StaticString, utf8 bytes: UnsafeRawBufferPointer) {
+        let target = document
+        bytes.withMemoryRebound(to: CChar.self) { _ = bson_append_utf8(target, key.cKey, key.cLength, $0.baseAddress, Int32($0.count)) }
+    }
+
     public mutating func append(_ key: StaticString, int64 value: Int64) { bson_append_int64(document, key.cKey, key.cLength, value) }
     public mutating func append(_ key: StaticString, int32 value: Int32) { bson_append_int32(document, key.cKey, key.cLength, value) }
     public mutating func append(_ key: StaticString, dateMs value: Int64) { bson_append_date_time(document, key.cKey, key.cLength, value) }

@@ -161,7 +161,9 @@ final class InboxConsumer: Sendable {
         for (event, message) in claimed {
             do {
                 try db.savepoint {
-                    let out = try service.handle(event, in: db, node: node)
+                    // Each event this one causes is the next hop of its trace.
+                    let trace = event.traceparent.flatMap(TraceParent.init)
+                    let out = try service.handle(event, in: db, node: node).map { $0.continuing(trace) }
                     try Outbox.append(out, prefix: node.topicPrefix, db)
                     emitted += out
                 }

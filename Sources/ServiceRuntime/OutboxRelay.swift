@@ -364,12 +364,16 @@ final class OutboxRelay: Sendable {
     private func unpublished(_ progress: inout Progress) async throws -> ([Row], Int64?, full: Bool) {
         let read = { [node, batchSize, sent = progress.sent] in
             try await node.database.read { db in
-                try db.rows("SELECT seq, topic, key, value, type FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", sent, batchSize).map { row in
-                    let value: Data = try row["value"], key: String = try row["key"]
-                    return Row(
-                        seq: try row["seq"], record: KafkaRecord(topic: try row["topic"], key: Array(key.utf8), value: Array(value)),
-                        type: try row["type"])
-                }
+                try db.rows("SELECT seq, topic, key, value, type, traceparent FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", sent, batchSize)
+                    .map { row in
+                        let value: Data = try row["value"], key: String = try row["key"], trace: String? = try row["traceparent"]
+                        // The context the row was written with, as the contract's optional header.
+                        let headers = trace.map { [KafkaHeader("traceparent", $0)] } ?? []
+                        return Row(
+                            seq: try row["seq"],
+                            record: KafkaRecord(topic: try row["topic"], key: Array(key.utf8), value: Array(value), headers: headers),
+                            type: try row["type"])
+                    }
             }
         }
         var rows = try await read()

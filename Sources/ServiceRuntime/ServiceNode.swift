@@ -65,9 +65,12 @@ public final class ServiceNode: Sendable {
     /// Runs `body` in one local transaction and writes the events it returns to the outbox in
     /// that same transaction: a rolled-back change publishes nothing, a committed one is
     /// published even if the process dies right after.
+    /// The events join the trace of the task's context (`TraceParent.current`, the HTTP request's).
     public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> (T, [CommerceEvent])) async throws -> T {
+        let trace = TraceParent.current
         let (value, events) = try await database.write { db in
-            let (value, events) = try body(db)
+            let (value, produced) = try body(db)
+            let events = produced.map { $0.continuing(trace) }
             try Outbox.append(events, prefix: self.topicPrefix, db)
             return (value, events)
         }
@@ -179,6 +182,8 @@ public final class ServiceNode: Sendable {
         SQLMigration("runtime-v4", "ALTER TABLE idempotency_keys ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;"),
         // Outbox rows get their time, for the age of the oldest (`ServiceMetrics`); earlier rows have 0.
         SQLMigration("runtime-v5", "ALTER TABLE outbox ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;"),
+        // The trace context written with the row, so the relay re-injects it as the Kafka header.
+        SQLMigration("runtime-v6", "ALTER TABLE outbox ADD COLUMN traceparent TEXT;"),
     ]
 }
 
@@ -193,8 +198,8 @@ enum Outbox {
         let now = Int64(Date().timeIntervalSince1970 * 1_000)
         for event in events {
             try db.execute(
-                "INSERT INTO outbox (topic, key, value, event_id, type, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                prefix + event.topic, event.key, Data(try event.encoded()), event.id, event.type, now)
+                "INSERT INTO outbox (topic, key, value, event_id, type, created_at, traceparent) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                prefix + event.topic, event.key, Data(try event.encoded()), event.id, event.type, now, event.traceparent)
         }
     }
 }

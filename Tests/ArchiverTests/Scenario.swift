@@ -167,16 +167,18 @@ enum Make {
 
     static func event(
         _ topic: String, key: String, type: String, saga: String, id: String = id(), time: Int64 = 1_764_000_000_000,
-        _ data: JSONObject
+        trace: TraceParent? = nil, _ data: JSONObject
     ) -> KafkaRecord {
-        KafkaRecord(topic: topic, key: key, value: OutgoingEvent(id: id, source: "/test", type: type, timeMs: time, sagaId: saga, data: data).json)
+        let event = OutgoingEvent(id: id, source: "/test", type: type, timeMs: time, sagaId: saga, data: data, traceParent: trace)
+        return KafkaRecord(topic: topic, key: key, value: event.json)
     }
 
     static func deducted(
-        _ s: Scenario, saga: String, user: Int64 = 42, amount: Int64 = 15_000, id: String = id(), time: Int64 = 1_764_000_000_000
+        _ s: Scenario, saga: String, user: Int64 = 42, amount: Int64 = 15_000, id: String = id(), time: Int64 = 1_764_000_000_000,
+        trace: TraceParent? = nil
     ) -> KafkaRecord {
         event(
-            s.balanceTopic, key: String(user), type: EventType.balanceDeducted, saga: saga, id: id, time: time,
+            s.balanceTopic, key: String(user), type: EventType.balanceDeducted, saga: saga, id: id, time: time, trace: trace,
             [
                 "userId": .int(user), "amount": .int(amount), "balanceBefore": .int(50_000), "balanceAfter": .int(50_000 - amount),
                 "orderId": .int(1001), "paymentId": .int(3),
@@ -189,9 +191,9 @@ enum Make {
             ["userId": .int(user), "amount": .int(amount), "balanceBefore": .int(0), "balanceAfter": .int(amount)])
     }
 
-    static func paymentCompleted(_ s: Scenario, saga: String, order: Int64 = 1001, id: String = id()) -> KafkaRecord {
+    static func paymentCompleted(_ s: Scenario, saga: String, order: Int64 = 1001, id: String = id(), trace: TraceParent? = nil) -> KafkaRecord {
         event(
-            s.paymentTopic, key: String(order), type: EventType.paymentCompleted, saga: saga, id: id,
+            s.paymentTopic, key: String(order), type: EventType.paymentCompleted, saga: saga, id: id, trace: trace,
             ["paymentId": .int(3), "orderId": .int(order), "userId": .int(42), "amount": .int(15_000), "status": .string("COMPLETED")])
     }
 
@@ -199,7 +201,9 @@ enum Make {
         event(s.paymentTopic, key: String(order), type: EventType.paymentFailed, saga: saga, id: id, ["reason": .string(reason)])
     }
 
-    static func statusChangeFailed(_ s: Scenario, saga: String, order: Int64 = 1001, id: String = id()) -> KafkaRecord {
-        event(s.orderTopic, key: String(order), type: EventType.orderStatusChangeFailed, saga: saga, id: id, ["reason": .string("order cancelled")])
+    static func statusChangeFailed(_ s: Scenario, saga: String, order: Int64 = 1001, id: String = id(), trace: TraceParent? = nil) -> KafkaRecord {
+        event(
+            s.orderTopic, key: String(order), type: EventType.orderStatusChangeFailed, saga: saga, id: id, trace: trace,
+            ["reason": .string("order cancelled")])
     }
 }
