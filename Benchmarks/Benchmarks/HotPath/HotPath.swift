@@ -33,23 +33,27 @@ let benchmarks: @Sendable () -> Void = {
         ]
     )
 
-    // Built once, outside the measurement: one batch is `scalingFactor` events.
-    let batch = SampleBatch.messages(count: BenchmarkScalingFactor.kilo.rawValue)
-    let archivedAtMs: Int64 = 1_795_000_000_000
-    // Every event must come out as a history document (about 300 bytes of BSON each), or this
-    // measures the dead-letter path.
-    precondition(HotPath.encode(batch, archivedAtMs: archivedAtMs) > 150 * batch.count, "the sample events do not decode")
-    let recent = RecentMinimum(count: 20)
+    // Built once, outside the measurement: one batch is `scalingFactor` events. The traced batch
+    // is the same events as the services now send them, each with a `traceparent`: reading it
+    // and writing the documents' `traceId` must cost no allocation.
+    // No spaces or `/` in a name: it is the thresholds file's name.
+    for (name, traced) in [("ArchiverHotPath1000", false), ("ArchiverHotPathTraced1000", true)] {
+        let batch = SampleBatch.messages(count: BenchmarkScalingFactor.kilo.rawValue, traced: traced)
+        let archivedAtMs: Int64 = 1_795_000_000_000
+        // Every event must come out as a history document (about 300 bytes of BSON each), or this
+        // measures the dead-letter path.
+        precondition(HotPath.encode(batch, archivedAtMs: archivedAtMs) > 150 * batch.count, "the sample events do not decode")
+        let recent = RecentMinimum(count: 20)
 
-    // No spaces or `/` in the name: it is the thresholds file's name.
-    Benchmark("ArchiverHotPath1000") { benchmark in
-        benchmark.startMeasurement()
-        let cpuStart = threadCPUNanoseconds()
-        blackHole(HotPath.encode(batch, archivedAtMs: archivedAtMs))
-        let cpu = threadCPUNanoseconds() - cpuStart
-        benchmark.stopMeasurement()
-        benchmark.measurement(threadCPU, cpu)
-        benchmark.measurement(threadCPUBestOf20, recent.adding(cpu))
+        Benchmark(name) { benchmark in
+            benchmark.startMeasurement()
+            let cpuStart = threadCPUNanoseconds()
+            blackHole(HotPath.encode(batch, archivedAtMs: archivedAtMs))
+            let cpu = threadCPUNanoseconds() - cpuStart
+            benchmark.stopMeasurement()
+            benchmark.measurement(threadCPU, cpu)
+            benchmark.measurement(threadCPUBestOf20, recent.adding(cpu))
+        }
     }
 }
 
@@ -89,8 +93,9 @@ final class RecentMinimum: @unchecked Sendable {  // used by one benchmark threa
 /// by order, saga `pay-<order>`, 330 to 380 bytes each. Ids are version-4 UUIDs from a fixed seed,
 /// so every run encodes the same bytes.
 enum SampleBatch {
-    static func messages(count: Int) -> [KafkaMessage] {
+    static func messages(count: Int, traced: Bool = false) -> [KafkaMessage] {
         var random = SplitMix64(seed: 0x0A7C_4175)
+        var traces = SplitMix64(seed: 0x7EA5_E000)
         let startMs: Int64 = 1_795_000_000_000  // 2026-11-18T...Z
         var offsets: [String: Int64] = [:]
         return (0..<count).map { i in
@@ -98,19 +103,21 @@ enum SampleBatch {
             let saga = "pay-\(order)"
             let timeMs = startMs + Int64(i) * 7
             let id = random.uuid()
+            // One trace per saga, a span per event, as the services write them.
+            let trace = traced ? traceparent(trace: SplitMix64(seed: UInt64(order)), span: &traces) : nil
             let (topic, key, value): (String, String, String)
             if i % 3 == 2 {
                 topic = "commerce.payment"
                 key = String(order)
                 value = event(
-                    type: "commerce.payment.completed", id: id, source: "/commerce/payment", timeMs: timeMs, saga: saga,
+                    type: "commerce.payment.completed", id: id, source: "/commerce/payment", timeMs: timeMs, saga: saga, trace: trace,
                     data: #"{"paymentId": \#(order), "orderId": \#(order), "userId": \#(user), "amount": \#(amount), "status": "COMPLETED"}"#)
             } else {
                 let before = 1_000_000_000 - (i / 3) * 1_000
                 topic = "commerce.balance"
                 key = String(user)
                 value = event(
-                    type: "commerce.balance.deducted", id: id, source: "/commerce/user", timeMs: timeMs, saga: saga,
+                    type: "commerce.balance.deducted", id: id, source: "/commerce/user", timeMs: timeMs, saga: saga, trace: trace,
                     data:
                         #"{"userId": \#(user), "amount": \#(amount), "balanceBefore": \#(before), "balanceAfter": \#(before - amount), "orderId": \#(order), "paymentId": \#(order)}"#
                 )
@@ -125,8 +132,20 @@ enum SampleBatch {
     }
 
     /// The envelope in `json.dumps` order and spacing.
-    static func event(type: String, id: String, source: String, timeMs: Int64, saga: String, data: String) -> String {
-        #"{"specversion": "1.0", "id": "\#(id)", "source": "\#(source)", "type": "\#(type)", "time": "\#(rfc3339(timeMs))", "datacontenttype": "application/json", "sagaid": "\#(saga)", "data": \#(data)}"#
+    static func event(type: String, id: String, source: String, timeMs: Int64, saga: String, trace: String?, data: String) -> String {
+        let traceparent = trace.map { #", "traceparent": "\#($0)""# } ?? ""
+        return
+            #"{"specversion": "1.0", "id": "\#(id)", "source": "\#(source)", "type": "\#(type)", "time": "\#(rfc3339(timeMs))", "datacontenttype": "application/json", "sagaid": "\#(saga)"\#(traceparent), "data": \#(data)}"#
+    }
+
+    /// `00-<trace>-<span>-01`: the trace id from the saga's generator, the span id from `span`.
+    static func traceparent(trace: SplitMix64, span: inout SplitMix64) -> String {
+        var trace = trace
+        func hex(_ value: UInt64) -> String {
+            let digits = String(value, radix: 16)
+            return String(repeating: "0", count: 16 - digits.count) + digits
+        }
+        return "00-\(hex(trace.next()))\(hex(trace.next()))-\(hex(span.next()))-01"
     }
 
     /// `2026-11-18T12:26:40.007Z`, as the Python producer writes it.
