@@ -69,7 +69,7 @@ extension CommerceEvent {
                 time = try r.optionalString("time")
             } else if key.is("traceparent") {
                 guard try r.peek() == 0x22 else { return try r.skipValue() }
-                traceparent = try r.rawString().flatMap(TraceParent.init)
+                traceparent = try r.withUnescapedBytes(TraceParent.init)
             } else if key.is("datacontenttype") {
                 datacontenttype = try r.optionalString("datacontenttype")
             } else {

@@ -111,6 +111,14 @@ struct JSONReader {
     }
 
     /// The bytes of a string without escapes (nil when it has any), for callers that parse them further.
+    /// A string's bytes with its escapes undone: read in place (no allocation) when it has none.
+    mutating func withUnescapedBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) throws(Failure) -> R {
+        let (start, end, escaped) = try scanString()
+        guard escaped else { return body(UnsafeRawBufferPointer(rebasing: b[start..<end])) }
+        var decoded = try decodeEscaped(start, end)
+        return decoded.withUTF8 { body(UnsafeRawBufferPointer($0)) }
+    }
+
     mutating func rawString() throws(Failure) -> UnsafeRawBufferPointer? {
         let (start, end, escaped) = try scanString()
         return escaped ? nil : UnsafeRawBufferPointer(rebasing: b[start..<end])

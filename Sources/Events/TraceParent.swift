@@ -19,10 +19,11 @@ public struct TraceParent: Sendable, Hashable {
         return TraceParent(traceId: TraceID(high: g.nonZero(), low: g.next()), spanId: g.nonZero(), flags: 0x01)
     }
 
-    /// The next hop of the same trace: a new span id, the trace id and flags kept.
+    /// The next hop of the same trace: a new span id, the trace id and the sampled flag kept.
+    /// Version 00 defines no other flag, and a sender must leave undefined ones zero.
     public func child() -> TraceParent {
         var g = SystemRandomNumberGenerator()
-        return TraceParent(traceId: traceId, spanId: g.nonZero(), flags: flags)
+        return TraceParent(traceId: traceId, spanId: g.nonZero(), flags: flags & 0x01)
     }
 
     /// The context this task works in: set by the HTTP layer for a request, read where events

@@ -5,7 +5,7 @@ import Foundation
 private let mongocInitialized: Void = {
     // Counters in shared memory serve only libmongoc's own stats tool, and a killed process
     // leaves its /dev/shm/mongoc-<pid> behind, which made a later process with that pid warn.
-    setenv("MONGOC_DISABLE_SHM", "1", 1)
+    setenv("MONGOC_DISABLE_SHM", "1", 0)  // an operator's own setting wins
     // Set before mongoc_init so that its own warnings go through the handler too. The default
     // handler prints debug lines to stdout; callers get errors as MongoError, so only warnings
     // and worse are kept, on stderr.

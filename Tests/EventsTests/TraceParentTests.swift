@@ -34,6 +34,11 @@ struct TraceParentTests {
         #expect(later.text == Self.valid)
     }
 
+    @Test func aChildKeepsOnlyTheSampledFlag() throws {
+        #expect(TraceParent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff")?.child().flags == 0x01)
+        #expect(TraceParent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-fe")?.child().flags == 0x00)
+    }
+
     @Test func aChildKeepsTheTraceAndFlagsWithANewSpan() throws {
         let parent = try #require(TraceParent(Self.valid))
         let children = (0..<100).map { _ in parent.child() }
@@ -48,7 +53,12 @@ struct TraceParentTests {
         #expect(try decode(traced).traceParent == TraceParent(Self.valid))
         guard case .balance(let change) = try decode(traced).archiveEvent(fallbackTimeMs: nil) else { Issue.record("not a balance change"); return }
         #expect(change.traceParent == TraceParent(Self.valid))
-        for bad in [#""nope""#, "42", "null", #"{"a":1}"#, #""00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0\u0031""#] {
+        // Escapes are JSON's business: undone, this one is well formed.
+        let escaped = deducted.replacingOccurrences(
+            of: #""sagaid""#, with: #""traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0\u0031","sagaid""#)
+        #expect(try decode(escaped).traceParent == TraceParent(Self.valid))
+        #expect(try CommerceEvent.decode(Array(escaped.utf8)).traceparent == Self.valid)
+        for bad in [#""nope""#, "42", "null", #"{"a":1}"#, #""00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0\u0078""#] {
             let event = try decode(deducted.replacingOccurrences(of: #""sagaid""#, with: #""traceparent":\#(bad),"sagaid""#))
             #expect(event.traceParent == nil && event.sagaId == "pay-1001-3", "\(bad)")
         }
