@@ -83,7 +83,7 @@ extension BatchExecutor {
         ]
         if truncated { data["deletedTruncated"] = .bool(true) }
         // The compensation is a hop of the failed saga's trace, whichever failure event led here.
-        let trace = record.traceId.map { TraceParent(traceId: $0, spanId: 0, flags: 0x01).child() }
+        let trace = record.traceId.map { TraceParent.span(in: $0, flags: 0x01) }
         let event = OutgoingEvent(
             id: "history-deleted-\(record.sagaId)", source: "/archive/archiver", type: EventType.historyDeleted,
             subject: "saga/\(record.sagaId)", timeMs: Self.nowMs(), sagaId: record.sagaId, data: data, traceParent: trace)

@@ -23,7 +23,7 @@ struct Bench {
     /// The baseline the archiver must reach 0.95x of: libmongoc alone, documents built with
     /// bson_append_* directly, one unordered bulk of `$setOnInsert` upserts per `batch`.
     static func mongo(uri: String, database: String, count: Int, batch: Int) throws {
-        setenv("MONGOC_DISABLE_SHM", "1", 1)  // as the archiver's MongoClient does
+        setenv("MONGOC_DISABLE_SHM", "1", 0)  // as the archiver's MongoClient does
         mongoc_init()
         var error = bson_error_t()
         let client = mongoc_client_new(uri)!

@@ -178,9 +178,7 @@ private struct Envelope {
         } else if key.is("subject") {
             subject = try attribute("subject", &r)
         } else if key.is("traceparent") {
-            // Read in place, never an error: a malformed one is dropped and the event still counts.
-            guard try r.peek() == 0x22 else { try r.skipValue(); return }
-            traceParent = try r.withUnescapedBytes(TraceParent.init)
+            traceParent = try r.traceParent()
         } else if key.is("time") {
             guard try r.peek() == 0x22 else { problems.append("time must be a string"); try r.skipValue(); return }
             if let raw = try r.rawString(), let ms = Timestamp.parse(raw) { time = ms } else { problems.append("time is not an RFC 3339 timestamp") }

@@ -68,8 +68,7 @@ extension CommerceEvent {
             } else if key.is("time") {
                 time = try r.optionalString("time")
             } else if key.is("traceparent") {
-                guard try r.peek() == 0x22 else { return try r.skipValue() }
-                traceparent = try r.withUnescapedBytes(TraceParent.init)
+                traceparent = try r.traceParent()
             } else if key.is("datacontenttype") {
                 datacontenttype = try r.optionalString("datacontenttype")
             } else {

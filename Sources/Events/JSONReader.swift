@@ -110,7 +110,6 @@ struct JSONReader {
         return String(validating: raw, as: UTF8.self)
     }
 
-    /// The bytes of a string without escapes (nil when it has any), for callers that parse them further.
     /// A string's bytes with its escapes undone: read in place (no allocation) when it has none.
     mutating func withUnescapedBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) throws(Failure) -> R {
         let (start, end, escaped) = try scanString()
@@ -119,6 +118,17 @@ struct JSONReader {
         return decoded.withUTF8 { body(UnsafeRawBufferPointer($0)) }
     }
 
+    /// A `traceparent` member's value: nil when it is not a string or not a well-formed one
+    /// (contract §2: ignored, never an error). Both event decoders read it so.
+    mutating func traceParent() throws(Failure) -> TraceParent? {
+        guard try peek() == 0x22 else {
+            try skipValue()
+            return nil
+        }
+        return try withUnescapedBytes(TraceParent.init)
+    }
+
+    /// The bytes of a string without escapes (nil when it has any), for callers that parse them further.
     mutating func rawString() throws(Failure) -> UnsafeRawBufferPointer? {
         let (start, end, escaped) = try scanString()
         return escaped ? nil : UnsafeRawBufferPointer(rebasing: b[start..<end])

@@ -13,7 +13,6 @@ public struct OutgoingEvent: Sendable {
         id: String, source: String, type: String, subject: String? = nil, timeMs: Int64,
         sagaId: String?, data: JSONObject, traceParent: TraceParent? = nil
     ) {
-        self.traceParent = traceParent
         self.id = id
         self.source = source
         self.type = type
@@ -21,6 +20,7 @@ public struct OutgoingEvent: Sendable {
         self.timeMs = timeMs
         self.sagaId = sagaId
         self.data = data
+        self.traceParent = traceParent
     }
 
     public var json: String {

@@ -13,18 +13,21 @@ public struct TraceParent: Sendable, Hashable {
         self.flags = flags
     }
 
+    /// A new span of `traceId`.
+    public static func span(in traceId: TraceID, flags: UInt8) -> TraceParent {
+        var g = SystemRandomNumberGenerator()
+        return TraceParent(traceId: traceId, spanId: g.nonZero(), flags: flags)
+    }
+
     /// A new trace, sampled: the HTTP request that starts a saga without a caller's context.
     public static func root() -> TraceParent {
         var g = SystemRandomNumberGenerator()
-        return TraceParent(traceId: TraceID(high: g.nonZero(), low: g.next()), spanId: g.nonZero(), flags: 0x01)
+        return span(in: TraceID(high: g.nonZero(), low: g.next()), flags: 0x01)
     }
 
     /// The next hop of the same trace: a new span id, the trace id and the sampled flag kept.
     /// Version 00 defines no other flag, and a sender must leave undefined ones zero.
-    public func child() -> TraceParent {
-        var g = SystemRandomNumberGenerator()
-        return TraceParent(traceId: traceId, spanId: g.nonZero(), flags: flags & 0x01)
-    }
+    public func child() -> TraceParent { Self.span(in: traceId, flags: flags & 0x01) }
 
     /// The context this task works in: set by the HTTP layer for a request, read where events
     /// are written, so that domain code never passes it along.

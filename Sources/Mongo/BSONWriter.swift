@@ -37,10 +37,7 @@ public struct BSONWriter {
 
     public mutating func append(_ key: StaticString, _ value: String) {
         var value = value
-        let target = document
-        value.withUTF8 { utf8 in
-            utf8.withMemoryRebound(to: CChar.self) { _ = bson_append_utf8(target, key.cKey, key.cLength, $0.baseAddress, Int32($0.count)) }
-        }
+        value.withUTF8 { append(key, utf8: UnsafeRawBufferPointer($0)) }
     }
 
     /// A string from bytes the caller vouches are UTF-8 (hex digits, say), without a `String`.
