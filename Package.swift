@@ -45,6 +45,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.1.0"),
+        // OTLP/HTTP only: the gRPC exporter would add grpc-swift to every build for nothing.
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.0.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // C bindings: nothing above Kafka/Mongo sees a C type.
@@ -59,7 +62,7 @@ let package = Package(
         .target(
             name: "Archiver",
             dependencies: [
-                "Kafka", "Mongo", "Events", log, lifecycle,
+                "Kafka", "Mongo", "Events", "Telemetry", log, lifecycle,
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
         .target(
@@ -69,7 +72,14 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 metrics, lifecycle, log,
             ]),
-        .target(name: "CLISupport", dependencies: ["Kafka", argumentParser, log]),
+        // Spans over the saga's hops (swift-distributed-tracing's API), made only when an exporter is on.
+        .target(name: "Telemetry", dependencies: ["Events", .product(name: "Tracing", package: "swift-distributed-tracing")]),
+        .target(
+            name: "CLISupport",
+            dependencies: [
+                "Kafka", "Telemetry", argumentParser, log, lifecycle, .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "OTel", package: "swift-otel"),
+            ]),
         .executableTarget(
             name: "ArchiverCLI",
             dependencies: [
@@ -91,7 +101,10 @@ let package = Package(
         // Commerce: four domain services on one reliable-messaging runtime (outbox + inbox).
         .target(
             name: "ServiceRuntime",
-            dependencies: ["Kafka", "Events", "SQLStore", log, metrics, lifecycle, .product(name: "Prometheus", package: "swift-prometheus")]),
+            dependencies: [
+                "Kafka", "Events", "SQLStore", "Telemetry", log, metrics, lifecycle, .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ]),
         .target(
             name: "CommerceAPI",
             dependencies: [
@@ -108,6 +121,7 @@ let package = Package(
             dependencies: [
                 "CommerceAPI", "ServiceRuntime", "UserService", "ProductService", "OrderService", "PaymentService", hummingbird,
                 .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "HTTPTypes", package: "swift-http-types"),
+                "Telemetry", .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]),
         // Its HTTP client is SwiftNIO's (already under Hummingbird): simulate shares the machine it measures.
         .target(

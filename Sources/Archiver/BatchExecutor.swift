@@ -3,6 +3,8 @@ import Foundation
 import Kafka
 import Logging
 import Mongo
+import Telemetry
+import Tracing
 
 /// Counts of what a batch did, for logs, the replay summary and tests.
 public struct BatchOutcome: Sendable, Equatable {
@@ -110,8 +112,14 @@ struct BatchExecutor: Sendable {
 
         try await beforeWritingHistory?(plan)
         let started = ContinuousClock.now
+        let spanStart = Telemetry.isExporting ? DefaultTracerClock.now : nil
         let rejected = try await retrier.run("mongo write history") { try await writeHistory(plan) }
         metrics.write(seconds: (ContinuousClock.now - started).seconds)
+        if let spanStart {
+            let refused = Set(rejected.map(\.inboundIndex))
+            recordWriteSpans(plan.balanceWrites, of: batch, rejected: refused, from: spanStart)
+            recordWriteSpans(plan.paymentWrites, of: batch, rejected: refused, from: spanStart)
+        }
         let writtenAtMs = Self.nowMs()
         // Each collection's writes in place: joining them copied every write (and retained its strings) twice a batch.
         for writes in [plan.balanceWrites, plan.paymentWrites] {
@@ -130,15 +138,20 @@ struct BatchExecutor: Sendable {
         }
 
         for compensation in plan.newCompensations {
-            if try await retrier.run("mongo compensate", { try await compensate(compensation) }) {
+            let compensated = try await inCompensationSpan(of: compensation.failure, at: compensation.inboundIndex, in: batch) {
+                try await retrier.run("mongo compensate") { try await compensate(compensation) }
+            }
+            if compensated {
                 outcome.compensated += 1
                 metrics.compensated(compensation.failure.type)
             } else {
                 outcome.duplicateFailures += 1
             }
         }
-        for record in plan.repeatedCompensations {
-            try await retrier.run("mongo compensate again") { try await finishCompensation(of: record.sagaId) }
+        for repeated in plan.repeatedCompensations {
+            try await inCompensationSpan(of: repeated.failure, at: repeated.inboundIndex, in: batch) {
+                try await retrier.run("mongo compensate again") { try await finishCompensation(of: repeated.sagaId) }
+            }
         }
         outcome.duplicateFailures += plan.duplicateFailures.count
         metrics.duplicateFailures(plan.duplicateFailures.count)

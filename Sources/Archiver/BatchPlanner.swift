@@ -60,6 +60,17 @@ struct NewCompensation: Sendable, Equatable {
     /// History events of the saga that came earlier in this batch: never written, listed as deleted.
     var priorBalance: [String]
     var priorPayment: [String]
+    /// The failure event's message, by index in the batch.
+    var inboundIndex: Int
+}
+
+/// A failure event seen again after its compensation was recorded.
+struct RepeatedCompensation: Sendable {
+    var record: CompensationRecord
+    var failure: SagaFailure
+    /// The failure event's message, by index in the batch.
+    var inboundIndex: Int
+    var sagaId: String { record.sagaId }
 }
 
 /// What one batch must do, worked out before any write so that applying it in bulk gives
@@ -70,7 +81,7 @@ struct BatchPlan: Sendable {
     var newCompensations: [NewCompensation] = []
     /// A failure event redelivered after its compensation was recorded: redo the deletes and
     /// the event (both idempotent) in case the first attempt died half-way.
-    var repeatedCompensations: [CompensationRecord] = []
+    var repeatedCompensations: [RepeatedCompensation] = []
     /// A second, different failure event for an already compensated saga: no effect.
     var duplicateFailures: [SagaFailure] = []
     var suppressions: [Suppression] = []
@@ -134,7 +145,9 @@ enum BatchPlanner {
                 case .sagaFailed(let failure):
                     if let record = known[saga] {
                         if record.failedEvent == failure.eventId {
-                            if repeated.insert(saga).inserted { plan.repeatedCompensations.append(record) }
+                            if repeated.insert(saga).inserted {
+                                plan.repeatedCompensations.append(RepeatedCompensation(record: record, failure: failure, inboundIndex: index))
+                            }
                         } else {
                             plan.duplicateFailures.append(failure)
                         }
@@ -148,7 +161,7 @@ enum BatchPlanner {
                             NewCompensation(
                                 failure: failure,
                                 priorBalance: plan.balanceWrites.filter { $0.sagaId == saga }.map(\.eventId),
-                                priorPayment: plan.paymentWrites.filter { $0.sagaId == saga }.map(\.eventId)))
+                                priorPayment: plan.paymentWrites.filter { $0.sagaId == saga }.map(\.eventId), inboundIndex: index))
                     }
                 }
             }

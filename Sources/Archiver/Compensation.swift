@@ -1,6 +1,7 @@
 import Events
 import Kafka
 import Mongo
+import Telemetry
 
 /// Compensating a failed saga: record, list, delete, emit. Each step is idempotent and the
 /// record comes first, so a redelivered failure event finishes what a crash interrupted, and any
@@ -82,8 +83,12 @@ extension BatchExecutor {
             ]),
         ]
         if truncated { data["deletedTruncated"] = .bool(true) }
-        // The compensation is a hop of the failed saga's trace, whichever failure event led here.
-        let trace = record.traceId.map { TraceParent.span(in: $0, flags: 0x01) }
+        // The compensation is a hop of the failed saga's trace, whichever failure event led here:
+        // created in the failure's span when it is this process's (exporting), else a new span
+        // id in the record's trace.
+        let trace =
+            Telemetry.messageContext(topic: compensationTopic, parent: TraceParent.current)
+            ?? record.traceId.map { TraceParent.span(in: $0, flags: 0x01) }
         let event = OutgoingEvent(
             id: "history-deleted-\(record.sagaId)", source: "/archive/archiver", type: EventType.historyDeleted,
             subject: "saga/\(record.sagaId)", timeMs: Self.nowMs(), sagaId: record.sagaId, data: data, traceParent: trace)

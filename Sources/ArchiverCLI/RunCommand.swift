@@ -68,6 +68,10 @@ struct RunCommand: AsyncParsableCommand {
         config.topics = topics.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }
         config.deadLetterTopic = deadLetterTopic
         config.compensationTopic = compensationTopic
+        let tracing: (any Service)?
+        do { tracing = try TracingBootstrap.bootstrap(serviceName: "archiver", logger: logger) } catch {
+            throw ValidationError("OpenTelemetry tracing: \(error)")
+        }
         let registry = AdminServer.bootstrapMetrics()
         let archiver = try await Archiver(configuration: config, logger: logger, registry: registry)
         let admin = AdminServer.application(
@@ -78,12 +82,16 @@ struct RunCommand: AsyncParsableCommand {
             }, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(
-                        service: archiver, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
-                    // A port already taken must stop the process with that error, not leave it running unobservable.
-                    .init(service: admin, failureTerminationBehavior: .gracefullyShutdownGroup),
-                ],
+                // The exporter first: shut down last, it flushes the spans of everything after it.
+                // Tracing that fails stops only tracing.
+                services: (tracing.map { [.init(service: $0, successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore)] } ?? [])
+                    + [
+                        .init(
+                            service: archiver, successTerminationBehavior: .gracefullyShutdownGroup,
+                            failureTerminationBehavior: .gracefullyShutdownGroup),
+                        // A port already taken must stop the process with that error, not leave it running unobservable.
+                        .init(service: admin, failureTerminationBehavior: .gracefullyShutdownGroup),
+                    ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }

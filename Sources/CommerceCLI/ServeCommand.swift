@@ -169,19 +169,27 @@ struct ServeCommand: AsyncParsableCommand {
             logger: logger)
         do { try await messaging.prepare(kafka: kafka) } catch { throw ValidationError("Kafka unreachable at \(kafka.brokers): \(error)") }
 
+        let tracing: (any Service)?
+        do { tracing = try TracingBootstrap.bootstrap(serviceName: service == "all" ? "commerce" : "commerce-\(service)", logger: logger) } catch {
+            throw ValidationError("OpenTelemetry tracing: \(error)")
+        }
         let router = try CommerceRouter.make(nodes: nodes, registry: registry) { messaging.failure.map { "\($0)" } }
         let http = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "commerce"), logger: logger)
         if !faults.isEmpty { logger.warning("fault injection on", metadata: ["faults": "\(faults)"]) }
         let group = ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(
-                        service: messaging, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup
-                    ),
-                    .init(
-                        service: AdminServer.Addressed(http, name: "HTTP API", address: "\(host):\(port)"),
-                        failureTerminationBehavior: .gracefullyShutdownGroup),
-                ],
+                // The exporter first: shut down last, it flushes the spans of everything after it.
+                // Tracing that fails stops only tracing.
+                services: (tracing.map { [.init(service: $0, successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore)] } ?? [])
+                    + [
+                        .init(
+                            service: messaging, successTerminationBehavior: .gracefullyShutdownGroup,
+                            failureTerminationBehavior: .gracefullyShutdownGroup
+                        ),
+                        .init(
+                            service: AdminServer.Addressed(http, name: "HTTP API", address: "\(host):\(port)"),
+                            failureTerminationBehavior: .gracefullyShutdownGroup),
+                    ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do { try await group.run() } catch is ServiceHost.Failure {
             throw ExitCode(1)  // the error was logged when it happened

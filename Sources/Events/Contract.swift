@@ -31,6 +31,9 @@ public enum EventType {
     public static let paymentFailed = "commerce.payment.failed"
     public static let historyDeleted = "archive.history.deleted"
 
+    /// A saga step that failed: the events that start a compensation.
+    public static func isFailure(_ type: String) -> Bool { type.hasSuffix("-failed") || type == paymentFailed }
+
     /// Every type above.
     public static let all: Set<String> = [
         orderRequested, orderPlaced, orderCancelled, orderPaid, orderStatusChangeFailed, orderStatusRestored,

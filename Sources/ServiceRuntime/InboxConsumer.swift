@@ -3,6 +3,8 @@ import Foundation
 import Kafka
 import Logging
 import SQLStore
+import Telemetry
+import Tracing
 
 /// Feeds a node's service the events of its topics, exactly once in effect: each batch is
 /// applied in one local transaction that also records every event id in the inbox, so a
@@ -92,13 +94,21 @@ final class InboxConsumer: Sendable {
     private func applyRetryingTransientFailures(_ work: [Work], until stopped: @escaping @Sendable () -> Bool) async throws -> [CommerceEvent] {
         let service = node.service
         while true {
+            let pending = Telemetry.isExporting ? PendingSpans() : nil
             do {
-                return try await node.database.write { [node, logger] db in
-                    try Self.apply(work, service: service, node: node, db: db, logger: logger)
+                let emitted = try await node.database.write { [node, logger] db in
+                    pending?.beginAttempt()
+                    return try Self.apply(work, service: service, node: node, db: db, logger: logger, pending: pending)
                 }
+                pending?.commit()
+                return emitted
             } catch let error as SQLError where error.isTransient && !stopped() {
+                pending?.rollBack()
                 logger.warning("database unreachable, retrying the batch", metadata: ["service": "\(node.name)", "error": "\(error)"])
                 try await Task.sleep(for: .seconds(1))
+            } catch {
+                pending?.rollBack()
+                throw error
             }
         }
     }
@@ -133,7 +143,9 @@ final class InboxConsumer: Sendable {
     /// inbox first (a copy being applied by another process waits for that one to end, then is
     /// skipped); on a shared store the claimed events' aggregates are then locked, all at once
     /// and in one order, before any row is (`DomainService.lockKeys`).
-    static func apply(_ work: [Work], service: any DomainService, node: ServiceNode, db: any SQLDatabase, logger: Logger) throws -> [CommerceEvent] {
+    static func apply(
+        _ work: [Work], service: any DomainService, node: ServiceNode, db: any SQLDatabase, logger: Logger, pending: PendingSpans? = nil
+    ) throws -> [CommerceEvent] {
         var emitted: [CommerceEvent] = []
         let now = Int64(Date().timeIntervalSince1970 * 1_000)
         var events: [(CommerceEvent, KafkaMessage)] = []
@@ -162,8 +174,9 @@ final class InboxConsumer: Sendable {
             do {
                 try db.savepoint {
                     // Each event this one causes is the next hop of its trace.
-                    let trace = event.traceparent.flatMap(TraceParent.init)
-                    let out = try service.handle(event, in: db, node: node).map { $0.continuing(trace) }
+                    let out = try Self.traced(event, message, node: node, pending: pending) { hop in
+                        try service.handle(event, in: db, node: node).map { $0.hop(of: hop, topicPrefix: node.topicPrefix, pending: pending) }
+                    }
                     try Outbox.append(out, prefix: node.topicPrefix, db)
                     emitted += out
                 }
@@ -173,6 +186,41 @@ final class InboxConsumer: Sendable {
             }
         }
         return emitted
+    }
+
+    /// Handles an event in its consumer span ("process TOPIC", OpenTelemetry messaging
+    /// conventions) when an exporter is on; the span ends with the batch's transaction. A handler that answers an ordinary event with a
+    /// failure event is the saga's failing step: its span's status says so. Handling a failure
+    /// event is a compensation: its span says that.
+    private static func traced(
+        _ event: CommerceEvent, _ message: KafkaMessage, node: ServiceNode, pending: PendingSpans?,
+        _ handle: (TraceParent?) throws -> [CommerceEvent]
+    ) throws -> [CommerceEvent] {
+        let parent = event.traceparent.flatMap(TraceParent.init)
+        guard Telemetry.isExporting, let pending else { return try handle(parent) }
+        let span = Telemetry.start(
+            "process \(message.topic)", kind: .consumer, parent: parent,
+            attributes: [
+                Telemetry.Attribute.system: "kafka", Telemetry.Attribute.operation: "process",
+                Telemetry.Attribute.destination: .string(message.topic),
+                Telemetry.Attribute.partition: .string(String(message.partition)),
+                Telemetry.Attribute.offset: .int64(message.offset), Telemetry.Attribute.messageId: Telemetry.messageId(event.id),
+                Telemetry.Attribute.eventType: .string(event.type), Telemetry.Attribute.service: .string(node.name),
+            ])
+        pending.add(span)  // ended with the transaction
+        do {
+            let out = try handle(Telemetry.traceParent(of: span) ?? parent)
+            if EventType.isFailure(event.type) {
+                span.attributes[Telemetry.Attribute.compensating] = true
+            } else if let failure = out.first(where: { EventType.isFailure($0.type) }) {
+                span.setStatus(SpanStatus(code: .error, message: "saga step failed: \(failure.type)"))
+            }
+            return out
+        } catch {
+            span.recordError(error)
+            span.setStatus(SpanStatus(code: .error, message: "\(error)"))
+            throw error
+        }
     }
 
     private static func reject(_ message: KafkaMessage, because reason: String, db: any SQLDatabase, now: Int64, logger: Logger) throws {

@@ -2,6 +2,7 @@ import Events
 import Foundation
 import Logging
 import SQLStore
+import Telemetry
 
 /// One domain service's state: its database (with the runtime's outbox, inbox and
 /// rejected-event tables beside the service's own), its fault plan, and the wake-up line to
@@ -68,12 +69,21 @@ public final class ServiceNode: Sendable {
     /// The events join the trace of the task's context (`TraceParent.current`, the HTTP request's).
     public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> (T, [CommerceEvent])) async throws -> T {
         let trace = TraceParent.current
-        let (value, events) = try await database.write { db in
-            let (value, produced) = try body(db)
-            let events = produced.map { $0.continuing(trace) }
-            try Outbox.append(events, prefix: self.topicPrefix, db)
-            return (value, events)
+        let pending = Telemetry.isExporting ? PendingSpans() : nil
+        let (value, events): (T, [CommerceEvent])
+        do {
+            (value, events) = try await database.write { db in
+                pending?.beginAttempt()
+                let (value, produced) = try body(db)
+                let events = produced.map { $0.hop(of: trace, topicPrefix: self.topicPrefix, pending: pending) }
+                try Outbox.append(events, prefix: self.topicPrefix, db)
+                return (value, events)
+            }
+        } catch {
+            pending?.rollBack()
+            throw error
         }
+        pending?.commit()
         committed(events)
         return value
     }
@@ -185,6 +195,18 @@ public final class ServiceNode: Sendable {
         // The trace context written with the row, so the relay re-injects it as the Kafka header.
         SQLMigration("runtime-v6", "ALTER TABLE outbox ADD COLUMN traceparent TEXT;"),
     ]
+}
+
+extension CommerceEvent {
+    /// The event as the next hop of `parent`'s trace (a message of its own: with an exporter on,
+    /// its "create" span, ended with the transaction), unless it already has a context. An event
+    /// of no trace stays so.
+    func hop(of parent: TraceParent?, topicPrefix: String, pending: PendingSpans?) -> CommerceEvent {
+        guard traceparent == nil, let parent else { return self }
+        var event = self
+        event.traceparent = Telemetry.messageContext(topic: topicPrefix + topic, parent: parent, pending: pending)?.text
+        return event
+    }
 }
 
 enum Outbox {

@@ -17,7 +17,7 @@ let brokers = ProcessInfo.processInfo.environment["KAFKA_BROKERS"] ?? "127.0.0.1
 let mongoURI = ProcessInfo.processInfo.environment["MONGO_URI"] ?? "mongodb://127.0.0.1:21017"
 
 /// `commerce serve all` as a real process (or several, on PostgreSQL), plus an archiver in this
-/// process, on the real broker and Mongo-wire server. Each scenario has its own topic prefix,
+/// process (or, exporting traces, an `archiver run` process), on the real broker and Mongo-wire server. Each scenario has its own topic prefix,
 /// data folder or PostgreSQL database, consumer groups and history database, so scenarios run
 /// side by side.
 final class CommerceScenario: @unchecked Sendable {
@@ -37,8 +37,12 @@ final class CommerceScenario: @unchecked Sendable {
         set { replicas[0] = newValue }
     }
     var replicas: [ChildProcess]
-    let archiver: Archiver
-    let archiverTask: Task<Void, Error>
+    /// The archiver in this process; nil when it runs as a process (`archiverProcess`).
+    let archiver: Archiver?
+    let archiverTask: Task<Void, Error>?
+    var archiverProcess: ChildProcess?
+    /// Added to the environment of every process this scenario starts.
+    let environment: [String: String]
     let store: HistoryStore
 
     /// Flags given to every `serve all` this scenario starts, besides its own.
@@ -46,7 +50,7 @@ final class CommerceScenario: @unchecked Sendable {
 
     init(
         backend: Backend = .sqlite, replicas count: Int = 1, faults: String? = nil, crashAfterCommit: String? = nil, crashAfterPublish: String? = nil,
-        extraArguments: [String] = []
+        extraArguments: [String] = [], tracesTo otlpEndpoint: String? = nil
     ) async throws {
         precondition(count == 1 || backend == .postgres, "replicas of one SQLite folder are not a thing")
         slot = await Slots.scenarios.take()
@@ -72,15 +76,40 @@ final class CommerceScenario: @unchecked Sendable {
                 "c\(id).\($0)"
             },
             partitions: 4)
-        archiver = try await Archiver(configuration: config, logger: Logger(label: "archiver"))
-        archiverTask = Task { [archiver] in try await archiver.run() }
+        // Spans are exported by processes: the tracer is global, and this one runs every test.
+        environment =
+            otlpEndpoint.map {
+                [
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": $0, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json", "OTEL_BSP_SCHEDULE_DELAY": "100",
+                    // Whatever the runner has set of these must not redirect or turn off the export.
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "", "OTEL_SDK_DISABLED": "",
+                    "OTEL_TRACES_EXPORTER": "", "OTEL_TRACES_SAMPLER": "", "OTEL_PROPAGATORS": "",
+                ]
+            } ?? [:]
+        if otlpEndpoint == nil {
+            let archiver = try await Archiver(configuration: config, logger: Logger(label: "archiver"))
+            self.archiver = archiver
+            archiverTask = Task { try await archiver.run() }
+        } else {
+            (archiver, archiverTask) = (nil, nil)
+        }
         // Last, so that nothing before can fail with processes left running.
         do {
+            if otlpEndpoint != nil {
+                archiverProcess = try ChildProcess(
+                    executable: binary("archiver"),
+                    arguments: [
+                        "run", "--brokers", brokers, "--mongo-uri", mongoURI, "--database", "c_\(id)", "--group", "c-\(id)-archiver",
+                        "--admin-host", "127.0.0.1", "--admin-port", "\(freePort())", "--topics", config.topics.joined(separator: ","),
+                        "--dead-letter-topic", config.deadLetterTopic, "--compensation-topic", config.compensationTopic,
+                        "--session-timeout-ms", "6000", "--retry-max-ms", "500",
+                    ], logName: "archiver-\(id)", environment: environment)
+            }
             for port in ports {
                 replicas.append(
                     try Self.launch(
                         id: id, port: port, faults: faults, crashAfterCommit: crashAfterCommit, crashAfterPublish: crashAfterPublish,
-                        extra: self.extraArguments))
+                        extra: self.extraArguments, environment: environment))
             }
         } catch {
             await finish()
@@ -92,13 +121,14 @@ final class CommerceScenario: @unchecked Sendable {
     }
 
     static func launch(
-        id: String, port: Int, faults: String?, crashAfterCommit: String?, crashAfterPublish: String? = nil, extra: [String]
+        id: String, port: Int, faults: String?, crashAfterCommit: String?, crashAfterPublish: String? = nil, extra: [String],
+        environment: [String: String] = [:]
     ) throws -> ChildProcess {
         var arguments = ["serve", "all", "--http-port", "\(port)", "--topic-prefix", "c\(id).", "--brokers", brokers] + extra
         if let faults { arguments += ["--fault", faults] }
         if let crashAfterCommit { arguments += ["--crash-after-commit", crashAfterCommit] }
         if let crashAfterPublish { arguments += ["--crash-after-publish", crashAfterPublish] }
-        return try ChildProcess(executable: binary("commerce"), arguments: arguments, logName: "commerce-\(id)")
+        return try ChildProcess(executable: binary("commerce"), arguments: arguments, logName: "commerce-\(id)", environment: environment)
     }
 
     /// The services process exited on purpose (status 70) after `what` ("committing TYPE" or
@@ -129,7 +159,8 @@ final class CommerceScenario: @unchecked Sendable {
 
     /// A new process `index` on the same data, port and topics, without faults.
     func startReplica(_ index: Int, waitUntilHealthy: Bool = true) async throws {
-        replicas[index] = try Self.launch(id: id, port: ports[index], faults: nil, crashAfterCommit: nil, extra: extraArguments)
+        replicas[index] = try Self.launch(
+            id: id, port: ports[index], faults: nil, crashAfterCommit: nil, extra: extraArguments, environment: environment)
         guard waitUntilHealthy else { return }
         let (port, process) = (ports[index], replicas[index])
         #expect(try await eventually { await ChildProcess.get("http://127.0.0.1:\(port)/healthz")?.0 == 200 }, "\(process.output)")
@@ -137,14 +168,15 @@ final class CommerceScenario: @unchecked Sendable {
 
     /// A test that threw before `finish` still stops its processes (the slot goes with `slot`).
     deinit {
-        for process in replicas where process.process.isRunning { process.process.terminate() }
+        for process in replicas + [archiverProcess].compactMap({ $0 }) where process.process.isRunning { process.process.terminate() }
     }
 
     func finish() async {
-        for process in replicas { process.terminate() }
-        for process in replicas { await process.waitForExit() }
-        archiver.stop()
-        _ = try? await archiverTask.value
+        let processes = replicas + [archiverProcess].compactMap { $0 }
+        for process in processes { process.terminate() }
+        for process in processes { await process.waitForExit() }
+        archiver?.stop()
+        _ = try? await archiverTask?.value
         try? await store.database.drop()
         try? FileManager.default.removeItem(atPath: dataDir)
         if backend == .postgres { try? await Backend.admin("DROP DATABASE IF EXISTS c_\(id) WITH (FORCE)") }
@@ -220,6 +252,20 @@ final class CommerceScenario: @unchecked Sendable {
     func settledOrder(_ id: Int64) async throws -> String? {
         _ = try await eventually { try await self.string("/orders/\(id)", "status") != "PENDING" }
         return try await string("/orders/\(id)", "status")
+    }
+
+    /// An order that is placed, then its payment failing at the user service's step (too little
+    /// balance), so the archiver compensates: each request sent with its own `traceparent`.
+    func placedOrderAndFailedPayment(orderTrace: String, paymentTrace: String) async throws -> (order: Int64, payment: Int64) {
+        let product = try await shop(price: 2_000, balance: 1_000)
+        let ordered = try await call(
+            "POST", "/orders", ["userId": 1, "items": [["productId": product, "quantity": 2]]], headers: ["traceparent": orderTrace])
+        let order = try #require((ordered.json["orderId"] as? NSNumber)?.int64Value)
+        #expect(try await settledOrder(order) == "PLACED")
+        let paid = try await call("POST", "/payments", ["orderId": order, "userId": 1, "amount": 4_000], headers: ["traceparent": paymentTrace])
+        let payment = try #require((paid.json["paymentId"] as? NSNumber)?.int64Value)
+        #expect(try await settledPayment(payment) == "FAILED")
+        return (order, payment)
     }
 
     func pay(order: Int64, user: Int64 = 1, amount: Int64) async throws -> Int64 {

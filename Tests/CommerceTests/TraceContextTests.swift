@@ -18,16 +18,7 @@ struct TraceContextTests {
 
     @Test(arguments: Backend.allCases) func everyHopOfASagaCarriesTheRequestsTrace(backend: Backend) async throws {
         let s = try await CommerceScenario(backend: backend)
-        let product = try await s.shop(price: 2_000, balance: 1_000)
-        let ordered = try await s.call(
-            "POST", "/orders", ["userId": 1, "items": [["productId": product, "quantity": 2]]], headers: ["traceparent": Self.orderTrace])
-        let order = try #require((ordered.json["orderId"] as? NSNumber)?.int64Value)
-        #expect(try await s.settledOrder(order) == "PLACED")
-        // Too little balance: the payment fails and the archiver compensates the saga.
-        let paid = try await s.call(
-            "POST", "/payments", ["orderId": order, "userId": 1, "amount": 4_000], headers: ["traceparent": Self.paymentTrace])
-        let payment = try #require((paid.json["paymentId"] as? NSNumber)?.int64Value)
-        #expect(try await s.settledPayment(payment) == "FAILED")
+        let (order, payment) = try await s.placedOrderAndFailedPayment(orderTrace: Self.orderTrace, paymentTrace: Self.paymentTrace)
 
         // Read until every hop of both sagas is there: the topics' partitions arrive in any order.
         let hops = try await Self.events(

@@ -14,11 +14,15 @@ open class ChildProcess: @unchecked Sendable {
     public let process = Process()
     public let log: URL
 
-    public init(executable: String, arguments: [String], logName: String) throws {
+    /// `environment` is added to this process's own; an empty value unsets the variable.
+    public init(executable: String, arguments: [String], logName: String, environment: [String: String] = [:]) throws {
         log = FileManager.default.temporaryDirectory.appendingPathComponent("\(logName)-\(UUID().uuidString.prefix(6)).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, added in added }.filter { !$0.value.isEmpty }
+        }
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle
         process.standardError = handle
