@@ -134,7 +134,7 @@ let package = Package(
             name: "CommerceCLI",
             dependencies: [
                 "CLISupport", "ServiceRuntime", "CommerceAPI", "CommerceServer", "UserService", "ProductService", "OrderService", "PaymentService",
-                "SQLStore", "SQLiteStore", "PostgresStore", "Simulator", "AdminServer", "Kafka", argumentParser, log, lifecycle, hummingbird,
+                "SQLStore", "SQLiteStore", "PostgresStore", "Simulator", "AdminServer", "Kafka", "Mongo", argumentParser, log, lifecycle, hummingbird,
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
 

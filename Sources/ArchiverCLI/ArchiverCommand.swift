@@ -1,6 +1,7 @@
 import ArgumentParser
 import CLISupport
 import Foundation
+import Mongo
 
 @main
 struct ArchiverCommand: AsyncParsableCommand {
@@ -9,5 +10,8 @@ struct ArchiverCommand: AsyncParsableCommand {
         abstract: "Archives balance and payment history from Kafka to MongoDB, compensating failed sagas.",
         subcommands: [RunCommand.self, MigrateCommand.self, HistoryCommand.self, ReplayCommand.self])
 
-    static func main() async { await OneLineErrors.main(Self.self, name: "archiver") }
+    static func main() async {
+        MongoClient.disableSharedMemoryCounters()  // first: no other thread reads the environment yet
+        await OneLineErrors.main(Self.self, name: "archiver")
+    }
 }

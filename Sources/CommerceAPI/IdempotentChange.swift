@@ -1,5 +1,6 @@
 import Events
 import Foundation
+import HTTPTypes
 import Hummingbird
 import SQLStore
 import ServiceRuntime
@@ -23,14 +24,18 @@ extension ServiceNode {
             // one is rolled back, and the key's answer is that one's.
             stored = try await answer(to: post, key: key, elsewhere: elsewhere, status: status, change)
         }
-        return JSON.response(bytes: stored.body, status: HTTPResponse.Status(code: stored.status))
+        var response = JSON.response(bytes: stored.body, status: HTTPResponse.Status(code: stored.status))
+        // A retry names the trace the first request's events carry, not its own.
+        if let traceparent = stored.traceparent { response.headers[.traceresponse] = traceparent }
+        return response
     }
 
     private func answer<Body, Answer: Encodable & Sendable>(
         to post: Post<Body>, key: IdempotencyKey, elsewhere: StoredAnswer?, status: HTTPResponse.Status,
         _ change: @escaping @Sendable (any SQLDatabase) throws -> (Answer, [CommerceEvent])
     ) async throws -> StoredAnswer {
-        try await transaction { db -> (StoredAnswer, [CommerceEvent]) in
+        let trace = TraceParent.current?.text
+        return try await transaction { db -> (StoredAnswer, [CommerceEvent]) in
             if let stored = try IdempotencyStore.find(key.value, db) ?? elsewhere {
                 guard stored.fingerprint == key.fingerprint else { throw APIError.keyReused(key, firstUsedFor: stored.request) }
                 return (stored, [])
@@ -40,14 +45,25 @@ extension ServiceNode {
                 try db.savepoint {
                     let (value, events) = try change(db)
                     result = (
-                        StoredAnswer(request: key.request, fingerprint: key.fingerprint, status: status.code, body: try JSON.bytes(value)), events
+                        StoredAnswer(
+                            request: key.request, fingerprint: key.fingerprint, status: status.code, body: try JSON.bytes(value),
+                            traceparent: trace), events
                     )
                 }
             } catch let error as APIError where (400..<500).contains(error.status.code) {
-                result = (StoredAnswer(request: key.request, fingerprint: key.fingerprint, status: error.status.code, body: try error.bytes()), [])
+                result = (
+                    StoredAnswer(
+                        request: key.request, fingerprint: key.fingerprint, status: error.status.code, body: try error.bytes(), traceparent: trace),
+                    []
+                )
             }
             try IdempotencyStore.save(key.value, result!.0, db)
             return result!
         }
     }
+}
+
+extension HTTPField.Name {
+    /// W3C Trace Context level 3 (draft): the context the server ran the request in.
+    public static let traceresponse = Self("traceresponse")!
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CLISupport
+import Mongo
 
 @main
 struct CommerceCommand: AsyncParsableCommand {
@@ -8,5 +9,8 @@ struct CommerceCommand: AsyncParsableCommand {
         abstract: "The user, product, order and payment services, and a shopper simulation that drives them.",
         subcommands: [ServeCommand.self, SimulateCommand.self])
 
-    static func main() async { await OneLineErrors.main(Self.self, name: "commerce") }
+    static func main() async {
+        MongoClient.disableSharedMemoryCounters()  // first (simulate's invariant check reads MongoDB): see MongoClient
+        await OneLineErrors.main(Self.self, name: "commerce")
+    }
 }

@@ -18,7 +18,7 @@ struct TraceContextMiddleware<Context: RequestContext>: RouterMiddleware {
         guard Telemetry.isExporting, request.uri.path != "/healthz", request.uri.path != "/metrics" else {
             let trace = parent?.child() ?? .root()
             var response = try await TraceParent.$current.withValue(trace) { try await next(request, context) }
-            response.headers[.traceresponse] = trace.text
+            response.headers.nameTrace(trace)
             return response
         }
         let method = HTTPRequestSeries.methods.contains(request.method.rawValue) ? request.method.rawValue : "other"
@@ -28,7 +28,7 @@ struct TraceContextMiddleware<Context: RequestContext>: RouterMiddleware {
         do {
             var response = try await TraceParent.$current.withValue(trace) { try await next(request, context) }
             finish(span, context, status: response.status.code)
-            response.headers[.traceresponse] = trace.text
+            response.headers.nameTrace(trace)
             return response
         } catch {
             finish(span, context, status: (error as? any HTTPResponseError)?.status.code ?? 500)
@@ -50,5 +50,12 @@ struct TraceContextMiddleware<Context: RequestContext>: RouterMiddleware {
 
 extension HTTPField.Name {
     static let traceparent = Self("traceparent")!
-    static let traceresponse = Self("traceresponse")!
+}
+
+extension HTTPFields {
+    /// Names `trace` as the response's context, unless the handler named one (a retry answered
+    /// from its Idempotency-Key names the first request's).
+    fileprivate mutating func nameTrace(_ trace: TraceParent) {
+        if self[.traceresponse] == nil { self[.traceresponse] = trace.text }
+    }
 }

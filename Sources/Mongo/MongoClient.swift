@@ -3,9 +3,7 @@ import Dispatch
 import Foundation
 
 private let mongocInitialized: Void = {
-    // Counters in shared memory serve only libmongoc's own stats tool, and a killed process
-    // leaves its /dev/shm/mongoc-<pid> behind, which made a later process with that pid warn.
-    setenv("MONGOC_DISABLE_SHM", "1", 0)  // an operator's own setting wins
+    MongoClient.disableSharedMemoryCounters()  // a no-op when main did it first
     // Set before mongoc_init so that its own warnings go through the handler too. The default
     // handler prints debug lines to stdout; callers get errors as MongoError, so only warnings
     // and worse are kept, on stderr.
@@ -16,6 +14,16 @@ private let mongocInitialized: Void = {
         }, nil)
     mongoc_init()
 }()
+
+extension MongoClient {
+    /// Counters in shared memory serve only libmongoc's own stats tool, and a killed process
+    /// leaves its /dev/shm/mongoc-<pid> behind, which made a later process with that pid warn:
+    /// sets MONGOC_DISABLE_SHM=1 unless the operator set it. An executable calls this first in
+    /// `main`, before any other thread: glibc's `setenv` adding a variable while another thread
+    /// reads the environment is a use-after-free. The first client calls it too (for tests and
+    /// other library users), where the variable then already exists and nothing is reallocated.
+    public static func disableSharedMemoryCounters() { setenv("MONGOC_DISABLE_SHM", "1", 0) }
+}
 
 /// A pool of libmongoc clients for one URI. Every operation checks a client out of the pool
 /// on a dedicated dispatch queue, so blocking libmongoc calls never occupy Swift's cooperative pool.

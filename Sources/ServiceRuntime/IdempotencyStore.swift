@@ -12,26 +12,32 @@ public struct StoredAnswer: Sendable, Equatable {
     public var fingerprint: Data
     public var status: Int
     public var body: Data
+    /// The W3C context the first request ran in (its `traceresponse`): what the events of its
+    /// change carry, so a retry names the same trace.
+    public var traceparent: String?
 
-    public init(request: String, fingerprint: Data, status: Int, body: Data) {
+    public init(request: String, fingerprint: Data, status: Int, body: Data, traceparent: String? = nil) {
         self.request = request
         self.fingerprint = fingerprint
         self.status = status
         self.body = body
+        self.traceparent = traceparent
     }
 }
 
 public enum IdempotencyStore {
     public static func find(_ key: String, _ db: any SQLDatabase) throws -> StoredAnswer? {
-        try db.row("SELECT request, fingerprint, status, answer FROM idempotency_keys WHERE key = ?", key).map {
-            StoredAnswer(request: try $0["request"], fingerprint: try $0["fingerprint"], status: try $0["status"], body: try $0["answer"])
+        try db.row("SELECT request, fingerprint, status, answer, traceparent FROM idempotency_keys WHERE key = ?", key).map {
+            StoredAnswer(
+                request: try $0["request"], fingerprint: try $0["fingerprint"], status: try $0["status"], body: try $0["answer"],
+                traceparent: try $0["traceparent"])
         }
     }
 
     public static func save(_ key: String, _ answer: StoredAnswer, _ db: any SQLDatabase) throws {
         try db.execute(
-            "INSERT INTO idempotency_keys (key, request, fingerprint, status, answer, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            key, answer.request, answer.fingerprint, answer.status, answer.body, Int64(Date().timeIntervalSince1970 * 1_000))
+            "INSERT INTO idempotency_keys (key, request, fingerprint, status, answer, created_at, traceparent) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            key, answer.request, answer.fingerprint, answer.status, answer.body, Int64(Date().timeIntervalSince1970 * 1_000), answer.traceparent)
     }
 }
 

@@ -35,6 +35,13 @@ public final class ServiceMetrics: Sendable {
             descriptor: Self.name("outbox_oldest_row_age", "seconds", "Age of the oldest row in the service's outbox; 0 when it is empty."),
             labels: labels)
         leader.set(0.0)
+        // Each way this service can end a saga is a series from the start, at 0: a rate over the
+        // first failure sees it (a series born with its first increment shows no increase).
+        for (saga, state) in Self.outcomes.values where saga == service {
+            for reason in state == "placed" || state == "completed" ? ["none"] : Self.reasonLabels {
+                _ = registry.makeCounter(descriptor: Self.sagasEndedName, labels: [("saga", saga), ("state", state), ("reason", reason)])
+            }
+        }
     }
 
     static let durationBuckets: [Duration] = [
@@ -104,11 +111,19 @@ public final class ServiceMetrics: Sendable {
     /// A failure's reason, as one of a few classes (the text itself names ids and amounts).
     static func reasonClass(_ reason: String?) -> String {
         guard let reason else { return "unknown" }
-        let classes: [(prefix: String, label: String)] = [
-            ("injected fault", "injected"), ("insufficient stock", "stock"), ("insufficient balance", "balance"),
-            ("cart of user", "cart"), ("quantity of product", "invalid"), ("order ", "order-status"),
-            ("payment of ", "order-status"),
-        ]
-        return classes.first { reason.hasPrefix($0.prefix) }?.label ?? "other"
+        return reasonClasses.first { reason.hasPrefix($0.prefix) }?.label ?? "other"
+    }
+
+    private static let reasonClasses: [(prefix: String, label: String)] = [
+        ("injected fault", "injected"), ("insufficient stock", "stock"), ("insufficient balance", "balance"),
+        ("cart of user", "cart"), ("quantity of product", "invalid"), ("order ", "order-status"),
+        ("payment of ", "order-status"),
+    ]
+
+    /// Every label `reasonClass` can give.
+    static var reasonLabels: [String] {
+        var labels: [String] = []
+        for label in reasonClasses.map(\.label) + ["unknown", "other"] where !labels.contains(label) { labels.append(label) }
+        return labels
     }
 }

@@ -194,6 +194,8 @@ public final class ServiceNode: Sendable {
         SQLMigration("runtime-v5", "ALTER TABLE outbox ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;"),
         // The trace context written with the row, so the relay re-injects it as the Kafka header.
         SQLMigration("runtime-v6", "ALTER TABLE outbox ADD COLUMN traceparent TEXT;"),
+        // The context an Idempotency-Key's first request ran in, for a retry's `traceresponse`.
+        SQLMigration("runtime-v7", "ALTER TABLE idempotency_keys ADD COLUMN traceparent TEXT;"),
     ]
 }
 

@@ -208,6 +208,14 @@ final class CommerceScenario: @unchecked Sendable {
     func call(
         _ method: String, _ path: String, _ body: [String: Any]? = nil, headers: [String: String] = [:], replica: Int = 0
     ) async throws -> (status: Int, json: [String: Any]) {
+        let answer = try await exchange(method, path, body, headers: headers, replica: replica)
+        return (answer.status, answer.json)
+    }
+
+    /// `call`, with the response's headers.
+    func exchange(
+        _ method: String, _ path: String, _ body: [String: Any]? = nil, headers: [String: String] = [:], replica: Int = 0
+    ) async throws -> (status: Int, json: [String: Any], response: HTTPURLResponse?) {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(ports[replica])\(path)")!)
         request.httpMethod = method
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
@@ -217,7 +225,8 @@ final class CommerceScenario: @unchecked Sendable {
         }
         let (data, response) = try await URLSession.shared.data(for: request)
         let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
-        return ((response as? HTTPURLResponse)?.statusCode ?? 0, json)
+        let http = response as? HTTPURLResponse
+        return (http?.statusCode ?? 0, json, http)
     }
 
     func raw(_ method: String, _ path: String, body: String) async throws -> (status: Int, json: [String: Any]) {

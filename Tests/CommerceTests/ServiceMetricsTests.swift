@@ -35,6 +35,9 @@ struct ServiceMetricsTests {
             ("commerce_sagas_ended_total", ["saga": "order", "state": "placed", "reason": "none"], 2),
             ("commerce_sagas_ended_total", ["saga": "payment", "state": "completed", "reason": "none"], 1),
             ("commerce_sagas_ended_total", ["saga": "payment", "state": "failed", "reason": "balance"], 1),
+            // Outcomes not seen yet are there at 0, so a rate sees their first increase.
+            ("commerce_sagas_ended_total", ["saga": "order", "state": "cancelled", "reason": "stock"], 0),
+            ("commerce_sagas_ended_total", ["saga": "payment", "state": "failed", "reason": "injected"], 0),
             ("commerce_relay_leader", ["service": "order"], 1),
         ]
         let atLeast: [(String, [String: String], Double)] = [

@@ -75,6 +75,22 @@ struct TraceContextTests {
         await s.finish()
     }
 
+    @Test func aRetryAnsweredFromItsIdempotencyKeyNamesTheTraceTheFirstRequestsEventsCarry() async throws {
+        let s = try await CommerceScenario(backend: .sqlite)
+        let product = try await s.shop(price: 1_000, balance: 10_000)
+        let body: [String: Any] = ["userId": 1, "items": [["productId": product, "quantity": 1]]]
+        let first = try await s.exchange("POST", "/orders", body, headers: ["Idempotency-Key": "o-1", "traceparent": Self.orderTrace])
+        let retry = try await s.exchange("POST", "/orders", body, headers: ["Idempotency-Key": "o-1", "traceparent": Self.paymentTrace])
+        let named = try #require(first.response?.value(forHTTPHeaderField: "traceresponse").flatMap(TraceParent.init))
+        #expect(named.traceId == TraceParent(Self.orderTrace)?.traceId)
+        #expect(retry.status == first.status && retry.json["orderId"] as? Int == first.json["orderId"] as? Int)
+        #expect(retry.response?.value(forHTTPHeaderField: "traceresponse") == named.text, "the first request's context, not the retry's")
+        let order = try #require((first.json["orderId"] as? NSNumber)?.int64Value)
+        let hops = try await Self.events(of: ["order-\(order)"], in: s, until: [EventType.orderRequested])
+        #expect(!hops.isEmpty && hops.allSatisfy { $0.header?.traceId == named.traceId })
+        await s.finish()
+    }
+
     struct Hop {
         var id: String
         var saga: String
