@@ -22,8 +22,9 @@ extension BatchExecutor {
             let message = batch[w.inboundIndex].message
             Telemetry.record(
                 "process \(message.topic)", kind: .consumer, parent: trace, from: start, to: end,
-                attributes: Self.attributes(
-                    topic: message.topic, partition: message.partition, offset: message.offset, eventId: w.eventId, type: type),
+                attributes: Telemetry.processAttributes(
+                    topic: message.topic, partition: message.partition, offset: message.offset, eventId: w.eventId, eventType: type,
+                    service: "archiver"),
                 failure: rejected.contains(w.inboundIndex) ? "not archived: dead-lettered" : nil)
         }
     }
@@ -34,20 +35,12 @@ extension BatchExecutor {
         guard Telemetry.isExporting, let parent = failure.traceParent else { return try await body() }
         let message = batch[index].message
         let topic = message.topic
-        var attributes = Self.attributes(
-            topic: topic, partition: message.partition, offset: message.offset, eventId: failure.eventId, type: failure.type)
+        var attributes = Telemetry.processAttributes(
+            topic: topic, partition: message.partition, offset: message.offset, eventId: failure.eventId, eventType: failure.type,
+            service: "archiver")
         attributes["commerce.compensation.reason"] = failure.reason
         return try await Telemetry.withSpan("process \(topic)", kind: .consumer, parent: parent, attributes: attributes) { context in
             try await TraceParent.$current.withValue(context) { try await body() }
         }
-    }
-
-    static func attributes(topic: String, partition: Int32, offset: Int64, eventId: String, type: String) -> SpanAttributes {
-        [
-            Telemetry.Attribute.system: "kafka", Telemetry.Attribute.operation: "process", Telemetry.Attribute.destination: .string(topic),
-            Telemetry.Attribute.partition: .string(String(partition)), Telemetry.Attribute.offset: .int64(offset),
-            Telemetry.Attribute.messageId: Telemetry.messageId(eventId), Telemetry.Attribute.eventType: .string(type),
-            Telemetry.Attribute.service: "archiver",
-        ]
     }
 }

@@ -21,8 +21,9 @@ public enum TracingBootstrap {
         guard let endpoint, environment["OTEL_SDK_DISABLED"]?.lowercased() != "true" else { return nil }
         try validate(environment, endpoint: endpoint)
         // Nothing would leave the process: no spans are made at all.
-        let off = ["OTEL_TRACES_EXPORTER": "none", "OTEL_TRACES_SAMPLER": "always_off"]
-        if off.contains(where: { environment[$0.key]?.trimmingCharacters(in: .whitespaces).lowercased() == $0.value }) { return nil }
+        if setting("OTEL_TRACES_EXPORTER", in: environment) == "none" || setting("OTEL_TRACES_SAMPLER", in: environment) == "always_off" {
+            return nil
+        }
         var configuration = OTel.Configuration.default
         configuration.serviceName = serviceName
         configuration.metrics.enabled = false
@@ -36,6 +37,11 @@ public enum TracingBootstrap {
         return backend.service
     }
 
+    /// A variable's value, trimmed and lowercased; nil when unset or blank.
+    static func setting(_ name: String, in environment: [String: String]) -> String? {
+        environment[name].map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
     public struct Unsupported: Error, CustomStringConvertible {
         public let description: String
     }
@@ -44,9 +50,7 @@ public enum TracingBootstrap {
     /// gRPC protocol, built out here; Jaeger or X-Ray samplers; B3 propagators): such values, and
     /// those that would silently break tracing, are refused here first, with what is supported.
     static func validate(_ environment: [String: String], endpoint: String) throws(Unsupported) {
-        func value(_ name: String) -> String? {
-            environment[name].map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.flatMap { $0.isEmpty ? nil : $0 }
-        }
+        func value(_ name: String) -> String? { setting(name, in: environment) }
         func check(_ name: String, _ allowed: [String]) throws(Unsupported) {
             guard let v = value(name), !allowed.contains(v) else { return }
             throw Unsupported(description: "\(name)=\(environment[name] ?? "") is not supported here; use \(allowed.joined(separator: " or "))")

@@ -20,8 +20,7 @@ struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     private func record(_ request: Request, _ context: Context, status: Int, since started: ContinuousClock.Instant) {
-        // Methods outside the API's own are one label, so a client cannot grow the label set.
-        let method = HTTPRequestSeries.methods.contains(request.method.rawValue) ? request.method.rawValue : "other"
+        let method = HTTPRequestSeries.methodLabel(request.method)
         registry.makeDurationHistogram(
             descriptor: HTTPRequestSeries.name,
             labels: [("route", context.endpointPath ?? "unmatched"), ("method", method), ("status", String(status))],
@@ -38,6 +37,9 @@ enum HTTPRequestSeries {
         .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5), .seconds(30),
     ]
     static let methods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+
+    /// Methods outside the API's own are one label, so a client cannot grow the label set.
+    static func methodLabel(_ method: HTTPRequest.Method) -> String { methods.contains(method.rawValue) ? method.rawValue : "other" }
     nonisolated(unsafe) static let name = MetricNameDescriptor(  // immutable; the type is not marked Sendable
         namespace: "commerce", metricName: "http_request_duration", unitName: "seconds",
         helpText: "HTTP requests answered, by route pattern, method and status (long polls last until their change or timeout).")

@@ -21,7 +21,7 @@ struct TraceContextMiddleware<Context: RequestContext>: RouterMiddleware {
             response.headers.nameTrace(trace)
             return response
         }
-        let method = HTTPRequestSeries.methods.contains(request.method.rawValue) ? request.method.rawValue : "other"
+        let method = HTTPRequestSeries.methodLabel(request.method)
         let span = Telemetry.start(method, kind: .server, parent: parent, attributes: ["http.request.method": .string(method)])
         defer { span.end() }
         let trace = Telemetry.traceParent(of: span) ?? parent?.child() ?? .root()

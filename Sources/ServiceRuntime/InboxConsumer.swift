@@ -189,9 +189,9 @@ final class InboxConsumer: Sendable {
     }
 
     /// Handles an event in its consumer span ("process TOPIC", OpenTelemetry messaging
-    /// conventions) when an exporter is on; the span ends with the batch's transaction. A handler that answers an ordinary event with a
-    /// failure event is the saga's failing step: its span's status says so. Handling a failure
-    /// event is a compensation: its span says that.
+    /// conventions) when an exporter is on; the span ends with the batch's transaction. A
+    /// handler that answers an ordinary event with a failure event is the saga's failing step:
+    /// its span's status says so. Handling a failure event is a compensation: its span says that.
     private static func traced(
         _ event: CommerceEvent, _ message: KafkaMessage, node: ServiceNode, pending: PendingSpans?,
         _ handle: (TraceParent?) throws -> [CommerceEvent]
@@ -200,13 +200,9 @@ final class InboxConsumer: Sendable {
         guard Telemetry.isExporting, let pending else { return try handle(parent) }
         let span = Telemetry.start(
             "process \(message.topic)", kind: .consumer, parent: parent,
-            attributes: [
-                Telemetry.Attribute.system: "kafka", Telemetry.Attribute.operation: "process",
-                Telemetry.Attribute.destination: .string(message.topic),
-                Telemetry.Attribute.partition: .string(String(message.partition)),
-                Telemetry.Attribute.offset: .int64(message.offset), Telemetry.Attribute.messageId: Telemetry.messageId(event.id),
-                Telemetry.Attribute.eventType: .string(event.type), Telemetry.Attribute.service: .string(node.name),
-            ])
+            attributes: Telemetry.processAttributes(
+                topic: message.topic, partition: message.partition, offset: message.offset, eventId: event.id, eventType: event.type,
+                service: node.name))
         pending.add(span)  // ended with the transaction
         do {
             let out = try handle(Telemetry.traceParent(of: span) ?? parent)

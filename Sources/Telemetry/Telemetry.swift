@@ -36,20 +36,6 @@ public enum Telemetry {
     /// exporting; `body` gets the span's context. Not exporting, `body` gets `parent` as is.
     /// An error thrown by `body` is recorded on the span.
     public static func withSpan<T>(
-        _ name: String, kind: SpanKind, parent: TraceParent?, attributes: SpanAttributes = [:], _ body: (TraceParent?) throws -> T
-    ) rethrows -> T {
-        guard isExporting else { return try body(parent) }
-        let span = start(name, kind: kind, parent: parent, attributes: attributes)
-        defer { span.end() }
-        do { return try body(traceParent(of: span) ?? parent) } catch {
-            span.recordError(error)
-            span.setStatus(SpanStatus(code: .error))
-            throw error
-        }
-    }
-
-    /// `withSpan` for async work.
-    public static func withSpan<T>(
         _ name: String, kind: SpanKind, parent: TraceParent?, attributes: SpanAttributes = [:],
         _ body: (TraceParent?) async throws -> T
     ) async rethrows -> T {
@@ -103,8 +89,20 @@ public enum Telemetry {
         func inject(_ value: String, forKey key: String, into carrier: inout String?) { if key == "traceparent" { carrier = value } }
     }
 
+    /// A consumer span's attributes ("process TOPIC": OpenTelemetry messaging conventions, and
+    /// which service handled which event type), for the inboxes and the archiver alike.
+    public static func processAttributes(
+        topic: String, partition: Int32, offset: Int64, eventId: String, eventType: String, service: String
+    ) -> SpanAttributes {
+        [
+            Attribute.system: "kafka", Attribute.operation: "process", Attribute.destination: .string(topic),
+            Attribute.partition: .string(String(partition)), Attribute.offset: .int64(offset), Attribute.messageId: messageId(eventId),
+            Attribute.eventType: .string(eventType), Attribute.service: .string(service),
+        ]
+    }
+
     /// A message id as a span attribute: at most 256 bytes, whatever a producer sent.
-    public static func messageId(_ id: String) -> SpanAttribute {
+    static func messageId(_ id: String) -> SpanAttribute {
         .string(id.utf8.count <= 256 ? id : String(decoding: id.utf8.prefix(256), as: UTF8.self))
     }
 
@@ -117,9 +115,9 @@ public enum Telemetry {
         public static let offset = "messaging.kafka.offset"
         public static let messageId = "messaging.message.id"
         public static let eventType = "commerce.event.type"
-        public static let sagaId = "commerce.saga.id"
         public static let service = "commerce.service"
         public static let compensating = "commerce.saga.compensating"
+        public static let rolledBack = "commerce.rolled_back"
     }
 }
 
@@ -139,19 +137,22 @@ public final class PendingSpans: Sendable {
 
     /// The transaction committed.
     public func commit() {
-        for span in spans.withLock({ s in
-            defer { s = [] }; return s
-        }) { span.end() }
+        for span in take() { span.end() }
     }
 
     /// The transaction did not commit.
     public func rollBack() {
-        for span in spans.withLock({ s in
-            defer { s = [] }; return s
-        }) {
-            span.attributes["commerce.rolled_back"] = true
+        for span in take() {
+            span.attributes[Telemetry.Attribute.rolledBack] = true
             span.setStatus(SpanStatus(code: .error, message: "rolled back"))
             span.end()
+        }
+    }
+
+    private func take() -> [any Span] {
+        spans.withLock { s in
+            defer { s = [] }
+            return s
         }
     }
 }
