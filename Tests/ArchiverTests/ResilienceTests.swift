@@ -11,7 +11,7 @@ import Testing
 @Suite("archiver run: resilience")
 struct ResilienceTests {
     @Test func mongoStoppedMidStreamThenStartedLosesNothingAndDeadLettersNothing() async throws {
-        let mongo = try await PrivateMongo(port: Int.random(in: 40_000..<45_000))
+        let mongo = try await PrivateMongo(port: freePort())
         let s = try await Scenario(mongoURI: mongo.uri)
         var config = s.configuration(batchSize: 50)
         config.mongoURI = mongo.uri
