@@ -8,6 +8,8 @@ import Mongo
 struct InvariantChecker {
     let api: APIClient
     let options: SimulationOptions
+    /// Says what the check is waiting for (the run's progress lines).
+    let progress: @Sendable (String) -> Void
 
     struct Result {
         var outcomes: Outcomes
@@ -20,7 +22,16 @@ struct InvariantChecker {
         // One client for every re-check, not a new connection pool per pass.
         let history = try options.mongoURI.map { try MongoClient(uri: $0).database(options.historyDatabase) }
         while true {
-            let (outcomes, invariants) = try await check(runs: runs, initial: initial, charged: charged, chargeIds: chargeIds, history: history)
+            let outcomes: Outcomes, invariants: [Invariant]
+            do {
+                (outcomes, invariants) = try await check(runs: runs, initial: initial, charged: charged, chargeIds: chargeIds, history: history)
+            } catch let error as MongoError where error.isTransient && Date().timeIntervalSince(started) <= options.settleSeconds {
+                // MongoDB out of reach for a moment (a container restarting nearby, a name not
+                // resolved): a pass that could not read is not a broken invariant; the next may read.
+                progress("the history check could not read MongoDB, trying again: \(error)")
+                try await Task.sleep(for: .seconds(1))
+                continue
+            }
             let elapsed = Date().timeIntervalSince(started)
             if invariants.allSatisfy(\.holds) || elapsed > options.settleSeconds {
                 return Result(outcomes: outcomes, invariants: invariants, settledAfter: elapsed)

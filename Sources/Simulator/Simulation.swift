@@ -106,7 +106,7 @@ public final class Simulation: Sendable {
             cpuSeconds: ProcessCPU.seconds() - cpuBefore,
             placedAfter: runs.compactMap(\.placedAfter), completedAfter: runs.flatMap(\.completedAfter))
         progress("all \(runs.count) order sagas ended; waiting for compensations and the archiver to settle")
-        let checker = InvariantChecker(api: api, options: options)
+        let checker = InvariantChecker(api: api, options: options, progress: progress)
         let result = try await checker.settle(runs: runs, initial: initial, charged: charged, chargeIds: chargeIds)
         return SimulationReport(
             outcomes: result.outcomes, invariants: result.invariants, elapsed: Date().timeIntervalSince(started),

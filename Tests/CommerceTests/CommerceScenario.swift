@@ -50,7 +50,7 @@ final class CommerceScenario: @unchecked Sendable {
 
     init(
         backend: Backend = .sqlite, replicas count: Int = 1, faults: String? = nil, crashAfterCommit: String? = nil, crashAfterPublish: String? = nil,
-        extraArguments: [String] = [], tracesTo otlpEndpoint: String? = nil
+        extraArguments: [String] = [], tracesTo otlpEndpoint: String? = nil, databasePorts: [Int: Int] = [:]
     ) async throws {
         precondition(count == 1 || backend == .postgres, "replicas of one SQLite folder are not a thing")
         slot = await Slots.scenarios.take()
@@ -105,11 +105,19 @@ final class CommerceScenario: @unchecked Sendable {
                         "--session-timeout-ms", "6000", "--retry-max-ms", "500",
                     ], logName: "archiver-\(id)", environment: environment)
             }
-            for port in ports {
+            for (index, port) in ports.enumerated() {
+                var extra = self.extraArguments
+                // This process reaches PostgreSQL on another port (a proxy's).
+                if let databasePort = databasePorts[index], let flag = extra.firstIndex(of: "--database-url"),
+                    var url = URLComponents(string: extra[flag + 1])
+                {
+                    url.port = databasePort
+                    extra[flag + 1] = url.string ?? extra[flag + 1]
+                }
                 replicas.append(
                     try Self.launch(
                         id: id, port: port, faults: faults, crashAfterCommit: crashAfterCommit, crashAfterPublish: crashAfterPublish,
-                        extra: self.extraArguments, environment: environment))
+                        extra: extra, environment: environment))
             }
         } catch {
             await finish()

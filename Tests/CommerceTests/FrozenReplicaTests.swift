@@ -5,19 +5,35 @@ import PostgresNIO
 import TestSupport
 import Testing
 
-/// A replica that stops without dying, as a stalled VM or a long pause does: the others must
-/// carry on without it, and it must not publish once it wakes up.
-@Suite("a frozen replica on PostgreSQL")
+/// A replica that stops without dying, as a stalled VM or a long pause does, or that loses its
+/// path to the database without a word: the others must carry on without it, and it must not
+/// publish once it is back.
+@Suite("a frozen or cut-off replica on PostgreSQL")
 struct FrozenReplicaTests {
-    /// The replica leading the outbox relays is SIGSTOPped while sagas go through the other:
-    /// the other takes over each relay within 10 s and every saga completes. After SIGCONT the
-    /// old leader leads nothing, and publishes nothing: orders it takes are published once, by
-    /// its successor, and no event is on its topic twice.
+    /// The replica leading the outbox relays is SIGSTOPped while sagas go through the other.
     @Test func theOthersTakeOverFromAFrozenLeaderAndItPublishesNothingOnWaking() async throws {
         let s = try await CommerceScenario(backend: .postgres, replicas: 2)
         let product = try await s.shop(stock: 1_000, balance: 1_000_000, quantity: 100)
-        // Every relay led; the process leading the most of them (usually all four: it started
-        // first) is the one frozen.
+        let leader = try await Self.leadingReplica(s)
+        let frozen = s.replicas[leader].process.processIdentifier
+        try await Self.sagasGoOn(s, product: product, without: leader, lost: { kill(frozen, SIGSTOP) }, back: { kill(frozen, SIGCONT) })
+    }
+
+    /// The replica leading the relays loses its path to PostgreSQL (a proxy that stops
+    /// forwarding, closing nothing) while sagas go through the other; then the path heals.
+    @Test func theOthersTakeOverFromALeaderCutOffFromTheDatabaseAndItPublishesNothingAfter() async throws {
+        let server = try #require(URLComponents(string: postgresURL)?.port)
+        let proxies = [try PartitionProxy(targetPort: server), try PartitionProxy(targetPort: server)]
+        defer { for proxy in proxies { proxy.stop() } }
+        let s = try await CommerceScenario(backend: .postgres, replicas: 2, databasePorts: [0: proxies[0].port, 1: proxies[1].port])
+        let product = try await s.shop(stock: 1_000, balance: 1_000_000, quantity: 100)
+        let leader = try await Self.leadingReplica(s)
+        try await Self.sagasGoOn(s, product: product, without: leader, lost: { proxies[leader].partition() }, back: { proxies[leader].heal() })
+    }
+
+    /// The replica leading the most relays, once every relay is led (usually all four: the
+    /// replica that started first).
+    static func leadingReplica(_ s: CommerceScenario) async throws -> Int {
         var leader = -1
         #expect(
             try await eventually {
@@ -26,11 +42,20 @@ struct FrozenReplicaTests {
                 leader = led[0] >= led[1] ? 0 : 1
                 return locks.count == 4
             }, "every relay is led")
-        let frozen = s.replicas[leader].process.processIdentifier, live = 1 - leader
+        return leader
+    }
+
+    /// While replica `lost` is away (`lost()` until `back()`), the other takes over each relay
+    /// within 10 s and every saga through it completes. Once back, the old leader leads
+    /// nothing and publishes nothing: orders it takes are published once, by its successor, and
+    /// no event is on its topic twice.
+    static func sagasGoOn(
+        _ s: CommerceScenario, product: Int64, without lostReplica: Int, lost: () -> Void, back: () -> Void
+    ) async throws {
+        let live = 1 - lostReplica
         let stopped = ContinuousClock.now
-        kill(frozen, SIGSTOP)
+        lost()
         do {
-            // The other takes every relay over, within 10 s.
             #expect(
                 try await eventually(20) {
                     let locks = try await Self.relayLocks(s)
@@ -48,20 +73,20 @@ struct FrozenReplicaTests {
                 #expect(try await Self.status(s, "/payments/\(paymentId)", waitingFor: "COMPLETED", replica: live) == "COMPLETED")
             }
         } catch {
-            kill(frozen, SIGCONT)
+            back()
             throw error
         }
-        kill(frozen, SIGCONT)
-        // Woken, it commits (and would publish, were it still leading): the successor publishes.
+        back()
+        // Back, it commits (and would publish, were it still leading): the successor publishes.
         for _ in 0..<5 {
-            let r = try await s.call("POST", "/users/1/charge", ["amount": 1], replica: leader)
+            let r = try await s.call("POST", "/users/1/charge", ["amount": 1], replica: lostReplica)
             #expect(r.status == 200, "\(r.json)")
         }
-        let order = try await s.call("POST", "/orders", ["userId": 1, "items": [["productId": product, "quantity": 2]]], replica: leader)
+        let order = try await s.call("POST", "/orders", ["userId": 1, "items": [["productId": product, "quantity": 2]]], replica: lostReplica)
         let id = try #require((order.json["orderId"] as? NSNumber)?.int64Value, "\(order.json)")
-        #expect(try await Self.status(s, "/orders/\(id)", waitingFor: "PLACED", replica: leader) == "PLACED")
+        #expect(try await Self.status(s, "/orders/\(id)", waitingFor: "PLACED", replica: lostReplica) == "PLACED")
         let leaders = Set(try await Self.relayLocks(s).map(\.0))
-        #expect(leaders == ["commerce-\(s.replicas[live].process.processIdentifier)"], "the woken process leads nothing: \(leaders)")
+        #expect(leaders == ["commerce-\(s.replicas[live].process.processIdentifier)"], "the process back leads nothing: \(leaders)")
         let copies = try await ReplicaTests.eventCopies(topics: [Topic.order, Topic.product, Topic.balance, Topic.payment].map { s.prefix + $0 })
         // The first charge, 8 events per saga, the 5 charges and the 4 events of the order placed after.
         let expected = 1 + 5 * 8 + 5 + 4

@@ -122,6 +122,34 @@ struct ReliabilityTests {
         #expect(text.split(separator: "\n").count == 1 && text.hasPrefix("commerce: simulation stopped: no commerce service answers at"), "\(text)")
     }
 
+    /// MongoDB out of reach when the invariant check first reads the history (seen in a
+    /// deployment check, next to a container being restarted): the check tries again within
+    /// its settle time instead of failing the run.
+    @Test func simulatesHistoryCheckWaitsOutMongoDBGoneForAMoment() async throws {
+        let s = try await CommerceScenario()
+        let proxy = try MongoFaultProxy(targetPort: Int(URLComponents(string: mongoURI)?.port ?? 21_017))
+        defer { proxy.cutOff() }
+        proxy.arm(.before(command: "find", collection: "payment_history"))
+        let restored = Task {
+            while proxy.cutCount == 0 { try await Task.sleep(for: .milliseconds(50)) }
+            try await Task.sleep(for: .seconds(2))
+            try proxy.restore()
+        }
+        defer { restored.cancel() }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("simulate-\(s.id).txt").path
+        let status = await shell(
+            """
+            '\(binary("commerce"))' simulate --orders 5 --users 2 --concurrency 2 --seed 3 --url http://127.0.0.1:\(s.port) \
+              --mongo-uri '\(proxy.uri)/?serverSelectionTimeoutMS=500' --database \(s.database) --settle-seconds 30 >'\(out)' 2>&1
+            """)
+        let report = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        #expect(proxy.cutCount == 1, "MongoDB was taken away at the history check")
+        #expect(report.contains("the history check could not read MongoDB"), "\(report)")
+        #expect(status == 0, "\(report)")
+        #expect(report.contains("all invariants hold"), "\(report)")
+        await s.finish()
+    }
+
     @Test(arguments: Backend.allCases) func simulateWithFaultsAtEveryStepKeepsEveryInvariant(backend: Backend) async throws {
         let s = try await CommerceScenario(backend: backend, faults: "*=0.08")
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("simulate-\(s.id).txt").path

@@ -31,7 +31,7 @@ public final class MongoFaultProxy: @unchecked Sendable {
         self.targetPort = targetPort
         // SO_REUSEADDR from the first socket on: the connections it accepts inherit it, so that
         // their TIME_WAIT does not keep `restore()` from binding the port again.
-        let (fd, port) = try Self.bind(port: 0)
+        let (fd, port) = try LoopbackSocket.bind(port: 0)
         self.port = port
         try startListening(fd)
     }
@@ -65,24 +65,7 @@ public final class MongoFaultProxy: @unchecked Sendable {
     /// Listens again on the same port.
     public func restore() throws {
         guard !isListening else { return }
-        try startListening(try Self.bind(port: port).fd)
-    }
-
-    private static func bind(port: Int) throws -> (fd: Int32, port: Int) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var yes: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var address = loopback(port)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else {
-            let error = errno
-            close(fd)
-            throw POSIXError(POSIXErrorCode(rawValue: error) ?? .EIO)
-        }
-        return (fd, Int(UInt16(bigEndian: address.sin_port)))
+        try startListening(try LoopbackSocket.bind(port: port).fd)
     }
 
     deinit { cutOff() }
@@ -98,11 +81,8 @@ public final class MongoFaultProxy: @unchecked Sendable {
         while true {
             let client = accept(fd, nil, nil)
             guard client >= 0 else { return }
-            let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = Self.loopback(targetPort)
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(server, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-            }
+            let server = LoopbackSocket.connect(port: targetPort)
+            let connected = server >= 0
             let admitted = locked { () -> Bool in
                 guard connected, listener == fd else { return false }
                 sockets.formUnion([client, server])
@@ -110,17 +90,17 @@ public final class MongoFaultProxy: @unchecked Sendable {
             }
             guard admitted else {
                 close(client)
-                close(server)
+                if connected { close(server) }
                 continue
             }
-            let pair = Pair(client, server)
+            let pair = SocketPair(client, server)
             Thread { [self] in pump(from: client, to: server, requests: true, pair: pair) }.start()
             Thread { [self] in pump(from: server, to: client, requests: false, pair: pair) }.start()
         }
     }
 
     /// Forwards whole wire messages one way until either side closes.
-    private func pump(from source: Int32, to destination: Int32, requests: Bool, pair: Pair) {
+    private func pump(from source: Int32, to destination: Int32, requests: Bool, pair: SocketPair) {
         defer {
             shutdown(source, Int32(SHUT_RDWR))
             shutdown(destination, Int32(SHUT_RDWR))
@@ -136,32 +116,14 @@ public final class MongoFaultProxy: @unchecked Sendable {
                     cutOff()
                     return
                 }
-                guard Self.writeAll(destination, message) else { return }
+                guard LoopbackSocket.writeAll(destination, message) else { return }
             } else {
-                guard Self.writeAll(destination, message) else { return }
+                guard LoopbackSocket.writeAll(destination, message) else { return }
                 let responseTo = Self.int32(message, at: 8)
                 if locked({ awaitedReplies.remove(responseTo) != nil }) {
                     cutOff()
                     return
                 }
-            }
-        }
-    }
-
-    /// A proxied connection's two descriptors, closed once, by the second of its pumps to end.
-    private final class Pair: @unchecked Sendable {
-        private let lock = NSLock()
-        private var running = 2
-        private let fds: (Int32, Int32)
-        init(_ a: Int32, _ b: Int32) { fds = (a, b) }
-        func finished() {
-            lock.lock()
-            running -= 1
-            let last = running == 0
-            lock.unlock()
-            if last {
-                close(fds.0)
-                close(fds.1)
             }
         }
     }
@@ -221,24 +183,6 @@ public final class MongoFaultProxy: @unchecked Sendable {
             got += n
         }
         return buffer
-    }
-
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
-            guard n > 0 else { return false }
-            sent += n
-        }
-        return true
-    }
-
-    private static func loopback(_ port: Int) -> sockaddr_in {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        return address
     }
 
     private func locked<R>(_ body: () throws -> R) rethrows -> R {
