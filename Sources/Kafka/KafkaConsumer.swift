@@ -190,6 +190,12 @@ public final class KafkaConsumer: Sendable {
         // except that no broker at all answering is what readiness checks must see.
         if err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN { state.withLock { $0.brokersDown = true } }
         let text = raw.pointee.payload.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? String(cString: rd_kafka_err2str(err))
+        // The application held a batch past max.poll.interval.ms: its partitions went to other
+        // members, and this poll rejoins. An operator should see that a process stalled.
+        if err == RD_KAFKA_RESP_ERR__MAX_POLL_EXCEEDED {
+            logger.warning("consumer left its group: not polled within max.poll.interval.ms; rejoining", metadata: ["message": "\(text)"])
+            return
+        }
         logger.debug("consumer error", metadata: ["code": "\(err.rawValue)", "message": "\(text)"])
     }
 

@@ -28,7 +28,15 @@ struct FrozenReplicaTests {
         let s = try await CommerceScenario(backend: .postgres, replicas: 2, databasePorts: [0: proxies[0].port, 1: proxies[1].port])
         let product = try await s.shop(stock: 1_000, balance: 1_000_000, quantity: 100)
         let leader = try await Self.leadingReplica(s)
-        try await Self.sagasGoOn(s, product: product, without: leader, lost: { proxies[leader].partition() }, back: { proxies[leader].heal() })
+        try await Self.sagasGoOn(
+            s, product: product, without: leader, lost: { proxies[leader].partition() }, back: { proxies[leader].heal() },
+            before: {
+                // Its consumers gave their partitions up while cut off (not only its relays).
+                let left = try await eventually { s.replicas[leader].output.contains("consumer left its group") }
+                #expect(
+                    left,
+                    "the cut-off process's consumers left their groups: \(s.replicas[leader].output)")
+            })
     }
 
     /// The replica leading the most relays, once every relay is led (usually all four: the
@@ -50,7 +58,8 @@ struct FrozenReplicaTests {
     /// nothing and publishes nothing: orders it takes are published once, by its successor, and
     /// no event is on its topic twice.
     static func sagasGoOn(
-        _ s: CommerceScenario, product: Int64, without lostReplica: Int, lost: () -> Void, back: () -> Void
+        _ s: CommerceScenario, product: Int64, without lostReplica: Int, lost: () -> Void, back: () -> Void,
+        before finishing: () async throws -> Void = {}
     ) async throws {
         let live = 1 - lostReplica
         let stopped = ContinuousClock.now
@@ -94,6 +103,7 @@ struct FrozenReplicaTests {
         let twice = copies.filter { $0.value > 1 }
         #expect(twice.isEmpty, "\(twice.count) events published more than once: \(twice.prefix(5))")
         for process in s.replicas { #expect(process.process.isRunning, "\(process.output)") }
+        try await finishing()
         await s.finish()
     }
 

@@ -50,10 +50,7 @@ public final class MongoFaultProxy: @unchecked Sendable {
     public func cutOff() {
         locked {
             for fd in sockets { shutdown(fd, Int32(SHUT_RDWR)) }
-            if listener >= 0 {
-                shutdown(listener, Int32(SHUT_RDWR))
-                close(listener)
-            }
+            if listener >= 0 { shutdown(listener, Int32(SHUT_RDWR)) }  // its accept loop closes it: no other thread holds its number then
             sockets = []
             listener = -1
             trigger = nil
@@ -80,7 +77,10 @@ public final class MongoFaultProxy: @unchecked Sendable {
     private func acceptLoop(_ fd: Int32) {
         while true {
             let client = accept(fd, nil, nil)
-            guard client >= 0 else { return }
+            guard client >= 0 else {
+                close(fd)
+                return
+            }
             let server = LoopbackSocket.connect(port: targetPort)
             let connected = server >= 0
             let admitted = locked { () -> Bool in

@@ -44,8 +44,7 @@ public final class PartitionProxy: @unchecked Sendable {
             for fd in sockets { shutdown(fd, Int32(SHUT_RDWR)) }
             sockets = []
             if listener >= 0 {
-                shutdown(listener, Int32(SHUT_RDWR))
-                close(listener)
+                shutdown(listener, Int32(SHUT_RDWR))  // its accept loop closes it: no other thread holds its number then
                 listener = -1
             }
         }
@@ -65,7 +64,10 @@ public final class PartitionProxy: @unchecked Sendable {
     private func acceptLoop(_ fd: Int32) {
         while true {
             let client = accept(fd, nil, nil)
-            guard client >= 0 else { return }
+            guard client >= 0 else {
+                close(fd)
+                return
+            }
             Thread { [self] in connectAndPump(client) }.start()
         }
     }
