@@ -26,12 +26,12 @@ final class InboxConsumer: Sendable {
         // nothing, for ever) keeps the consumer from polling: after this long it leaves the
         // group, and its partitions go to a replica that can apply them. A batch takes
         // milliseconds; one that really takes this long costs a rebalance, never an event.
-        configuration.maxPollIntervalMs = Int(Self.maxBatchTime.components.seconds * 1_000)
+        configuration.maxPollIntervalMs = Self.maxBatchTimeMs
         consumer = try KafkaConsumer(configuration: configuration, logger: logger)
     }
 
     /// How long a batch may keep the consumer from polling before it gives its partitions up.
-    static let maxBatchTime: Duration = .seconds(10)
+    static let maxBatchTimeMs = 10_000
 
     /// How often applied offsets are committed, in the background. A commit per batch cost the
     /// broker more than the batch (hundreds a second under load); what a crash leaves

@@ -21,6 +21,20 @@ enum LoopbackSocket {
         return (fd, Int(UInt16(bigEndian: address.sin_port)))
     }
 
+    /// Hands each connection accepted on `listener` to `handle` until the listener is shut
+    /// down, then closes it. Only this loop closes it: a thread that closed it while `accept`
+    /// still waited could see its number reused by another socket, and accept from that one.
+    static func acceptEach(_ listener: Int32, _ handle: (Int32) -> Void) {
+        while true {
+            let client = accept(listener, nil, nil)
+            guard client >= 0 else {
+                close(listener)
+                return
+            }
+            handle(client)
+        }
+    }
+
     /// A connected socket, or -1.
     static func connect(port: Int) -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -75,12 +75,7 @@ public final class MongoFaultProxy: @unchecked Sendable {
     }
 
     private func acceptLoop(_ fd: Int32) {
-        while true {
-            let client = accept(fd, nil, nil)
-            guard client >= 0 else {
-                close(fd)
-                return
-            }
+        LoopbackSocket.acceptEach(fd) { client in
             let server = LoopbackSocket.connect(port: targetPort)
             let connected = server >= 0
             let admitted = locked { () -> Bool in
@@ -91,7 +86,7 @@ public final class MongoFaultProxy: @unchecked Sendable {
             guard admitted else {
                 close(client)
                 if connected { close(server) }
-                continue
+                return
             }
             let pair = SocketPair(client, server)
             Thread { [self] in pump(from: client, to: server, requests: true, pair: pair) }.start()

@@ -23,7 +23,7 @@ public final class PartitionProxy: @unchecked Sendable {
             throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
         }
         (listener, self.port) = (fd, port)
-        Thread { [self] in acceptLoop(fd) }.start()
+        Thread { [self] in LoopbackSocket.acceptEach(fd) { client in Thread { [self] in connectAndPump(client) }.start() } }.start()
     }
 
     /// Stops forwarding, without closing anything.
@@ -59,17 +59,6 @@ public final class PartitionProxy: @unchecked Sendable {
         defer { condition.unlock() }
         while partitioned && !stopped { condition.wait() }
         return !stopped
-    }
-
-    private func acceptLoop(_ fd: Int32) {
-        while true {
-            let client = accept(fd, nil, nil)
-            guard client >= 0 else {
-                close(fd)
-                return
-            }
-            Thread { [self] in connectAndPump(client) }.start()
-        }
     }
 
     private func connectAndPump(_ client: Int32) {
