@@ -127,7 +127,7 @@ let package = Package(
         .target(
             name: "Simulator",
             dependencies: [
-                "Mongo", log, .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                "Archiver", "Mongo", log, .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]),
         .executableTarget(
@@ -139,7 +139,7 @@ let package = Package(
             ]),
 
         // Server limits for scripts/bench: raw libmongoc bulk upserts, raw consume rate.
-        .executableTarget(name: "Bench", dependencies: ["CMongoc", "Kafka"]),
+        .executableTarget(name: "Bench", dependencies: ["Archiver", "CMongoc", "Kafka"]),
 
         .testTarget(name: "EventsTests", dependencies: ["Events"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),

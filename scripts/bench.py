@@ -99,19 +99,19 @@ def metric_sums(port, *names):
 VS_ARCHIVER = os.environ.get("BENCH_VS_ARCHIVER")
 
 
-def start_archiver(prefix, database, batch, port, binary=None):
+def start_archiver(prefix, database, batch, port, binary=None, log_level="warning"):
     args = [binary or os.path.join(REL, "archiver"), "run", "--brokers", BROKERS, "--mongo-uri", MONGO, "--database", database,
             "--group", f"bench-{database}", "--topics", ",".join(f"{prefix}.{t}" for t in ("balance", "payment", "order")),
             "--admin-port", str(port), "--admin-host", "127.0.0.1", "--batch-size", str(batch),
             "--session-timeout-ms", "6000", "--max-poll-interval-ms", "10000",
             "--dead-letter-topic", f"{prefix}.dlq", "--compensation-topic", f"{prefix}.compensation"]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(f"{ROOT}/.run/bench-archiver-{batch}.log", "w"),
-                            env=dict(os.environ, LOG_LEVEL="warning"))
+                            env=dict(os.environ, LOG_LEVEL=log_level))
 
 
-def drain(prefix, count, batch, port, binary=None):
+def drain(prefix, count, batch, port, binary=None, log_level="warning"):
     database = f"bench_{run_id}_b{batch}_{time.time_ns()}"
-    proc = start_archiver(prefix, database, batch, port, binary)
+    proc = start_archiver(prefix, database, batch, port, binary, log_level)
     t0 = c0 = None
     while True:
         consumed, archived = metric_sums(port, "archiver_events_consumed_total", "archiver_events_archived_total")
@@ -135,8 +135,9 @@ def drain(prefix, count, batch, port, binary=None):
     rss = peak_rss_mib(proc.pid)
     proc.terminate()
     proc.wait(30)
-    docs = pymongo.MongoClient(MONGO)[database].balance_history.estimated_document_count() + \
-        pymongo.MongoClient(MONGO)[database].payment_history.estimated_document_count()
+    client = pymongo.MongoClient(MONGO)
+    docs = client[database].balance_history.estimated_document_count() + client[database].payment_history.estimated_document_count()
+    dropped(database)
     return {"batch": batch, "events": count, "seconds": t1 - t0, "rate": count / (t1 - t0),
             "cpu_us_per_event": (c1 - c0) / count * 1e6, "peak_rss_mib": rss, "documents": docs}
 
@@ -160,6 +161,12 @@ def history_doc(e, m, archived_at):
         coll = "payment_history"
     doc.update(sagaId=e["sagaid"], occurredAt=occurred, archivedAt=archived_at, source=src)
     return coll, doc
+
+
+def dropped(database):
+    """Drops a database this run made: the Mongo-wire server slows as its data folder grows (one
+    SQLite file per database), so a run leaves nothing for the next contender to wade through."""
+    pymongo.MongoClient(MONGO).drop_database(database)
 
 
 def migrated(database):
@@ -206,13 +213,64 @@ def python_consumer(prefix, count, inserts=False):
     seconds = time.time() - t0
     result = {"events": count, "seconds": seconds, "rate": count / seconds, "cpu_us_per_event": (time.process_time() - cpu0) / count * 1e6}
     c.close()
+    dropped(db.name)
     return result
 
 
-def raw_mongo(count):
-    out = subprocess.run([os.path.join(REL, "archiver-bench"), "mongo", MONGO, migrated(f"bench_{run_id}_raw_{time.time_ns()}"), str(count), "1000"],
+def raw_mongo(count, mode):
+    """libmongoc alone, one client, one unordered bulk per 1,000 documents: `insert` or `upsert`."""
+    database = migrated(f"bench_{run_id}_raw{mode}_{time.time_ns()}")
+    out = subprocess.run([os.path.join(REL, "archiver-bench"), "mongo", MONGO, database, str(count), "1000", mode],
                          capture_output=True, text=True, check=True).stdout.strip()
+    dropped(database)
     return {"rate": float(out.rsplit("=", 1)[1])}
+
+
+def timeline(prefix, count, port):
+    """Where a drain's time goes, from the archiver's own `batch timeline` debug log: the sum of
+    each phase over every batch, and its share of their total."""
+    import re
+    drain(prefix, count, 1000, port, log_level="debug")
+    sums, batches = {}, 0
+    for line in open(f"{ROOT}/.run/bench-archiver-1000.log"):
+        if "batch timeline" in line:
+            batches += 1
+            for phase, ms in re.findall(r"(\w+)Ms=([0-9.]+)", line):
+                sums[phase] = sums.get(phase, 0.0) + float(ms)
+    total = sum(sums.values()) or 1.0
+    return batches, {phase: (ms, ms / total) for phase, ms in sums.items()}
+
+
+def server_latency(rate):
+    """The Mongo-wire server's own latency at this rate, with no broker and no archiver: the same
+    balance documents inserted by pymongo in ticks of 2 ms (every document due by then, one unordered
+    insert), each timed from its due moment to the insert's acknowledgement. The floor under any
+    archiver's produce -> document latency on this server."""
+    database = migrated(f"bench_{run_id}_srvlat_{time.time_ns()}")
+    coll = pymongo.MongoClient(MONGO)[database].balance_history
+    now = datetime.now(timezone.utc)
+    total = int(rate * (WARMUP + LAT_SECONDS))
+    warmup = int(rate * WARMUP)
+    lat, i, start = [], 0, time.time()
+    while i < total:
+        due_now = time.time()
+        first = i
+        docs = []
+        while i < total and start + i / rate <= due_now:
+            docs.append({"_id": f"srv-{run_id}-{i}", "userId": Int64(i % 5000), "type": "DEDUCT", "amount": Int64(1000),
+                         "balanceBefore": Int64(10 ** 9), "balanceAfter": Int64(10 ** 9 - 1000), "orderId": Int64(i),
+                         "paymentId": Int64(i), "sagaId": f"pay-lat-{i}", "occurredAt": now, "archivedAt": now,
+                         "source": {"topic": "bench", "partition": 0, "offset": Int64(i)}})
+            i += 1
+        if docs:
+            coll.insert_many(docs, ordered=False)
+            acked = time.time()
+            lat.extend((acked - (start + k / rate)) * 1000 for k in range(max(first, warmup), i))
+        time.sleep(0.002)
+    dropped(database)
+    lat.sort()
+    pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
+    return {"rate": rate, "events": len(lat), "p50_ms": pct(0.5), "p99_ms": pct(0.99), "max_ms": lat[-1] if lat else float("nan")}
 
 
 def wait_ready(port, seconds=60):
@@ -281,23 +339,27 @@ def latency(rate, port):
     deadline = float("inf")
     w = threading.Thread(target=watch)
     w.start()
-    prod = Producer({"bootstrap.servers": BROKERS, "enable.idempotence": True, "linger.ms": 0})
+    prod = Producer({"bootstrap.servers": BROKERS, "enable.idempotence": True, "linger.ms": 5})
     warmup = int(rate * WARMUP)
     total = warmup + int(rate * LAT_SECONDS)
     start, since = time.time(), ()
-    for i in range(total):
-        due = start + i / rate
-        while time.time() < due:
-            time.sleep(0.0005)
-        if i == warmup:
-            prod.flush(30)
-            since = histogram_buckets(port, "archiver_event_latency_seconds")
-        eid = f"lat-{run_id}-{i}"
-        prod.produce(b, key=str(i % 5000), value=pe.deducted(i % 5000, i, i, 1000, 10 ** 9, f"pay-lat-{i}", eid=eid))
+    # In ticks of 2 ms, every event due by then: a loop waking per event kept a core busy on this
+    # 2-core machine, and the servers measured were left what it did not take.
+    i = 0
+    while i < total:
+        now = time.time()
+        while i < total and start + i / rate <= now:
+            if i == warmup:
+                prod.flush(30)
+                since = histogram_buckets(port, "archiver_event_latency_seconds")
+            eid = f"lat-{run_id}-{i}"
+            prod.produce(b, key=str(i % 5000), value=pe.deducted(i % 5000, i, i, 1000, 10 ** 9, f"pay-lat-{i}", eid=eid))
+            if i % 20 == 0 and i >= warmup:
+                with lock:
+                    pending[eid] = time.time()
+            i += 1
         prod.poll(0)
-        if i % 20 == 0 and i >= warmup:
-            with lock:
-                pending[eid] = time.time()
+        time.sleep(0.002)
     prod.flush(30)
     deadline = time.time() + 30
     stop.set()
@@ -305,6 +367,7 @@ def latency(rate, port):
     (p50, p99), counted = histogram_quantiles(port, "archiver_event_latency_seconds", (0.5, 0.99), since)
     proc.terminate()
     proc.wait(30)
+    dropped(database)
     seen.sort()
     pct = lambda q: seen[min(len(seen) - 1, int(q * len(seen)))] if seen else float("nan")
     return {"rate": rate, "events": total - warmup, "samples": len(seen), "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": seen[-1] if seen else float("nan"),
@@ -432,6 +495,7 @@ class SagaStack:
             p.wait(60)
         if self.pg_database:
             subprocess.run(["psql", self.admin_url, "-qc", f"DROP DATABASE IF EXISTS {self.pg_database} WITH (FORCE)"], check=False)
+        dropped(self.database)
         services = [k for k in r if k.startswith("services") and k.endswith("_ms_per_pair")]
         if services:
             r["services_ms_per_pair"] = sum(r[k] for k in services)
@@ -495,7 +559,8 @@ def main():
     # Every contender on the same events, each run on a fresh database, in turn A B C D A B C D ...,
     # so the Mongo-wire server's drift (it slows as its files grow) favours no one; medians of REPS.
     contenders = {
-        "raw libmongoc bulk upserts, batch 1000": lambda: raw_mongo(N),
+        "raw libmongoc bulk inserts, batch 1000": lambda: raw_mongo(N, "insert"),
+        "raw libmongoc bulk upserts, batch 1000": lambda: raw_mongo(N, "upsert"),
         "archiver run, batch 1000": lambda: drain(prefix, N, 1000, 19464),
         "confluent-kafka + pymongo loop, upserts (as the issue describes it)": lambda: python_consumer(prefix, N),
         "confluent-kafka + pymongo loop, inserts (the archiver's strategy)": lambda: python_consumer(prefix, N, inserts=True),
@@ -506,12 +571,12 @@ def main():
     for _ in range(REPS):
         for name, run in contenders.items():
             results[name].append(run())
-    raw = median([r["rate"] for r in results["raw libmongoc bulk upserts, batch 1000"]])
+    raw = median([r["rate"] for r in results["raw libmongoc bulk inserts, batch 1000"]])
     archiver = median([r["rate"] for r in results["archiver run, batch 1000"]])
     out.append("")
     out.append(f"median of {REPS} alternated runs, {N} events each:")
     out.append("")
-    out.append("| contender | events/s (median) | runs | vs raw libmongoc | archiver vs it | CPU us/event | peak RSS MiB |")
+    out.append("| contender | events/s (median) | runs | vs raw libmongoc inserts | archiver vs it | CPU us/event | peak RSS MiB |")
     out.append("|---|---|---|---|---|---|---|")
     for name, rs in results.items():
         rate = median([r["rate"] for r in rs])
@@ -523,13 +588,20 @@ def main():
     for r in [drain(prefix, N, 100, 19465), drain(small, SMALL, 1, 19466)]:
         out.append(f"| archiver run, batch {r['batch']} ({r['events']} events, one run) | {r['rate']:,.0f} | | {r['rate'] / raw:.2f}x | | "
                    f"{r['cpu_us_per_event']:.2f} | {r['peak_rss_mib']:.1f} |")
+    batches, phases = timeline(prefix, N, 19469)
+    out.append("")
+    out.append(f"where a drain's time goes (`batch timeline` debug log, batch 1000, {batches} batches, {N} events): " +
+               ", ".join(f"{phase} {ms:,.0f} ms ({share:.1%})" for phase, (ms, share) in phases.items()))
     lat = latency(max(50.0, archiver / 2), 19467)
+    floor = server_latency(max(50.0, archiver / 2))
     out.append("")
     out.append(f"latency at {lat['rate']:.0f} events/s (half the batch-1000 drain rate), {lat['events']} events: "
                f"archiver_event_latency_seconds (Kafka timestamp -> write acknowledged, {lat['hist_events']} events) "
                f"p50 <= {lat['hist_p50_ms']:.0f} ms, p99 <= {lat['hist_p99_ms']:.0f} ms (bucket bounds); "
                f"external watcher ({lat['samples']} sampled events, produce -> visible) p50 {lat['p50_ms']:.1f} ms, "
                f"p99 {lat['p99_ms']:.1f} ms, max {lat['max_ms']:.1f} ms")
+    out.append(f"the Mongo-wire server alone at that rate (pymongo inserts of the same documents every 2 ms, {floor['events']} "
+               f"events, due -> acknowledged): p50 {floor['p50_ms']:.1f} ms, p99 {floor['p99_ms']:.1f} ms, max {floor['max_ms']:.1f} ms")
     if os.environ.get("BENCH_ONLY") != "archiver":
         out.append("")
         out.append(sagas(int(os.environ.get("BENCH_SAGA_ORDERS", "1000"))))

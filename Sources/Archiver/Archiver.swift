@@ -26,8 +26,8 @@ public final class Archiver: Service, Sendable {
     private let metrics: ArchiverMetrics
     private let watermarks: KafkaWatermarkProbe
     private let loop = Locked(LoopState())
-    /// Test seam, see `BatchExecutor.beforeWritingHistory`.
-    let beforeWritingHistory = Locked<(@Sendable (BatchPlan) async throws -> Void)?>(nil)
+    /// Tests' disturbances, handed to each batch's executor (none in production).
+    let faults = Locked(ArchiverFaults())
 
     private struct LoopState {
         var stopRequestedAt: ContinuousClock.Instant?
@@ -131,6 +131,7 @@ public final class Archiver: Service, Sendable {
         }
         // With a batch to settle, only what is already fetched is taken: it is settled at once otherwise.
         let waitMs = carried.isEmpty && previous == nil ? config.pollTimeoutMs : 0
+        let polled = ContinuousClock.now
         let result = try await consumer.poll(maxMessages: max(1, config.batchSize - carried.count), timeout: .milliseconds(waitMs))
         let revoked = handle(result.rebalances)
         // After the poll: what it revoked is fetched again from the last commit, so carried
@@ -146,6 +147,8 @@ public final class Archiver: Service, Sendable {
             return nil
         }
 
+        var timeline = BatchTimeline(start: polled)
+        timeline.mark(.poll)
         let batch = messages.map(Inbound.decode)
         var consumed = ArchiverMetrics.Tally()
         for inbound in batch {
@@ -158,9 +161,14 @@ public final class Archiver: Service, Sendable {
         metrics.consumed(consumed)
         metrics.batch(size: batch.count)
         let executor = executor
+        timeline.mark(.decode)
         let (plan, raced) = try await executor.plan(batch, recheck: previous?.written)
+        timeline.mark(.lookup)
         if let previous { try await settle(previous, raced: raced) }
+        timeline.mark(.settle)
         let written = try await executor.write(plan, to: batch)
+        timeline.mark(.write)
+        logger.debug("batch timeline", metadata: timeline.metadata(events: batch.count))
         return Unsettled(written: written, revocationsAtPoll: revocationsAtPoll)
     }
 
@@ -205,7 +213,7 @@ public final class Archiver: Service, Sendable {
             store: store, producer: producer, retrier: retrier, metrics: metrics, logger: logger,
             deadLetterTopic: config.deadLetterTopic, compensationTopic: config.compensationTopic)
         executor.owns = { [consumer] in consumer.assignment.contains($0) }
-        executor.beforeWritingHistory = beforeWritingHistory.withLock { $0 }
+        executor.faults = faults.withLock { $0 }
         return executor
     }
 

@@ -43,7 +43,7 @@ struct HistoryWrite: Sendable {
 }
 
 /// Which history collection an event belongs in.
-enum HistoryKind: Sendable, Equatable {
+public enum HistoryKind: Sendable, Equatable, CaseIterable {
     case balance, payment
 }
 

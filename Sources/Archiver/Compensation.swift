@@ -10,19 +10,8 @@ extension BatchExecutor {
     /// Returns false when the saga had already been compensated by a different failure event.
     func compensate(_ c: NewCompensation) async throws -> Bool {
         let saga = c.failure.sagaId
-        var document: Document = [
-            "reason": .string(c.failure.reason), "failedEvent": .string(c.failure.eventId), "failedType": .string(c.failure.type),
-            "deleted": .document([
-                HistoryStore.balanceCollection: .array(c.priorBalance.prefix(CompensationList.cap).map { .string($0) }),
-                HistoryStore.paymentCollection: .array(c.priorPayment.prefix(CompensationList.cap).map { .string($0) }),
-            ]),
-            "suppressed": .array([]), "compensatedAt": .datetime(Self.nowMs()),
-        ]
-        if let trace = c.failure.traceParent { document.append("traceId", .string(trace.traceId.hex)) }
-        let result = try await store.compensations.updateOne(
-            filter: ["_id": .string(saga)], update: ["$setOnInsert": .document(document)], upsert: true)
-        if result.upserted == 0 {
-            let existing = try await store.compensations.findOne(["_id": .string(saga)]).flatMap(CompensationRecord.init)
+        if try await !store.recordCompensation(c, compensatedAtMs: Timestamp.nowMs()) {
+            let existing = try await store.compensationRecord(of: saga)
             guard existing?.failedEvent == c.failure.eventId else {
                 // Compensated first by another failure event: this batch's history of the saga was
                 // never written, and still belongs in the saga's audit trail.
@@ -43,18 +32,14 @@ extension BatchExecutor {
     /// A document written after the listing is left to its writer, whose re-check suppresses it:
     /// so every deleted document is listed, and the event names every one.
     func finishCompensation(of saga: String) async throws {
-        async let foundBalance = store.historyIDs(of: saga, in: store.balance)
-        async let foundPayment = store.historyIDs(of: saga, in: store.payment)
+        async let foundBalance = store.historyIDs(of: saga, kind: .balance)
+        async let foundPayment = store.historyIDs(of: saga, kind: .payment)
         let (balance, payment) = try await (foundBalance, foundPayment)
         try await listDeleted(saga, balance: balance, payment: payment)
-        try await beforeDeletingHistory?(saga)
-        // In chunks: one `$in` of a huge saga's ids would pass the 16 MiB command limit.
-        for (ids, collection) in [(balance, store.balance), (payment, store.payment)] {
-            for chunk in ids.chunks(of: 1_000) {
-                try await collection.deleteMany(["_id": .document(["$in": .array(chunk.map { .string($0) })]), "sagaId": .string(saga)])
-            }
-        }
-        guard let record = try await store.compensations.findOne(["_id": .string(saga)]).flatMap(CompensationRecord.init) else {
+        try await faults.beforeDeletingHistory?(saga)
+        try await store.deleteHistory(ids: balance, of: .balance, saga: saga)
+        try await store.deleteHistory(ids: payment, of: .payment, saga: saga)
+        guard let record = try await store.compensationRecord(of: saga) else {
             throw MongoError.invalid(message: "compensation record of \(saga) vanished")
         }
         try await emit(record)
@@ -91,7 +76,7 @@ extension BatchExecutor {
             ?? record.traceId.map { TraceParent.span(in: $0, flags: 0x01) }
         let event = OutgoingEvent(
             id: "history-deleted-\(record.sagaId)", source: "/archive/archiver", type: EventType.historyDeleted,
-            subject: "saga/\(record.sagaId)", timeMs: Self.nowMs(), sagaId: record.sagaId, data: data, traceParent: trace)
+            subject: "saga/\(record.sagaId)", timeMs: Timestamp.nowMs(), sagaId: record.sagaId, data: data, traceParent: trace)
         _ = try await producer.send(
             KafkaRecord(
                 topic: compensationTopic, key: Array(record.sagaId.utf8), value: event.bytes,

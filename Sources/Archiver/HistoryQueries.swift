@@ -62,6 +62,16 @@ extension HistoryStore {
         return try await (b, p, c)
     }
 
+    /// The saga id of every document of one kind whose saga is among `sagas`, one per document
+    /// (so a duplicate shows), of balance changes only those of `type` when given. Index {sagaId: 1}.
+    public func sagaIds(of kind: HistoryKind, among sagas: [String], type: BalanceChange.Kind? = nil) async throws -> [String] {
+        var filter: Document = ["sagaId": .document(["$in": .array(sagas.map { .string($0) })])]
+        if let type { filter.append("type", .string(type.rawValue)) }
+        return try await collection(of: kind).find(filter, options: FindOptions(projection: ["sagaId": 1])).compactMap {
+            $0["sagaId"]?.stringValue
+        }
+    }
+
     /// `since <= occurredAt < until`, and strictly after the cursor in (occurredAt, _id) descending order:
     /// `occurredAt < t  OR  (occurredAt == t AND _id < id)`.
     static func filter(_ base: Document, sinceMs: Int64?, untilMs: Int64?, before: HistoryCursor?) -> Document {

@@ -54,11 +54,6 @@ public struct HistoryStore: Sendable {
         }
         return result
     }
-
-    /// Ids of a saga's documents in one history collection.
-    func historyIDs(of saga: String, in collection: MongoCollection) async throws -> [String] {
-        try await collection.find(["sagaId": .string(saga)], options: FindOptions(projection: ["_id": 1])).compactMap { $0["_id"]?.stringValue }
-    }
 }
 
 /// What a `compensations` document says, as far as the archiver needs to act on it again.

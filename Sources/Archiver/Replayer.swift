@@ -68,7 +68,7 @@ public struct Replayer: Sendable {
 
         // Letters that fail again during this replay are dead-lettered anew, after this instant:
         // they are the next replay's business, not this one's.
-        let startedMs = BatchExecutor.nowMs()
+        let startedMs = Timestamp.nowMs()
         var summary = Summary(dryRun: dryRun)
         var considered = 0
         var lastActivity = ContinuousClock.now

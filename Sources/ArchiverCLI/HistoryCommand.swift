@@ -129,8 +129,8 @@ struct SagaHistory: AsyncParsableCommand {
         let (balance, payment, compensation) = try await store.saga(sagaId)
         if json {
             let doc: JSONObject = [
-                "sagaId": .string(sagaId), "balance_history": .array(balance.map { .object(Output.jsonObject($0)) }),
-                "payment_history": .array(payment.map { .object(Output.jsonObject($0)) }),
+                "sagaId": .string(sagaId), HistoryKind.balance.collection: .array(balance.map { .object(Output.jsonObject($0)) }),
+                HistoryKind.payment.collection: .array(payment.map { .object(Output.jsonObject($0)) }),
                 "compensation": compensation.map { .object(Output.jsonObject($0)) } ?? .null,
             ]
             return print(JSONValue.object(doc).serialized)

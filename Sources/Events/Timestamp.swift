@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// RFC 3339 / ISO 8601 timestamps as milliseconds since the epoch, by hand: Foundation's
 /// ISO8601DateFormatter costs ~40 us a call, which alone would be ten times the per-event budget.
 public enum Timestamp {
@@ -97,5 +103,15 @@ public enum Timestamp {
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
         return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+    }
+}
+
+extension Timestamp {
+    /// Now, in milliseconds since the epoch: the one wall clock behind event times, archive and
+    /// compensation times, outbox and inbox stamps.
+    public static func nowMs() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1_000 + Int64(now.tv_nsec) / 1_000_000
     }
 }

@@ -1,3 +1,4 @@
+import Events
 import Foundation
 import SQLStore
 import Synchronization
@@ -37,7 +38,7 @@ public enum IdempotencyStore {
     public static func save(_ key: String, _ answer: StoredAnswer, _ db: any SQLDatabase) throws {
         try db.execute(
             "INSERT INTO idempotency_keys (key, request, fingerprint, status, answer, created_at, traceparent) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            key, answer.request, answer.fingerprint, answer.status, answer.body, Int64(Date().timeIntervalSince1970 * 1_000), answer.traceparent)
+            key, answer.request, answer.fingerprint, answer.status, answer.body, Timestamp.nowMs(), answer.traceparent)
     }
 }
 

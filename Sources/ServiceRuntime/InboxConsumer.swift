@@ -155,7 +155,7 @@ final class InboxConsumer: Sendable {
         _ work: [Work], service: any DomainService, node: ServiceNode, db: any SQLDatabase, logger: Logger, pending: PendingSpans? = nil
     ) throws -> [CommerceEvent] {
         var emitted: [CommerceEvent] = []
-        let now = Int64(Date().timeIntervalSince1970 * 1_000)
+        let now = Timestamp.nowMs()
         var events: [(CommerceEvent, KafkaMessage)] = []
         var seen = Set<String>()
         for item in work {

@@ -1,3 +1,4 @@
+import Events
 import Foundation
 import Kafka
 import Logging
@@ -430,7 +431,7 @@ final class OutboxRelay: Sendable {
             ? progress.acknowledged.filter { progress.recorded[$0.key] != $0.value } : [:]
         try await node.database.write { [published = progress.published] db in
             try OutboxTakeover.record(offsets, db)
-            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            let now = Timestamp.nowMs()
             for (seq, record, error) in refused {
                 try RejectedEvents.keep(
                     topic: record.topic, partition: -1, offset: -seq, key: record.key.map { String(decoding: $0, as: UTF8.self) },

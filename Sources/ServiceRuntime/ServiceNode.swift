@@ -130,7 +130,7 @@ public final class ServiceNode: Sendable {
     public func event(_ type: String, saga: String, subject: String, _ data: CommerceEventData) -> CommerceEvent {
         CommerceEvent(
             source: source, type: type, subject: subject,
-            timeMs: Int64(Date().timeIntervalSince1970 * 1_000), sagaId: saga, data: data)
+            timeMs: Timestamp.nowMs(), sagaId: saga, data: data)
     }
 
     /// Called after every commit that wrote outbox rows: wakes the relay, and the long polls
@@ -157,7 +157,7 @@ public final class ServiceNode: Sendable {
             guard let row = try db.rows("SELECT count(*) AS n, min(NULLIF(created_at, 0)) AS oldest FROM outbox").first else { return (0, nil) }
             return (try row["n"], try row["oldest"])
         }
-        let now = Int64(Date().timeIntervalSince1970 * 1_000)
+        let now = Timestamp.nowMs()
         metrics.outbox(rows: Int(rows), oldestAge: oldest.map { .milliseconds(max(0, now - $0)) })
     }
     func finishRelay() {
@@ -219,7 +219,7 @@ enum Outbox {
     static func append(_ events: [CommerceEvent], prefix: String, _ db: any SQLDatabase) throws {
         guard !events.isEmpty else { return }
         try db.announce(events.compactMap(\.subject))
-        let now = Int64(Date().timeIntervalSince1970 * 1_000)
+        let now = Timestamp.nowMs()
         for event in events {
             try db.execute(
                 "INSERT INTO outbox (topic, key, value, event_id, type, created_at, traceparent) VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -1,3 +1,4 @@
+import Archiver
 import Foundation
 import Mongo
 
@@ -20,7 +21,7 @@ struct InvariantChecker {
     func settle(runs: [OrderRun], initial: Baseline, charged: [Int64: Int64], chargeIds: [Int64]) async throws -> Result {
         let started = Date()
         // One client for every re-check, not a new connection pool per pass.
-        let history = try options.mongoURI.map { try MongoClient(uri: $0).database(options.historyDatabase) }
+        let history = try options.mongoURI.map { HistoryStore(database: try MongoClient(uri: $0).database(options.historyDatabase)) }
         while true {
             let outcomes: Outcomes, invariants: [Invariant]
             do {
@@ -42,7 +43,7 @@ struct InvariantChecker {
 
     private func check(
         runs: [OrderRun], initial: Baseline, charged: [Int64: Int64], chargeIds: [Int64],
-        history: MongoDatabase?
+        history: HistoryStore?
     ) async throws -> (Outcomes, [Invariant]) {
         var outcomes = Outcomes()
         var problems: [String: [String]] = [:]
@@ -112,23 +113,21 @@ struct InvariantChecker {
         return (outcomes, invariants)
     }
 
-    private func historyInvariant(db: MongoDatabase, paymentSagas: [String], completed: Set<String>, chargeIds: [Int64]) async throws -> Invariant {
-        func sagas(_ collection: String, _ filter: Document) async throws -> [String] {
-            try await db.collection(collection).find(filter, options: FindOptions(projection: ["sagaId": 1])).compactMap { $0["sagaId"]?.stringValue }
-        }
-        let inRun = BSON.array(paymentSagas.map { .string($0) })
+    private func historyInvariant(db: HistoryStore, paymentSagas: [String], completed: Set<String>, chargeIds: [Int64]) async throws -> Invariant {
         var problems: [String] = []
-        let payments = try await sagas("payment_history", ["sagaId": .document(["$in": inRun])])
-        if payments.count != Set(payments).count { problems.append("payment_history has duplicates") }
+        let payments = try await db.sagaIds(of: .payment, among: paymentSagas)
+        if payments.count != Set(payments).count { problems.append("\(HistoryKind.payment.collection) has duplicates") }
         if Set(payments) != completed {
-            problems.append("payment_history holds \(Set(payments).count) of this run's payments, \(completed.count) completed")
+            problems.append("\(HistoryKind.payment.collection) holds \(Set(payments).count) of this run's payments, \(completed.count) completed")
         }
-        let deducts = try await sagas("balance_history", ["sagaId": .document(["$in": inRun]), "type": "DEDUCT"])
+        let deducts = try await db.sagaIds(of: .balance, among: paymentSagas, type: .deduct)
         if Set(deducts) != completed || deducts.count != completed.count {
-            problems.append("balance_history holds \(deducts.count) deductions of this run, \(completed.count) payments completed")
+            problems.append("\(HistoryKind.balance.collection) holds \(deducts.count) deductions of this run, \(completed.count) payments completed")
         }
-        let charges = try await sagas("balance_history", ["sagaId": .document(["$in": .array(chargeIds.map { .string("charge-\($0)") })])])
-        if charges.count != chargeIds.count { problems.append("balance_history holds \(charges.count) of this run's \(chargeIds.count) charges") }
+        let charges = try await db.sagaIds(of: .balance, among: chargeIds.map { "charge-\($0)" })
+        if charges.count != chargeIds.count {
+            problems.append("\(HistoryKind.balance.collection) holds \(charges.count) of this run's \(chargeIds.count) charges")
+        }
         return Invariant(name: "history in MongoDB = completed payments and charges", problems: problems)
     }
 }

@@ -152,8 +152,8 @@ struct CompensationTests {
         var logger = Logger(label: "archiver-test")
         logger.logLevel = .warning
         let archiver = try await Archiver(configuration: s.configuration(batchSize: 1), logger: logger)
-        archiver.beforeWritingHistory.withLock {
-            $0 = { plan in
+        archiver.faults.withLock {
+            $0.beforeWritingHistory = { plan in
                 guard plan.balanceWrites.contains(where: { $0.eventId == raced }) else { return }
                 // Another instance compensates the saga after this batch's lookup: its listing misses the write to come.
                 try await s.store.compensations.insertOne([

@@ -132,7 +132,7 @@ struct HardeningTests {
         _ = try await s.executor().execute(Scenario.batch([Make.deducted(s, saga: "pay-41", id: first)]))
         var executor = s.executor()
         // Another instance writes history of the saga while the compensation is under way.
-        executor.beforeDeletingHistory = { saga in
+        executor.faults.beforeDeletingHistory = { saga in
             try await s.store.balance.insertOne(["_id": .string(racing), "sagaId": .string(saga), "userId": .int64(42)])
         }
         let failure = Scenario.batch([Make.paymentFailed(s, saga: "pay-41")])

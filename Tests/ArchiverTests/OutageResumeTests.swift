@@ -70,8 +70,8 @@ struct OutageResumeTests {
         case .settleSuppression:
             // Another instance compensates the saga between this batch's lookup and its write:
             // the re-check finds the record and takes the write back, a delete, which meets the outage.
-            archiver.beforeWritingHistory.withLock {
-                $0 = { [store = s.store] plan in
+            archiver.faults.withLock {
+                $0.beforeWritingHistory = { [store = s.store] plan in
                     guard plan.balanceWrites.contains(where: { $0.sagaId == "pay-raced" }) else { return }
                     try await store.compensations.insertOne(["_id": "pay-raced", "reason": "declined", "failedEvent": "elsewhere"])
                     proxy.arm(.before(command: "delete", collection: HistoryStore.balanceCollection))
@@ -179,8 +179,8 @@ struct KafkaOutageResumeTests {
         logger.logLevel = .warning
         let archiver = try await Archiver(configuration: config, logger: logger)
         let frozen = Locked(false)
-        archiver.beforeWritingHistory.withLock {
-            $0 = { plan in
+        archiver.faults.withLock {
+            $0.beforeWritingHistory = { plan in
                 guard !plan.deadLetters.isEmpty, !frozen.withLock({ $0 }) else { return }
                 frozen.withLock { $0 = true }
                 kafka.freeze()
