@@ -138,7 +138,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
 
-        // Server limits for scripts/bench: raw libmongoc bulk upserts, raw consume rate.
+        // Server limits for scripts/bench: raw libmongoc bulk inserts and upserts, raw consume rate.
         .executableTarget(name: "Bench", dependencies: ["Archiver", "CMongoc", "Kafka"]),
 
         .testTarget(name: "EventsTests", dependencies: ["Events"]),

@@ -8,7 +8,7 @@ BENCH_SAGA_ORDERS (1000 per run), BENCH_SAGA_CONCURRENCY (16,64,128), BENCH_SAGA
 half-rate latency run), BENCH_ONLY=sagas to run the saga throughput alone, BENCH_ONLY=archiver to run all but it,
 BENCH_VS_ARCHIVER=PATH to drain with another build of `archiver` too, alternated with this one (a regression check).
 """
-import json, os, subprocess, sys, threading, time, urllib.request
+import json, os, shutil, subprocess, sys, threading, time, urllib.request
 from datetime import datetime, timezone
 import pymongo
 from bson.int64 import Int64
@@ -444,7 +444,7 @@ class SagaStack:
         tag = f"{run_id}{name}{backend}"
         prefix = f"saga{tag}."
         self.database = f"bench_saga_{tag}"
-        data = os.path.join(ROOT, ".run", f"bench-saga-{tag}")
+        data = self.data = os.path.join(ROOT, ".run", f"bench-saga-{tag}")
         log = open(os.path.join(ROOT, ".run", f"bench-saga-{tag}.log"), "w")
         env = dict(os.environ, LOG_LEVEL="warning")
         storage = ["--data-dir", data]
@@ -489,13 +489,16 @@ class SagaStack:
         simulate(self.port, self.database, 8, 4, 99, self.pids, extra=self.extra)
 
     def run(self, orders, concurrency, seed, rate=None):
-        r = simulate(self.port, self.database, orders, concurrency, seed, self.pids, rate, extra=self.extra)
-        for p in self.replicas + [self.archiver]:
-            p.terminate()
-            p.wait(60)
-        if self.pg_database:
-            subprocess.run(["psql", self.admin_url, "-qc", f"DROP DATABASE IF EXISTS {self.pg_database} WITH (FORCE)"], check=False)
-        dropped(self.database)
+        try:
+            r = simulate(self.port, self.database, orders, concurrency, seed, self.pids, rate, extra=self.extra)
+        finally:  # a failed run leaves no process, database or data folder behind either
+            for p in self.replicas + [self.archiver]:
+                p.terminate()
+                p.wait(60)
+            if self.pg_database:
+                subprocess.run(["psql", self.admin_url, "-qc", f"DROP DATABASE IF EXISTS {self.pg_database} WITH (FORCE)"], check=False)
+            dropped(self.database)
+            shutil.rmtree(self.data, ignore_errors=True)
         services = [k for k in r if k.startswith("services") and k.endswith("_ms_per_pair")]
         if services:
             r["services_ms_per_pair"] = sum(r[k] for k in services)

@@ -227,8 +227,6 @@ struct BatchExecutor: Sendable {
             try await store.list(ids.map(\.eventId), in: .suppressed, of: saga)
         }
     }
-
-    static func nowMs() -> Int64 { Timestamp.nowMs() }
 }
 
 extension Duration {

@@ -66,10 +66,10 @@ struct DeadLetterPublisher: Sendable {
                 }),
             "size": .int64(Int64(value.count)), "sha256": .string(sha256),
             "kind": .string(letter.kind), "reason": .string(Text.utf8Prefix(letter.reason, maxBytes: 1_000)),
-            "origin": letter.origin.document, "keptAt": .datetime(BatchExecutor.nowMs()),
+            "origin": letter.origin.document, "keptAt": .datetime(Timestamp.nowMs()),
         ]
         document.append("refusedBecause", .string(refusal.message))
-        try await store.deadLetterPayloads.bulkWrite([.replaceOne(filter: ["_id": .string(letter.payloadRef)], replacement: document, upsert: true)])
+        try await store.keepDeadLetter(document, ref: letter.payloadRef)
         metrics.deadLetterKept(kind: letter.kind)
         logger.error(
             "dead letter refused by the broker: kept whole in MongoDB, a stub goes to the dead-letter topic",
@@ -84,18 +84,4 @@ struct DeadLetterPublisher: Sendable {
 struct RefusedDeadLetter: Error, CustomStringConvertible {
     var underlying: KafkaError
     var description: String { "dead letter not accepted: \(underlying)" }
-}
-
-extension HistoryStore {
-    /// The message a dead-letter stub stands for, rebuilt from what `DeadLetterPublisher` kept.
-    func keptDeadLetter(_ ref: String) async throws -> (key: [UInt8]?, value: [UInt8], headers: [KafkaHeader])? {
-        guard let doc = try await deadLetterPayloads.findOne(["_id": .string(ref)]), case .binary(let value) = doc["value"] else { return nil }
-        var key: [UInt8]?
-        if case .binary(let k) = doc["key"] { key = k }
-        let headers: [KafkaHeader] = (doc["headers"]?.arrayValue ?? []).compactMap { item in
-            guard let h = item.documentValue, let name = h["name"]?.stringValue, case .binary(let v) = h["value"] else { return nil }
-            return KafkaHeader(name, v)
-        }
-        return (key, value, headers)
-    }
 }

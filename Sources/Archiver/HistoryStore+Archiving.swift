@@ -9,14 +9,6 @@ extension HistoryKind {
         case .payment: HistoryStore.paymentCollection
         }
     }
-
-    /// The list of a compensation record that names its deleted documents.
-    var deletedList: CompensationList {
-        switch self {
-        case .balance: .deletedBalance
-        case .payment: .deletedPayment
-        }
-    }
 }
 
 /// What `archiver run` and `archiver replay` do to MongoDB, each a named operation: the rest of

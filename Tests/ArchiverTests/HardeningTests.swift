@@ -261,7 +261,7 @@ struct HostileInputTests {
         }
         #expect(StallVisibilityTests.series("archiver_event_latency_seconds_count", registry) == [0])
         // A sane timestamp is a sample: the count above could have moved.
-        _ = try await executor.execute(Scenario.batch([Make.deducted(s, saga: "pay-t")], timestampMs: BatchExecutor.nowMs() - 5))
+        _ = try await executor.execute(Scenario.batch([Make.deducted(s, saga: "pay-t")], timestampMs: Timestamp.nowMs() - 5))
         #expect(StallVisibilityTests.series("archiver_event_latency_seconds_count", registry) == [1])
         await s.drop()
     }
