@@ -45,6 +45,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),  // PostgreSQL's TLS
         .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.1.0"),
         // OTLP/HTTP only: the gRPC exporter would add grpc-swift to every build for nothing.
         .package(url: "https://github.com/swift-otel/swift-otel", from: "1.0.0", traits: ["OTLPHTTP"]),
@@ -95,6 +96,7 @@ let package = Package(
             name: "PostgresStore",
             dependencies: [
                 "SQLStore", log, .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]),
 
@@ -155,7 +157,7 @@ let package = Package(
             ]),
         .testTarget(
             name: "SQLStoreTests",
-            dependencies: ["SQLStore", "SQLiteStore", "PostgresStore", log, .product(name: "PostgresNIO", package: "postgres-nio")]),
+            dependencies: ["TestSupport", "SQLStore", "SQLiteStore", "PostgresStore", log, .product(name: "PostgresNIO", package: "postgres-nio")]),
         .testTarget(name: "ArchiverTests", dependencies: ["TestSupport", "Archiver", "Kafka", "Mongo", "Events", log]),
     ],
     swiftLanguageModes: [.v6]

@@ -11,12 +11,17 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "MongoDB URI (env MONGO_URI, default mongodb://127.0.0.1:27017).")
     var mongoUri: String?
 
+    @Option(help: "A file whose one line is the MongoDB URI (env MONGO_URI_FILE): keeps a password out of process arguments.")
+    var mongoUriFile: String?
+
     @Option(help: "History database (env ARCHIVER_DATABASE, default history).")
     var database: String?
 
     static func value(_ flag: String?, _ variable: String, _ fallback: String) -> String { Settings.value(flag, variable, fallback) }
 
-    var resolvedMongoURI: String { Self.value(mongoUri, "MONGO_URI", "mongodb://127.0.0.1:27017") }
+    var resolvedMongoURI: String {
+        get throws { try Settings.secret(mongoUri, "--mongo-uri", file: mongoUriFile, "MONGO_URI") ?? "mongodb://127.0.0.1:27017" }
+    }
 
     var resolvedDatabase: String {
         get throws {

@@ -29,7 +29,7 @@ struct ReplayCommand: AsyncParsableCommand {
         CLILogging.bootstrap(default: .warning)
         let baseGroup = ConnectionOptions.value(nil, "ARCHIVER_GROUP", "history-archiver")
         var config = ArchiverConfiguration(
-            kafka: try connection.kafka, mongoURI: connection.resolvedMongoURI,
+            kafka: try connection.kafka, mongoURI: try connection.resolvedMongoURI,
             database: try connection.resolvedDatabase, groupID: group ?? "\(baseGroup)-replay")
         config.deadLetterTopic = deadLetterTopic
         config.compensationTopic = compensationTopic

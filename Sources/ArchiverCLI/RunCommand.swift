@@ -58,7 +58,7 @@ struct RunCommand: AsyncParsableCommand {
         let logger = Logger(label: "archiver")
         let port = try ConnectionOptions.port(adminPort, "ARCHIVER_ADMIN_PORT", 9464)
         var config = ArchiverConfiguration(
-            kafka: try connection.kafka, mongoURI: connection.resolvedMongoURI,
+            kafka: try connection.kafka, mongoURI: try connection.resolvedMongoURI,
             database: try connection.resolvedDatabase,
             groupID: ConnectionOptions.value(group, "ARCHIVER_GROUP", "history-archiver"))
         config.batchSize = batchSize

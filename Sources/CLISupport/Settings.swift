@@ -20,6 +20,33 @@ public enum Settings {
         return nil
     }
 
+    /// A setting that may hold a password, from a flag or a file (`--X-file`, or `X_FILE`: what a
+    /// container's secret mounts), else the variable: a file keeps it out of process arguments.
+    /// Flags win over the environment; a value and a file at one level is an error. Errors name
+    /// the flag or the file, never the value.
+    public static func secret(_ flag: String?, _ flagName: String, file fileFlag: String?, _ variable: String) throws -> String? {
+        let both = ValidationError("give \(flagName) or \(flagName)-file (\(variable) or \(variable)_FILE), not both")
+        if flag != nil || fileFlag != nil {
+            guard flag == nil || fileFlag == nil else { throw both }
+            return try flag ?? secretFile(fileFlag!, flagName)
+        }
+        let value = environment[variable].flatMap { $0.isEmpty ? nil : $0 }
+        guard let file = environment[variable + "_FILE"].flatMap({ $0.isEmpty ? nil : $0 }) else { return value }
+        guard value == nil else { throw both }
+        return try secretFile(file, flagName)
+    }
+
+    /// A secret file's one line; one trailing newline is dropped.
+    private static func secretFile(_ file: String, _ flagName: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(flagName)-file \(file)") }
+        guard data.count <= 64 * 1_024, var text = String(data: data, encoding: .utf8) else {
+            throw ValidationError("\(flagName)-file \(file) is not UTF-8 text of at most 64 KiB")
+        }
+        if text.hasSuffix("\n") { text.removeLast() }
+        guard !text.isEmpty, !text.contains("\n") else { throw ValidationError("\(flagName)-file \(file) must hold one line") }
+        return text
+    }
+
     public static func port(_ flag: Int?, _ flagName: String, _ variable: String, _ fallback: Int) throws -> Int {
         if let flag {
             guard (1...65_535).contains(flag) else { throw ValidationError("\(flagName) must be 1-65535, got \(flag)") }

@@ -41,10 +41,14 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(
         help: """
-            PostgreSQL instead of SQLite: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (env COMMERCE_DATABASE_URL). \
+            PostgreSQL instead of SQLite: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require|verify-ca|verify-full&sslrootcert=FILE] \
+            (env COMMERCE_DATABASE_URL). \
             Each service keeps its tables in schema <service>_service; any number of processes of a service may share it.
             """)
     var databaseURL: String?
+
+    @Option(help: "A file whose one line is the PostgreSQL URL (env COMMERCE_DATABASE_URL_FILE): keeps a password out of process arguments.")
+    var databaseURLFile: String?
 
     @Option(
         help:
@@ -112,7 +116,9 @@ struct ServeCommand: AsyncParsableCommand {
         let keys = KeySpace()  // one HTTP port, one space of Idempotency-Keys
         let waiters = ChangeWaiters(limit: waiterLimit)  // one bound on long polls per process
         let postgres: PostgresURL?
-        do { postgres = try Settings.optional(databaseURL, "COMMERCE_DATABASE_URL").map(PostgresURL.init) } catch {
+        do {
+            postgres = try Settings.secret(databaseURL, "--database-url", file: databaseURLFile, "COMMERCE_DATABASE_URL").map(PostgresURL.init)
+        } catch {
             throw ValidationError("\(error)")
         }
         var stores: [any SQLStore] = []

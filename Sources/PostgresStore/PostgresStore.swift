@@ -38,6 +38,8 @@ public final class PostgresStore: SQLStore {
 
     /// Called before a write transaction is run again after a deadlock or serialization failure.
     private let conflictRetried: @Sendable () -> Void
+    /// The URL's TLS, made once (a context reads its CA file); an unreadable file fails each connect.
+    private let connectionTLS: Result<PostgresConnection.Configuration.TLS, any Error>
 
     /// - Parameters:
     ///   - connections: connections (and threads) used for transactions at once.
@@ -47,6 +49,7 @@ public final class PostgresStore: SQLStore {
         self.schema = schema
         self.logger = logger
         self.conflictRetried = conflictRetried
+        connectionTLS = Result { try url.connectionTLS() }
         threads = NIOThreadPool(numberOfThreads: max(1, connections))
         threads.start()
     }
@@ -318,9 +321,13 @@ public final class PostgresStore: SQLStore {
         idle.withLock { $0.append(connection) }
     }
 
+    private func tls() throws -> PostgresConnection.Configuration.TLS {
+        do { return try connectionTLS.get() } catch { throw SQLError("cannot connect to \(url): \(error)", transient: false) }
+    }
+
     private func connect() throws -> PostgresConnection {
         var configuration = PostgresConnection.Configuration(
-            host: url.host, port: url.port, username: url.user, password: url.password, database: url.database, tls: .disable)
+            host: url.host, port: url.port, username: url.user, password: url.password, database: url.database, tls: try tls())
         configuration.options.additionalStartupParameters = [
             // The process id tells an operator (and the replica tests) which process holds what.
             ("search_path", quoted(schema)), ("application_name", "commerce-\(getpid())"),
@@ -337,6 +344,8 @@ public final class PostgresStore: SQLStore {
                 id: nextID.add(1, ordering: .relaxed).newValue, logger: logger
             ).wait()
         } catch {
+            // A certificate refused by a TLS check will not mend by waiting either: fail closed.
+            if let failure = url.tlsFailure(error) { throw SQLError("cannot connect to \(url): \(failure)", transient: false) }
             // A refused login or a database that does not exist will not mend by waiting.
             let state = Self.sqlState(error) ?? ""
             throw SQLError("cannot connect to \(url): \(Self.describe(error))", transient: !(state.hasPrefix("28") || state == "3D000"))

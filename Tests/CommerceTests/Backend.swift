@@ -21,13 +21,20 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
     }
 
     /// Runs `sql` on the test server's admin database, outside any transaction (CREATE/DROP DATABASE).
-    static func admin(_ sql: String) async throws {
+    static func admin(_ sql: String) async throws { _ = try await column(sql, as: Bool.self) }
+
+    /// The first column of `sql`'s rows, run on the test server's admin database.
+    static func column<T: PostgresDecodable>(_ sql: String, as type: T.Type) async throws -> [T] {
         let url = URLComponents(string: postgresURL)!
         let configuration = PostgresConnection.Configuration(
             host: url.host ?? "127.0.0.1", port: url.port ?? 5432, username: url.user ?? "commerce", password: url.password,
             database: String(url.path.dropFirst()), tls: .disable)
         let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: Logger(label: "test-admin"))
         defer { Task { try? await connection.close() } }
-        try await connection.query(PostgresQuery(unsafeSQL: sql), logger: Logger(label: "test-admin"))
+        var values: [T] = []
+        for try await row in try await connection.query(PostgresQuery(unsafeSQL: sql), logger: Logger(label: "test-admin")) {
+            values.append(try row.decode(T.self))
+        }
+        return values
     }
 }

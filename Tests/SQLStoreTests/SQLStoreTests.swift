@@ -268,7 +268,16 @@ struct SQLStoreTests {
         #expect(url.user == "app" && url.password == "s:cret" && url.host == "db.example" && url.port == 6432 && url.database == "shop")
         #expect(url.description == "postgres://app:***@db.example:6432/shop")
         #expect(try PostgresURL("postgresql://app@db/shop?sslmode=disable").port == 5432)
-        for bad in ["mysql://a@b/c", "postgres://b/c", "postgres://a@b", "postgres://a@b/c?sslmode=require", "postgres://a:pw@b:0/c"] {
+        #expect(try PostgresURL("postgres://app@db/shop?sslmode=require").sslMode == .require)
+        let full = try PostgresURL("postgres://app@db/shop?sslmode=verify-full&sslrootcert=/etc/ca.pem")
+        #expect(
+            full.sslMode == .verifyFull && full.sslRootCert == "/etc/ca.pem" && full.description == "postgres://app@db:5432/shop?sslmode=verify-full")
+        let bads = [
+            "mysql://a@b/c", "postgres://b/c", "postgres://a@b", "postgres://a:pw@b:0/c",
+            // may fall back to plaintext; verifying needs the CA
+            "postgres://a@b/c?sslmode=prefer", "postgres://a@b/c?sslmode=allow", "postgres://a@b/c?sslmode=verify-ca",
+        ]
+        for bad in bads {
             #expect(throws: PostgresURL.URLError.self, "\(bad)") { try PostgresURL(bad) }
         }
         #expect(try PostgresURL("postgres://a:p%2541@b/c").password == "p%41", "decoded once")

@@ -1,10 +1,10 @@
 import Foundation
 
 /// Blocking TCP sockets on 127.0.0.1, for the tests' proxies.
-enum LoopbackSocket {
+public enum LoopbackSocket {
     /// A socket bound to `port` (0: one the kernel picks), with SO_REUSEADDR: the connections it
     /// accepts inherit it, so that their TIME_WAIT does not keep a later bind of the port away.
-    static func bind(port: Int) throws -> (fd: Int32, port: Int) {
+    public static func bind(port: Int) throws -> (fd: Int32, port: Int) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var yes: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
@@ -24,7 +24,7 @@ enum LoopbackSocket {
     /// Hands each connection accepted on `listener` to `handle` until the listener is shut
     /// down, then closes it. Only this loop closes it: a thread that closed it while `accept`
     /// still waited could see its number reused by another socket, and accept from that one.
-    static func acceptEach(_ listener: Int32, _ handle: (Int32) -> Void) {
+    public static func acceptEach(_ listener: Int32, _ handle: (Int32) -> Void) {
         while true {
             let client = accept(listener, nil, nil)
             guard client >= 0 else {
@@ -49,7 +49,7 @@ enum LoopbackSocket {
         return fd
     }
 
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         var sent = 0
         while sent < bytes.count {
             let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
