@@ -21,6 +21,7 @@ let lifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "
 let grdb: Target.Dependency = .product(name: "GRDB", package: "GRDB.swift")
 let hummingbird: Target.Dependency = .product(name: "Hummingbird", package: "hummingbird")
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
 
 let package = Package(
     name: "commerce-archiver",
@@ -62,7 +63,7 @@ let package = Package(
         .target(
             name: "Archiver",
             dependencies: [
-                "Kafka", "Mongo", "Events", "Telemetry", log, lifecycle,
+                "Kafka", "Mongo", "Events", "Telemetry", log, lifecycle, crypto,
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
         .target(
@@ -108,8 +109,7 @@ let package = Package(
         .target(
             name: "CommerceAPI",
             dependencies: [
-                "ServiceRuntime", "Events", "SQLStore", hummingbird, .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                "ServiceRuntime", "Events", "SQLStore", hummingbird, .product(name: "HTTPTypes", package: "swift-http-types"), crypto,
             ], resources: [.embedInCode("openapi.json")]),
         .target(name: "UserService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", "SQLStore", hummingbird]),
         .target(name: "ProductService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", "SQLStore", hummingbird]),
