@@ -115,7 +115,8 @@ let package = Package(
         .target(name: "ProductService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", "SQLStore", hummingbird]),
         .target(name: "OrderService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", "SQLStore", hummingbird]),
         .target(name: "PaymentService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", "SQLStore", hummingbird]),
-        // The HTTP face of `commerce serve`: every service's routes, /healthz, /openapi.json.
+        // The HTTP face of `commerce serve`: every service's routes, /healthz, /openapi.json; and the
+        // catalog of services (ServiceCatalog) that `serve` starts and the router serves.
         .target(
             name: "CommerceServer",
             dependencies: [
@@ -133,8 +134,9 @@ let package = Package(
         .executableTarget(
             name: "CommerceCLI",
             dependencies: [
-                "CLISupport", "ServiceRuntime", "CommerceAPI", "CommerceServer", "UserService", "ProductService", "OrderService", "PaymentService",
-                "SQLStore", "SQLiteStore", "PostgresStore", "Simulator", "AdminServer", "Kafka", "Mongo", argumentParser, log, lifecycle, hummingbird,
+                // The services only through CommerceServer's ServiceCatalog.
+                "CLISupport", "ServiceRuntime", "CommerceAPI", "CommerceServer", "SQLStore", "SQLiteStore", "PostgresStore", "Simulator",
+                "AdminServer", "Kafka", "Mongo", argumentParser, log, lifecycle, hummingbird,
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
 

@@ -7,25 +7,17 @@ import Foundation
 import Hummingbird
 import Kafka
 import Logging
-import OrderService
-import PaymentService
 import PostgresStore
-import ProductService
 import Prometheus
 import SQLStore
 import SQLiteStore
 import ServiceLifecycle
 import ServiceRuntime
-import UserService
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run domain services: HTTP API and Kafka consumers.")
 
-    static let services: [String: @Sendable () -> any DomainService] = [
-        "user": { UserService() }, "product": { ProductService() }, "order": { OrderService() }, "payment": { PaymentService() },
-    ]
-
-    @Argument(help: "user, product, order, payment or all.")
+    @Argument(help: "\(ServiceCatalog.names) or all.")
     var service = "all"
 
     @OptionGroup var kafkaOptions: KafkaOptions
@@ -81,8 +73,8 @@ struct ServeCommand: AsyncParsableCommand {
     var outboxReadTimeoutMs: Int?
 
     func validate() throws {
-        guard service == "all" || Self.services[service] != nil else {
-            throw ValidationError("service must be user, product, order, payment or all, got '\(service)'")
+        guard service == "all" || ServiceCatalog(rawValue: service) != nil else {
+            throw ValidationError("service must be \(ServiceCatalog.names) or all, got '\(service)'")
         }
     }
 
@@ -108,7 +100,7 @@ struct ServeCommand: AsyncParsableCommand {
                         idempotencyKeyRetentionHours, "--idempotency-key-retention-hours", "COMMERCE_IDEMPOTENCY_KEY_RETENTION_HOURS", 24,
                         range: 1...87_600))))
 
-        let names = service == "all" ? ["user", "product", "order", "payment"] : [service]
+        let served = service == "all" ? ServiceCatalog.allCases : [try ServiceCatalog(named: service)]
         let keys = KeySpace()  // one HTTP port, one space of Idempotency-Keys
         let waiters = ChangeWaiters(limit: waiterLimit)  // one bound on long polls per process
         let postgres: PostgresURL?
@@ -118,7 +110,7 @@ struct ServeCommand: AsyncParsableCommand {
         var stores: [any SQLStore] = []
         do {
             try await serve(
-                &stores, names: names, postgres: postgres, directory: directory, faults: faults, prefix: prefix, keys: keys,
+                &stores, served: served, postgres: postgres, directory: directory, faults: faults, prefix: prefix, keys: keys,
                 waiters: waiters, kafka: kafka, retention: retention, host: host, port: port, logger: logger)
         } catch {
             for store in stores { await store.close() }
@@ -129,13 +121,14 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     private func serve(
-        _ stores: inout [any SQLStore], names: [String], postgres: PostgresURL?, directory: String, faults: FaultPlan, prefix: String,
+        _ stores: inout [any SQLStore], served: [ServiceCatalog], postgres: PostgresURL?, directory: String, faults: FaultPlan, prefix: String,
         keys: KeySpace, waiters: ChangeWaiters, kafka: KafkaConfiguration, retention: Retention, host: String, port: Int, logger: Logger
     ) async throws {
         var nodes: [ServiceNode] = []
         // One registry for the process: every service's series, and the HTTP API's, on /metrics.
         let registry = PrometheusCollectorRegistry()
-        for name in names {
+        for entry in served {
+            let name = entry.rawValue
             let metrics = ServiceMetrics(service: name, registry: registry)
             let store: any SQLStore
             let place: String
@@ -153,7 +146,7 @@ struct ServeCommand: AsyncParsableCommand {
                 do {
                     nodes.append(
                         try await ServiceNode(
-                            service: Self.services[name]!(), store: store, faults: faults, topicPrefix: prefix,
+                            service: entry.makeService(), store: store, faults: faults, topicPrefix: prefix,
                             crashAfterCommitOf: Set(crashAfterCommit), crashAfterPublishOf: Set(crashAfterPublish), keySpace: keys, waiters: waiters,
                             metrics: metrics, logger: logger))
                     break
