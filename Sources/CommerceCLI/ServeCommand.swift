@@ -62,9 +62,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Hours an Idempotency-Key's answer is kept for retries (env COMMERCE_IDEMPOTENCY_KEY_RETENTION_HOURS, default 24).")
     var idempotencyKeyRetentionHours: Int?
 
+    /// Event types after whose commit the process exits at once (`ServiceFaults.crashing`); for tests.
     @Option(help: .hidden)
     var crashAfterCommit: [String] = []
 
+    /// Event types after whose acknowledgement by the broker the process exits at once; for tests.
     @Option(help: .hidden)
     var crashAfterPublish: [String] = []
 
@@ -125,6 +127,7 @@ struct ServeCommand: AsyncParsableCommand {
         keys: KeySpace, waiters: ChangeWaiters, kafka: KafkaConfiguration, retention: Retention, host: String, port: Int, logger: Logger
     ) async throws {
         var nodes: [ServiceNode] = []
+        let crashes = ServiceFaults.crashing(afterCommitOf: Set(crashAfterCommit), afterPublishOf: Set(crashAfterPublish))
         // One registry for the process: every service's series, and the HTTP API's, on /metrics.
         let registry = PrometheusCollectorRegistry()
         for entry in served {
@@ -147,7 +150,7 @@ struct ServeCommand: AsyncParsableCommand {
                     nodes.append(
                         try await ServiceNode(
                             service: entry.makeService(), store: store, faults: faults, topicPrefix: prefix,
-                            crashAfterCommitOf: Set(crashAfterCommit), crashAfterPublishOf: Set(crashAfterPublish), keySpace: keys, waiters: waiters,
+                            testFaults: crashes, keySpace: keys, waiters: waiters,
                             metrics: metrics, logger: logger))
                     break
                 } catch let error as SQLError where error.isTransient && ContinuousClock.now < deadline {
