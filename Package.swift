@@ -21,6 +21,7 @@ let lifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "
 let grdb: Target.Dependency = .product(name: "GRDB", package: "GRDB.swift")
 let hummingbird: Target.Dependency = .product(name: "Hummingbird", package: "hummingbird")
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
 
 let package = Package(
     name: "commerce-archiver",
@@ -63,7 +64,7 @@ let package = Package(
         .target(
             name: "Archiver",
             dependencies: [
-                "Kafka", "Mongo", "Events", "Telemetry", log, lifecycle,
+                "Kafka", "Mongo", "Events", "Telemetry", log, lifecycle, crypto,
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
         .target(
@@ -110,14 +111,14 @@ let package = Package(
         .target(
             name: "CommerceAPI",
             dependencies: [
-                "ServiceRuntime", "Events", "SQLStore", hummingbird, .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                "ServiceRuntime", "Events", "SQLStore", hummingbird, .product(name: "HTTPTypes", package: "swift-http-types"), crypto,
             ], resources: [.embedInCode("openapi.json")]),
         .target(name: "UserService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", "SQLStore", hummingbird]),
         .target(name: "ProductService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", "SQLStore", hummingbird]),
         .target(name: "OrderService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", "SQLStore", hummingbird]),
         .target(name: "PaymentService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", "SQLStore", hummingbird]),
-        // The HTTP face of `commerce serve`: every service's routes, /healthz, /openapi.json.
+        // The HTTP face of `commerce serve`: every service's routes, /healthz, /openapi.json; and the
+        // catalog of services (ServiceCatalog) that `serve` starts and the router serves.
         .target(
             name: "CommerceServer",
             dependencies: [
@@ -135,8 +136,9 @@ let package = Package(
         .executableTarget(
             name: "CommerceCLI",
             dependencies: [
-                "CLISupport", "ServiceRuntime", "CommerceAPI", "CommerceServer", "UserService", "ProductService", "OrderService", "PaymentService",
-                "SQLStore", "SQLiteStore", "PostgresStore", "Simulator", "AdminServer", "Kafka", "Mongo", argumentParser, log, lifecycle, hummingbird,
+                // The services only through CommerceServer's ServiceCatalog.
+                "CLISupport", "ServiceRuntime", "CommerceAPI", "CommerceServer", "SQLStore", "SQLiteStore", "PostgresStore", "Simulator",
+                "AdminServer", "Kafka", "Mongo", argumentParser, log, lifecycle, hummingbird,
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
 

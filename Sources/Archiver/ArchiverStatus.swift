@@ -1,4 +1,3 @@
-import Foundation
 import Kafka
 import Mongo
 
@@ -102,17 +101,5 @@ public final class ArchiverStatus: Sendable {
             default: self.init(operation: operation)
             }
         }
-    }
-}
-
-/// A value behind a lock that closures can capture.
-final class Locked<Value: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(&value)
     }
 }

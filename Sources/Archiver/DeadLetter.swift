@@ -1,3 +1,4 @@
+import Crypto
 import Events
 import Kafka
 
@@ -48,6 +49,13 @@ struct DeadLetter: Sendable {
     /// Where the whole message is kept when the broker refuses it: one place per original
     /// position, so a letter dead-lettered again (a failed replay) lands on the same document.
     var payloadRef: String { "\(origin.topic)/\(origin.partition)/\(origin.offset)" }
+
+    /// The value's SHA-256 in lowercase hex: a stub's `x-original-sha256`, against which the
+    /// whole message kept in MongoDB can be checked.
+    var sha256: String {
+        let digits = Array("0123456789abcdef".utf8)
+        return String(decoding: SHA256.hash(data: message.value).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0xf)]] }, as: UTF8.self)
+    }
 
     /// A stand-in the broker accepts: at most `valueBytes` of the value, the key cut to
     /// `keyBytes`, none of the original headers; ours say how big the original was and where it is.

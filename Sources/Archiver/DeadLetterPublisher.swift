@@ -41,7 +41,7 @@ struct DeadLetterPublisher: Sendable {
                         continue
                     }
                     let letter = letters[index]
-                    let sha256 = SHA256.hex(letter.message.value)
+                    let sha256 = letter.sha256
                     if level == 0 { try await keep(letter, sha256: sha256, refusal: error) }
                     stubLevel[index] = level
                     records[index] = letter.stub(

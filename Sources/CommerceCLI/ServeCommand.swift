@@ -7,25 +7,17 @@ import Foundation
 import Hummingbird
 import Kafka
 import Logging
-import OrderService
-import PaymentService
 import PostgresStore
-import ProductService
 import Prometheus
 import SQLStore
 import SQLiteStore
 import ServiceLifecycle
 import ServiceRuntime
-import UserService
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run domain services: HTTP API and Kafka consumers.")
 
-    static let services: [String: @Sendable () -> any DomainService] = [
-        "user": { UserService() }, "product": { ProductService() }, "order": { OrderService() }, "payment": { PaymentService() },
-    ]
-
-    @Argument(help: "user, product, order, payment or all.")
+    @Argument(help: "\(ServiceCatalog.names) or all.")
     var service = "all"
 
     @OptionGroup var kafkaOptions: KafkaOptions
@@ -74,9 +66,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Hours an Idempotency-Key's answer is kept for retries (env COMMERCE_IDEMPOTENCY_KEY_RETENTION_HOURS, default 24).")
     var idempotencyKeyRetentionHours: Int?
 
+    /// Event types after whose commit the process exits at once (`ServiceFaults.crashing`); for tests.
     @Option(help: .hidden)
     var crashAfterCommit: [String] = []
 
+    /// Event types after whose acknowledgement by the broker the process exits at once; for tests.
     @Option(help: .hidden)
     var crashAfterPublish: [String] = []
 
@@ -85,8 +79,8 @@ struct ServeCommand: AsyncParsableCommand {
     var outboxReadTimeoutMs: Int?
 
     func validate() throws {
-        guard service == "all" || Self.services[service] != nil else {
-            throw ValidationError("service must be user, product, order, payment or all, got '\(service)'")
+        guard service == "all" || ServiceCatalog(rawValue: service) != nil else {
+            throw ValidationError("service must be \(ServiceCatalog.names) or all, got '\(service)'")
         }
     }
 
@@ -112,7 +106,7 @@ struct ServeCommand: AsyncParsableCommand {
                         idempotencyKeyRetentionHours, "--idempotency-key-retention-hours", "COMMERCE_IDEMPOTENCY_KEY_RETENTION_HOURS", 24,
                         range: 1...87_600))))
 
-        let names = service == "all" ? ["user", "product", "order", "payment"] : [service]
+        let served = service == "all" ? ServiceCatalog.allCases : [try ServiceCatalog(named: service)]
         let keys = KeySpace()  // one HTTP port, one space of Idempotency-Keys
         let waiters = ChangeWaiters(limit: waiterLimit)  // one bound on long polls per process
         let postgres: PostgresURL?
@@ -124,7 +118,7 @@ struct ServeCommand: AsyncParsableCommand {
         var stores: [any SQLStore] = []
         do {
             try await serve(
-                &stores, names: names, postgres: postgres, directory: directory, faults: faults, prefix: prefix, keys: keys,
+                &stores, served: served, postgres: postgres, directory: directory, faults: faults, prefix: prefix, keys: keys,
                 waiters: waiters, kafka: kafka, retention: retention, host: host, port: port, logger: logger)
         } catch {
             for store in stores { await store.close() }
@@ -135,13 +129,15 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     private func serve(
-        _ stores: inout [any SQLStore], names: [String], postgres: PostgresURL?, directory: String, faults: FaultPlan, prefix: String,
+        _ stores: inout [any SQLStore], served: [ServiceCatalog], postgres: PostgresURL?, directory: String, faults: FaultPlan, prefix: String,
         keys: KeySpace, waiters: ChangeWaiters, kafka: KafkaConfiguration, retention: Retention, host: String, port: Int, logger: Logger
     ) async throws {
         var nodes: [ServiceNode] = []
+        let crashes = ServiceFaults.crashing(afterCommitOf: Set(crashAfterCommit), afterPublishOf: Set(crashAfterPublish))
         // One registry for the process: every service's series, and the HTTP API's, on /metrics.
         let registry = PrometheusCollectorRegistry()
-        for name in names {
+        for entry in served {
+            let name = entry.rawValue
             let metrics = ServiceMetrics(service: name, registry: registry)
             let store: any SQLStore
             let place: String
@@ -159,8 +155,8 @@ struct ServeCommand: AsyncParsableCommand {
                 do {
                     nodes.append(
                         try await ServiceNode(
-                            service: Self.services[name]!(), store: store, faults: faults, topicPrefix: prefix,
-                            crashAfterCommitOf: Set(crashAfterCommit), crashAfterPublishOf: Set(crashAfterPublish), keySpace: keys, waiters: waiters,
+                            service: entry.makeService(), store: store, faults: faults, topicPrefix: prefix,
+                            testFaults: crashes, keySpace: keys, waiters: waiters,
                             metrics: metrics, logger: logger))
                     break
                 } catch let error as SQLError where error.isTransient && ContinuousClock.now < deadline {

@@ -1,18 +1,15 @@
 import CommerceAPI
 import Hummingbird
-import OrderService
-import PaymentService
-import ProductService
 import Prometheus
 import ServiceRuntime
-import UserService
 
 /// The one HTTP face of `commerce serve`: the routes of the services it runs, `/healthz`,
 /// `/metrics` and `/openapi.json` on one router; every error as JSON, HEAD wherever GET is, a
 /// 405 with `Allow` for a known path asked with another method.
 public enum CommerceRouter {
     /// - Parameters:
-    ///   - nodes: the services this process runs.
+    ///   - nodes: the services this process runs; each must be named in `ServiceCatalog`, else
+    ///     `make` throws `ServiceCatalog.Unknown`.
     ///   - failure: why the process is stopping, once a service's consumer or relay failed
     ///     (`/healthz` answers 503 from then on); nil while all is well.
     ///   - registry: what `/metrics` serves, the process's (the nodes' series are in it); by
@@ -42,12 +39,7 @@ public enum CommerceRouter {
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
         }
         for node in nodes {
-            switch node.name {
-            case "user": UserAPI.register(on: router, node: node)
-            case "product": ProductAPI.register(on: router, node: node)
-            case "order": OrderAPI.register(on: router, node: node)
-            default: PaymentAPI.register(on: router, node: node)
-            }
+            try ServiceCatalog(named: node.name).registerRoutes(on: router, node: node)
         }
         routes.record(router)
         try OpenAPIDocument.register(on: router, routes: routes)

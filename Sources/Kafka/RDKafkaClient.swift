@@ -143,3 +143,10 @@ extension UnsafeMutablePointer where Pointee == rd_kafka_topic_partition_list_t 
         }
     }
 }
+
+extension String {
+    /// A NUL-terminated C buffer filled in by librdkafka.
+    init(cBuffer: [CChar]) {
+        self = String(decoding: cBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

@@ -260,7 +260,9 @@ final class OutboxRelay: Sendable {
                 if failure.isFatal { throw failure }
                 progress.failure = progress.failure ?? failure
             }
-            crashIfAsked(after: zip(oldest.rows, results).filter { (try? $0.1.get()) != nil }.map(\.0))
+            if let afterPublish = node.testFaults.afterPublish {
+                afterPublish(zip(oldest.rows, results).filter { (try? $0.1.get()) != nil }.map(\.0.type))
+            }
         }
     }
 
@@ -405,15 +407,6 @@ final class OutboxRelay: Sendable {
         }
         let skipping = progress.doneAhead
         return (skipping.isEmpty ? taken : taken.filter { !skipping.contains($0.seq) }, taken.last?.seq, rows.count == batchSize)
-    }
-
-    /// The test seam for the window `OutboxTakeover` closes: acknowledged, not yet deleted.
-    private func crashIfAsked(after acknowledged: [Row]) {
-        guard !node.crashAfterPublishOf.isEmpty, let row = acknowledged.first(where: { node.crashAfterPublishOf.contains($0.type) }) else {
-            return
-        }
-        FileHandle.standardError.write(Data("commerce: crashing on purpose after publishing \(row.type), before deleting it\n".utf8))
-        _exit(70)
     }
 
     /// Deletes the rows published so far and sets aside the refused ones. With them it records,

@@ -16,12 +16,8 @@ public final class ServiceNode: Sendable {
     /// Prepended to every topic this node reads and writes; empty in production. Tests give
     /// each scenario its own topics with it.
     public let topicPrefix: String
-    /// Event types after whose commit the process exits at once, before publishing: the
-    /// crash window the outbox exists for, reachable from tests.
-    let crashAfterCommitOf: Set<String>
-    /// Event types after whose acknowledgement by the broker the relay exits at once, before
-    /// deleting them from the outbox: the window `OutboxTakeover` closes.
-    let crashAfterPublishOf: Set<String>
+    /// The points where tests interrupt this service; none in production.
+    let testFaults: ServiceFaults
     /// The Idempotency-Keys this node shares with the other services of its process.
     public let keySpace: KeySpace
     /// Requests waiting for a change of one of this node's resources (long polls); shared,
@@ -38,15 +34,14 @@ public final class ServiceNode: Sendable {
     /// Opens the service's tables in `store`, migrating them first.
     public init(
         service: any DomainService, store: any SQLStore, faults: FaultPlan = FaultPlan(), topicPrefix: String = "",
-        crashAfterCommitOf: Set<String> = [], crashAfterPublishOf: Set<String> = [], keySpace: KeySpace = KeySpace(),
+        testFaults: ServiceFaults = ServiceFaults(), keySpace: KeySpace = KeySpace(),
         waiters: ChangeWaiters = ChangeWaiters(), metrics: ServiceMetrics? = nil,
         logger: Logger = Logger(label: "commerce")
     ) async throws {
         self.service = service
         self.topicPrefix = topicPrefix
         self.faults = faults
-        self.crashAfterCommitOf = crashAfterCommitOf
-        self.crashAfterPublishOf = crashAfterPublishOf
+        self.testFaults = testFaults
         self.keySpace = keySpace
         self.waiters = waiters
         self.metrics = metrics ?? ServiceMetrics(service: service.name)
@@ -139,10 +134,7 @@ public final class ServiceNode: Sendable {
     func committed(_ events: [CommerceEvent]) {
         guard !events.isEmpty else { return }
         metrics.committed(events)
-        if let type = events.lazy.map(\.type).first(where: crashAfterCommitOf.contains) {
-            FileHandle.standardError.write(Data("commerce: crashing on purpose after committing \(type), before publishing it\n".utf8))
-            _exit(70)
-        }
+        testFaults.afterCommit?(events.map(\.type))
         wakeRelay.yield()
         if waiters.count > 0 { waiters.notify(events.lazy.compactMap(\.subject).map(waitKey)) }
     }

@@ -2,14 +2,10 @@ import CommerceAPI
 import CommerceServer
 import Foundation
 import Hummingbird
-import OrderService
-import PaymentService
-import ProductService
 import SQLiteStore
 import ServiceRuntime
 import TestSupport
 import Testing
-import UserService
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -24,13 +20,11 @@ struct APIDescriptionTests {
     /// databases in a temporary folder (no broker needed: nothing is served).
     static func router(services: [String] = ["user", "product", "order", "payment"]) async throws -> (Router<BasicRequestContext>, String) {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("routes-\(UUID().uuidString.prefix(8))").path
-        let all: [String: any DomainService] = [
-            "user": UserService(), "product": ProductService(), "order": OrderService(), "payment": PaymentService(),
-        ]
         let keys = KeySpace()
         var nodes: [ServiceNode] = []
         for name in services {
-            nodes.append(try await ServiceNode(service: all[name]!, store: SQLiteStore(path: "\(directory)/\(name).sqlite"), keySpace: keys))
+            let service = try ServiceCatalog(named: name).makeService()
+            nodes.append(try await ServiceNode(service: service, store: SQLiteStore(path: "\(directory)/\(name).sqlite"), keySpace: keys))
         }
         return (try CommerceRouter.make(nodes: nodes) { nil }, directory)
     }
