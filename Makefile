@@ -11,6 +11,8 @@ export PG_PORT ?= 21432
 export KAFKA_BROKERS = 127.0.0.1:$(KAFKA_PORT)
 export MONGO_URI = mongodb://127.0.0.1:$(MONGO_PORT)
 export POSTGRES_URL = postgres://commerce@127.0.0.1:$(PG_PORT)/postgres
+# The CA scripts/services makes for PostgreSQL's TLS (the TLS tests' sslrootcert).
+export POSTGRES_CA = $(or $(SERVICES_RUN_DIR),$(CURDIR)/.run)/postgres-tls/ca.crt
 
 deps:
 	scripts/bootstrap

@@ -14,6 +14,9 @@ final class RDKafkaClient: @unchecked Sendable {
         let logger: Logger
         var onRebalance: ((OpaquePointer, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> Void)?
         var onError: ((rd_kafka_resp_err_t) -> Void)?
+        /// librdkafka's latest error text ("SSL handshake failed: ... certificate verify failed"):
+        /// what a bare "Broker transport failure" leaves out.
+        let lastError = Locked<String?>(nil)
         init(logger: Logger) { self.logger = logger }
     }
 
@@ -51,7 +54,9 @@ final class RDKafkaClient: @unchecked Sendable {
         rd_kafka_conf_set_error_cb(conf) { rk, code, reason, _ in
             guard let rk, let opaque = rd_kafka_opaque(rk) else { return }
             let context = Unmanaged<CallbackContext>.fromOpaque(opaque).takeUnretainedValue()
-            context.logger.debug("librdkafka error", metadata: ["code": "\(code)", "reason": "\(String(cString: reason!))"])
+            let reason = String(cString: reason!)
+            context.logger.debug("librdkafka error", metadata: ["code": "\(code)", "reason": "\(reason)"])
+            context.lastError.withLock { $0 = reason }
             context.onError?(rd_kafka_resp_err_t(code))
         }
         configure(conf)
@@ -78,7 +83,9 @@ final class RDKafkaClient: @unchecked Sendable {
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
             throw KafkaError(
                 code: err, operation: "connect",
-                message: "cannot reach Kafka at \(brokers) within \(timeoutMs) ms: \(String(cString: rd_kafka_err2str(err)))")
+                message: "cannot reach Kafka at \(brokers) within \(timeoutMs) ms: \(String(cString: rd_kafka_err2str(err)))"
+                    + (context.lastError.withLock { $0 }.map { " (\($0.split(whereSeparator: \.isNewline).joined(separator: " ").prefix(500)))" }
+                        ?? ""))
         }
     }
 

@@ -47,9 +47,13 @@ final class PrivateKafka: @unchecked Sendable {
     private(set) var process: ChildProcess
     var brokers: String { "127.0.0.1:\(port)" }
 
-    init(port: Int) async throws {
+    /// The address clients are told to use: `port`, or a TLS tunnel's in front of it.
+    let advertisedPort: Int
+
+    init(port: Int, advertising advertisedPort: Int? = nil) async throws {
         self.port = port
-        process = try Self.launch(port)
+        self.advertisedPort = advertisedPort ?? port
+        process = try Self.launch(port, advertising: self.advertisedPort)
         guard try await eventually(30, { await Self.listening(port) }) else { throw CocoaError(.executableLoad) }
     }
 
@@ -61,15 +65,16 @@ final class PrivateKafka: @unchecked Sendable {
 
     /// A new broker on the same port: memory only, so it starts empty.
     func restart() async throws {
-        process = try Self.launch(port)
+        process = try Self.launch(port, advertising: advertisedPort)
         guard try await eventually(30, { await Self.listening(port) }) else { throw CocoaError(.executableLoad) }
     }
 
-    private static func launch(_ port: Int) throws -> ChildProcess {
-        let url = "tcp://127.0.0.1:\(port)"
-        return try ChildProcess(
+    private static func launch(_ port: Int, advertising advertisedPort: Int) throws -> ChildProcess {
+        try ChildProcess(
             executable: packageRoot.appendingPathComponent(".deps/bin/tansu").path,
-            arguments: ["broker", "--listener-url", url, "--advertised-listener-url", url, "--silent"],
+            arguments: [
+                "broker", "--listener-url", "tcp://127.0.0.1:\(port)", "--advertised-listener-url", "tcp://127.0.0.1:\(advertisedPort)", "--silent",
+            ],
             logName: "tansu-\(port)")
     }
 

@@ -35,6 +35,13 @@ public enum LoopbackSocket {
         }
     }
 
+    /// Whether something listens on `port` (a connection is made and closed).
+    public static func accepts(port: Int) -> Bool {
+        let fd = connect(port: port)
+        if fd >= 0 { close(fd) }
+        return fd >= 0
+    }
+
     /// A connected socket, or -1.
     static func connect(port: Int) -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
