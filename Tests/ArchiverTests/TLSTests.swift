@@ -23,6 +23,19 @@ struct TLSTests {
         return path
     }
 
+    /// A private broker (memory only) behind a TLS tunnel, advertising the tunnel's port: every
+    /// connection a client is told to make is a TLS one.
+    static func tlsBroker(_ certificates: TestCertificates) async throws -> (PrivateKafka, TLSTunnel) {
+        let (kafkaPort, tunnelPort) = (freePort(), freePort())
+        let kafka = try await PrivateKafka(port: kafkaPort, advertising: tunnelPort)
+        do {
+            return (kafka, try await TLSTunnel(port: tunnelPort, to: kafkaPort, certificates: certificates))
+        } catch {
+            kafka.process.terminate()
+            throw error
+        }
+    }
+
     /// `archiver history balance` for `user`: exit status and output.
     static func history(_ mongo: String, database: String, user: Int) async -> (Int32, String) {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("history-\(UUID()).txt").path
@@ -37,11 +50,9 @@ struct TLSTests {
         defer { certificates.remove() }
         let mongo = try await TLSTunnel(to: Self.mongoPort, certificates: certificates)
         defer { mongo.terminate() }
-        let (kafkaPort, tunnelPort) = (freePort(), freePort())
-        let kafka = try await PrivateKafka(port: kafkaPort, advertising: tunnelPort)
-        defer { kafka.process.terminate() }
-        let tunnel = try await TLSTunnel(port: tunnelPort, to: kafkaPort, certificates: certificates)
-        defer { tunnel.terminate() }
+        let (kafka, tunnel) = try await Self.tlsBroker(certificates)
+        defer { (kafka.process.terminate(), tunnel.terminate()) }
+        let tunnelPort = tunnel.port
         let config = try Self.kafkaConfigFile(ca: certificates.ca, in: certificates.folder)
         let tls = KafkaConfiguration(brokers: "127.0.0.1:\(tunnelPort)", extra: ["security.protocol": "SSL", "ssl.ca.location": certificates.ca])
         try await KafkaAdmin(configuration: tls).createTopics(
@@ -92,11 +103,9 @@ struct TLSTests {
         #expect(plainRefused.contains("cannot reach MongoDB"), "\(plainRefused)")
 
         // Kafka: the archiver with a wrong CA stops at start, in one line that says why.
-        let (kafkaPort, tunnelPort) = (freePort(), freePort())
-        let kafka = try await PrivateKafka(port: kafkaPort, advertising: tunnelPort)
-        defer { kafka.process.terminate() }
-        let tunnel = try await TLSTunnel(port: tunnelPort, to: kafkaPort, certificates: certificates)
-        defer { tunnel.terminate() }
+        let (kafka, tunnel) = try await Self.tlsBroker(certificates)
+        defer { (kafka.process.terminate(), tunnel.terminate()) }
+        let tunnelPort = tunnel.port
         let config = try Self.kafkaConfigFile(ca: certificates.other, in: certificates.folder)
         let admin = freePort()
         let archiver = try ArchiverProcess(
