@@ -42,8 +42,8 @@ public enum Settings {
         guard data.count <= 64 * 1_024, var text = String(data: data, encoding: .utf8) else {
             throw ValidationError("\(flagName)-file \(file) is not UTF-8 text of at most 64 KiB")
         }
-        if text.hasSuffix("\n") { text.removeLast() }
-        guard !text.isEmpty, !text.contains("\n") else { throw ValidationError("\(flagName)-file \(file) must hold one line") }
+        if text.last?.isNewline == true { text.removeLast() }  // "\n", or "\r\n" (one Character)
+        guard !text.isEmpty, !text.contains(where: \.isNewline) else { throw ValidationError("\(flagName)-file \(file) must hold one line") }
         return text
     }
 

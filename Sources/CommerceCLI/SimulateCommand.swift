@@ -32,6 +32,9 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "MongoDB URI for the history check (env MONGO_URI, default mongodb://127.0.0.1:27017).")
     var mongoUri: String?
 
+    @Option(help: "A file whose one line is the MongoDB URI (env MONGO_URI_FILE): keeps a password out of process arguments.")
+    var mongoUriFile: String?
+
     @Option(help: "History database (env ARCHIVER_DATABASE, default history).")
     var database: String?
 
@@ -73,7 +76,8 @@ struct SimulateCommand: AsyncParsableCommand {
         options.seed = seed
         options.settleSeconds = settleSeconds
         options.rate = rate
-        options.mongoURI = skipHistory ? nil : Settings.value(mongoUri, "MONGO_URI", "mongodb://127.0.0.1:27017")
+        options.mongoURI =
+            skipHistory ? nil : try Settings.secret(mongoUri, "--mongo-uri", file: mongoUriFile, "MONGO_URI") ?? "mongodb://127.0.0.1:27017"
         options.historyDatabase = Settings.value(database, "ARCHIVER_DATABASE", "history")
         let report: SimulationReport
         do {

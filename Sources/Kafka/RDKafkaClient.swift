@@ -56,7 +56,8 @@ final class RDKafkaClient: @unchecked Sendable {
             let context = Unmanaged<CallbackContext>.fromOpaque(opaque).takeUnretainedValue()
             let reason = String(cString: reason!)
             context.logger.debug("librdkafka error", metadata: ["code": "\(code)", "reason": "\(reason)"])
-            context.lastError.withLock { $0 = reason }
+            // "1/1 brokers are down" follows the reason (an SSL handshake's, a refused connection's): keep the reason.
+            if rd_kafka_resp_err_t(code) != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN { context.lastError.withLock { $0 = reason } }
             context.onError?(rd_kafka_resp_err_t(code))
         }
         configure(conf)

@@ -79,12 +79,28 @@ public final class MongoClient: @unchecked Sendable {
     /// Masks the password. Credentials end at the last '@' before the host list: a password
     /// with an unescaped '@' must not leak its tail.
     static func redact(_ uri: String) -> String {
+        maskPasswordOptions(maskCredentials(uri))
+    }
+
+    private static func maskCredentials(_ uri: String) -> String {
+        // A URI without "://" may still hold "user:password@": everything before the last '@' goes.
+        guard let scheme = uri.range(of: "://") else { return uri.lastIndex(of: "@").map { "***" + uri[$0...] } ?? uri }
         // The last '@' of the whole URI: a password may hold '/', '?' or '@' unescaped. Masking too
         // much (an '@' in the options) is safe; too little is not.
-        guard let scheme = uri.range(of: "://"), let at = uri[scheme.upperBound...].lastIndex(of: "@") else { return uri }
+        guard let at = uri[scheme.upperBound...].lastIndex(of: "@") else { return uri }
         let credentials = uri[scheme.upperBound..<at]
         guard let colon = credentials.firstIndex(of: ":") else { return uri }
         return String(uri[..<uri.index(after: colon)]) + "***" + String(uri[at...])
+    }
+
+    /// Option values that are passwords (`tlsCertificateKeyFilePassword=...`), masked.
+    private static func maskPasswordOptions(_ uri: String) -> String {
+        guard let query = uri.firstIndex(of: "?") else { return uri }
+        let options = uri[uri.index(after: query)...].split(separator: "&", omittingEmptySubsequences: false).map { option in
+            guard let equals = option.firstIndex(of: "="), option[..<equals].lowercased().contains("password") else { return String(option) }
+            return option[...equals] + "***"
+        }
+        return uri[...query] + options.joined(separator: "&")
     }
 }
 

@@ -34,7 +34,12 @@ public struct PostgresURL: Sendable, CustomStringConvertible {
         guard !database.isEmpty, !database.contains("/") else { throw URLError("no database in '\(Self.redacted(text))'") }
         var sslMode = SSLMode.disable
         var sslRootCert: String?
-        for item in url.queryItems ?? [] {
+        let items = url.queryItems ?? []
+        // A second sslmode would silently override the first: which one was meant is not ours to guess.
+        if let repeated = items.map(\.name).enumerated().first(where: { i, name in items[..<i].contains { $0.name == name } })?.element {
+            throw URLError("option '\(repeated)' is given twice in '\(Self.redacted(text))'")
+        }
+        for item in items {
             switch (item.name, item.value ?? "") {
             case ("sslmode", let value):
                 guard let mode = SSLMode(rawValue: value) else {
@@ -43,10 +48,15 @@ public struct PostgresURL: Sendable, CustomStringConvertible {
                         "sslmode '\(value)' in '\(Self.redacted(text))' is not one of \(modes) (allow and prefer may fall back to plaintext)")
                 }
                 sslMode = mode
-            case ("sslrootcert", let value) where !value.isEmpty: sslRootCert = value
+            case ("sslrootcert", let value):
+                guard !value.isEmpty else { throw URLError("sslrootcert is empty in '\(Self.redacted(text))'") }
+                sslRootCert = value
             default:
                 throw URLError("unsupported option '\(item.name)' in '\(Self.redacted(text))': only sslmode and sslrootcert are understood")
             }
+        }
+        if sslMode == .disable && sslRootCert != nil {
+            throw URLError("sslrootcert in '\(Self.redacted(text))' asks for a checked server, but sslmode is disable (the default): give sslmode")
         }
         if [.verifyCA, .verifyFull].contains(sslMode) && sslRootCert == nil {
             throw URLError(
@@ -70,9 +80,9 @@ public struct PostgresURL: Sendable, CustomStringConvertible {
 
     /// The URL with everything between "//" and the last "@" masked: it holds the password.
     public static func redacted(_ text: String) -> String {
-        guard let scheme = text.range(of: "://"), let at = text.range(of: "@", options: .backwards), at.lowerBound > scheme.upperBound else {
-            return text
-        }
+        guard let at = text.range(of: "@", options: .backwards) else { return text }
+        // Without "://" ("postgres:/u:pw@h") the credentials' start is unknown: all before the '@' goes.
+        guard let scheme = text.range(of: "://"), at.lowerBound > scheme.upperBound else { return "***" + text[at.lowerBound...] }
         return text[..<scheme.upperBound] + "***" + text[at.lowerBound...]
     }
 

@@ -65,13 +65,20 @@ struct SecretSettingsTests {
         let good = try Self.file(url("postgres"))
         let twoLines = try Self.file(url("postgres") + "\nmore\n")
         let badURL = try Self.file("mysql://commerce:\(secret)@localhost/x")
-        defer { [good, twoLines, badURL].forEach { try? FileManager.default.removeItem(atPath: $0) } }
+        let noSlashes = try Self.file("postgres:/commerce:\(secret)@localhost/x")
+        let rootWithoutMode = try Self.file("postgres://commerce:\(secret)@localhost/x?sslrootcert=/ca.pem")
+        defer { [good, twoLines, badURL, noSlashes, rootWithoutMode].forEach { try? FileManager.default.removeItem(atPath: $0) } }
         let cases: [(arguments: String, environment: String, says: String)] = [
             ("--database-url-file /nonexistent/url", "", "cannot read --database-url-file /nonexistent/url"),
             ("--database-url-file \(twoLines)", "", "--database-url-file \(twoLines) must hold one line"),
             ("--database-url 'postgres://a@b/c' --database-url-file \(good)", "", "give --database-url or --database-url-file"),
             ("", "COMMERCE_DATABASE_URL=postgres://a@b/c COMMERCE_DATABASE_URL_FILE=\(good)", "give --database-url or --database-url-file"),
             ("--database-url-file \(badURL)", "", "a PostgreSQL URL starts with postgres://"),
+            ("--database-url-file \(noSlashes)", "", "no host in '***@localhost/x'"),
+            (
+                "--database-url-file \(rootWithoutMode)", "",
+                "sslrootcert in 'postgres://***@localhost/x?sslrootcert=/ca.pem' asks for a checked server"
+            ),
         ]
         for (arguments, environment, says) in cases {
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("secret-out-\(UUID()).txt").path

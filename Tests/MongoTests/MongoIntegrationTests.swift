@@ -117,6 +117,10 @@ struct MongoIntegrationTests {
         // An unescaped '@' inside the password: everything up to the last '@' is credentials.
         #expect(try MongoClient(uri: "mongodb://app:p@ss@127.0.0.1:27017").redactedURI == "mongodb://app:***@127.0.0.1:27017")
         #expect(MongoClient.redact("mongodb://app:s3/cr?et@db:27017/history") == "mongodb://app:***@db:27017/history")
+        #expect(MongoClient.redact("mongodb:/app:s3cret@db") == "***@db", "no '://': everything before the '@'")
+        #expect(
+            MongoClient.redact("mongodb://db/?tls=true&tlsCertificateKeyFilePassword=s3cret&w=1")
+                == "mongodb://db/?tls=true&tlsCertificateKeyFilePassword=***&w=1")
     }
 
     @Test func aWriteConcernErrorFailsTheWholeBulkEvenWithPerItemErrors() {

@@ -92,6 +92,7 @@ struct PostgresTLSTests {
     @Test func aServerWithoutTLSIsRefusedAndNothingIsSentInPlaintext() async throws {
         let (listener, port) = try LoopbackSocket.bind(port: 0)
         Glibc.listen(listener, 4)
+        let answered = DispatchSemaphore(value: 0)  // the server has seen what followed its "N"
         let server = Thread {
             LoopbackSocket.acceptEach(listener) { client in
                 var request = [UInt8](repeating: 0, count: 8)
@@ -101,6 +102,7 @@ struct PostgresTLSTests {
                 let n = recv(client, &more, 64, 0)
                 if n > 0 { plaintextBytes.add(n, ordering: .relaxed) }
                 close(client)
+                answered.signal()
             }
         }
         server.start()
@@ -109,6 +111,8 @@ struct PostgresTLSTests {
         #expect(
             failure?.contains("the server does not offer TLS, and sslmode=require never falls back to plaintext") == true, "\(failure ?? "connected")"
         )
+        // The client's next move, a hang-up or plaintext, is seen before it is judged.
+        #expect(answered.wait(timeout: .now() + 30) == .success)
         #expect(plaintextBytes.load(ordering: .relaxed) == 0)
     }
 

@@ -276,6 +276,7 @@ struct SQLStoreTests {
             "mysql://a@b/c", "postgres://b/c", "postgres://a@b", "postgres://a:pw@b:0/c",
             // may fall back to plaintext; verifying needs the CA
             "postgres://a@b/c?sslmode=prefer", "postgres://a@b/c?sslmode=allow", "postgres://a@b/c?sslmode=verify-ca",
+            "postgres://a@b/c?sslmode=verify-full&sslrootcert=/ca&sslmode=disable", "postgres://a@b/c?sslmode=require&sslrootcert=",
         ]
         for bad in bads {
             #expect(throws: PostgresURL.URLError.self, "\(bad)") { try PostgresURL(bad) }

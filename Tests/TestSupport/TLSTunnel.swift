@@ -45,7 +45,7 @@ public final class TLSTunnel: ChildProcess, @unchecked Sendable {
         key = \(certificates.key)
         """.write(toFile: config, atomically: true, encoding: .utf8)
         try super.init(executable: "/usr/bin/stunnel", arguments: [config], logName: "stunnel-\(port)")
-        guard try await eventually(10, { LoopbackSocket.accepts(port: port) }) else {
+        guard try await eventually(10, { self.process.isRunning && LoopbackSocket.accepts(port: port) }) else {
             terminate()
             throw TunnelError("stunnel did not listen on 127.0.0.1:\(port): \(output)")
         }
