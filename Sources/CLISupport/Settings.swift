@@ -30,8 +30,8 @@ public enum Settings {
             guard flag == nil || fileFlag == nil else { throw both }
             return try flag ?? secretFile(fileFlag!, flagName)
         }
-        let value = environment[variable].flatMap { $0.isEmpty ? nil : $0 }
-        guard let file = environment[variable + "_FILE"].flatMap({ $0.isEmpty ? nil : $0 }) else { return value }
+        let value = optional(nil, variable)
+        guard let file = optional(nil, variable + "_FILE") else { return value }
         guard value == nil else { throw both }
         return try secretFile(file, flagName)
     }
@@ -78,7 +78,7 @@ public enum Settings {
             throw ValidationError("KAFKA_BROKERS / --brokers must be host:port[,host:port...], got '\(brokers)'")
         }
         var config = KafkaConfiguration(brokers: brokers)
-        if let file = configFile ?? environment["KAFKA_CONFIG_FILE"].flatMap({ $0.isEmpty ? nil : $0 }) {
+        if let file = optional(configFile, "KAFKA_CONFIG_FILE") {
             try config.load(file: file)
         }
         return config

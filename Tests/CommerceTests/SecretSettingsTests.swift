@@ -7,7 +7,7 @@ import Testing
 /// its errors; the services reach a PostgreSQL that requires TLS (`verify-full`).
 @Suite("secrets and PostgreSQL TLS", .serialized)
 struct SecretSettingsTests {
-    static let ca = ProcessInfo.processInfo.environment["POSTGRES_CA"] ?? packageRoot.appendingPathComponent(".run/postgres-tls/ca.crt").path
+    static let ca = postgresCA
     let secret = "hunter2-\(UUID().uuidString.prefix(8))"
 
     /// A file holding `text`, removed by the caller.

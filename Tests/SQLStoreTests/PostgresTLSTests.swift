@@ -15,7 +15,7 @@ private let plaintextBytes = Atomic<Int>(0)
 /// with a one-line error naming the cause.
 @Suite("PostgreSQL TLS")
 struct PostgresTLSTests {
-    static let ca = ProcessInfo.processInfo.environment["POSTGRES_CA"] ?? packageRoot.appendingPathComponent(".run/postgres-tls/ca.crt").path
+    static let ca = postgresCA
 
     /// postgresURL with `host` and query `options`.
     static func url(host: String = "127.0.0.1", port: Int? = nil, _ options: String) throws -> PostgresURL {
@@ -65,8 +65,9 @@ struct PostgresTLSTests {
     }
 
     @Test func anUnknownCAIsRefusedByVerifyCAAndVerifyFullAndByRequireGivenIt() async throws {
-        let other = try Self.otherCA()
-        defer { try? FileManager.default.removeItem(atPath: other) }
+        let certificates = try await TestCertificates()  // its `other` CA signed nothing the server holds
+        defer { certificates.remove() }
+        let other = certificates.other
         for mode in ["require", "verify-ca", "verify-full"] {
             let failure = await Self.refusal(try Self.url(host: "localhost", "sslmode=\(mode)&sslrootcert=\(other)"))
             #expect(
@@ -114,22 +115,5 @@ struct PostgresTLSTests {
         // The client's next move, a hang-up or plaintext, is seen before it is judged.
         #expect(answered.wait(timeout: .now() + 30) == .success)
         #expect(plaintextBytes.load(ordering: .relaxed) == 0)
-    }
-
-    /// A CA of the test's own, made with openssl: not the one that signed the server's certificate.
-    static func otherCA() throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("other-ca-\(UUID())").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let openssl = Process()
-        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        openssl.arguments = [
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-            "-subj", "/CN=some other CA", "-keyout", "\(dir)/ca.key", "-out", "\(dir)/ca.crt",
-        ]
-        openssl.standardError = FileHandle.nullDevice
-        try openssl.run()
-        openssl.waitUntilExit()
-        #expect(openssl.terminationStatus == 0)
-        return "\(dir)/ca.crt"
     }
 }

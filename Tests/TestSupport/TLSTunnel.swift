@@ -1,5 +1,9 @@
 import Foundation
 
+/// The CA scripts/services makes for the local PostgreSQL's TLS (`POSTGRES_CA`).
+public let postgresCA =
+    ProcessInfo.processInfo.environment["POSTGRES_CA"] ?? packageRoot.appendingPathComponent(".run/postgres-tls/ca.crt").path
+
 /// A CA and a server certificate it signs, made with openssl in a folder of their own, for
 /// 127.0.0.1 and `localhost`; `other` is a CA that signed nothing here (the wrong one).
 public struct TestCertificates: Sendable {
