@@ -13,6 +13,8 @@ export MONGO_URI = mongodb://127.0.0.1:$(MONGO_PORT)
 export POSTGRES_URL = postgres://commerce@127.0.0.1:$(PG_PORT)/postgres
 # The CA scripts/services makes for PostgreSQL's TLS (the TLS tests' sslrootcert).
 export POSTGRES_CA = $(or $(SERVICES_RUN_DIR),$(CURDIR)/.run)/postgres-tls/ca.crt
+export COMMERCE_AUTH_KEY_FILE = $(or $(SERVICES_RUN_DIR),$(CURDIR)/.run)/auth/dev-public.pem
+export COMMERCE_AUTH_SIGNING_KEY_FILE = $(or $(SERVICES_RUN_DIR),$(CURDIR)/.run)/auth/dev-signing.pem
 
 deps:
 	scripts/bootstrap

@@ -48,6 +48,9 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),  // PostgreSQL's TLS
         .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.1.0"),
+        // Bearer tokens on the HTTP API: the request context and middleware shape, and JWT verification.
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.0.0"),
         // OTLP/HTTP only: the gRPC exporter would add grpc-swift to every build for nothing.
         .package(url: "https://github.com/swift-otel/swift-otel", from: "1.0.0", traits: ["OTLPHTTP"]),
     ],
@@ -108,10 +111,13 @@ let package = Package(
                 "Kafka", "Events", "SQLStore", "Telemetry", log, metrics, lifecycle, .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]),
+        // Who a request acts as: JWT verification (jwt-kit) and the identity it yields.
+        .target(name: "CommerceAuth", dependencies: [.product(name: "JWTKit", package: "jwt-kit")]),
         .target(
             name: "CommerceAPI",
             dependencies: [
-                "ServiceRuntime", "Events", "SQLStore", hummingbird, .product(name: "HTTPTypes", package: "swift-http-types"), crypto,
+                "ServiceRuntime", "Events", "SQLStore", "CommerceAuth", hummingbird, .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+                .product(name: "HTTPTypes", package: "swift-http-types"), crypto,
             ], resources: [.embedInCode("openapi.json")]),
         .target(name: "UserService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", "SQLStore", hummingbird]),
         .target(name: "ProductService", dependencies: ["ServiceRuntime", "CommerceAPI", "Events", "SQLStore", hummingbird]),
@@ -122,7 +128,8 @@ let package = Package(
         .target(
             name: "CommerceServer",
             dependencies: [
-                "CommerceAPI", "ServiceRuntime", "UserService", "ProductService", "OrderService", "PaymentService", hummingbird,
+                "CommerceAPI", "CommerceAuth", "ServiceRuntime", "UserService", "ProductService", "OrderService", "PaymentService", hummingbird,
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
                 .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "HTTPTypes", package: "swift-http-types"),
                 "Telemetry", .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]),
@@ -137,7 +144,8 @@ let package = Package(
             name: "CommerceCLI",
             dependencies: [
                 // The services only through CommerceServer's ServiceCatalog.
-                "CLISupport", "ServiceRuntime", "CommerceAPI", "CommerceServer", "SQLStore", "SQLiteStore", "PostgresStore", "Simulator",
+                "CLISupport", "ServiceRuntime", "CommerceAPI", "CommerceAuth", "CommerceServer", "SQLStore", "SQLiteStore", "PostgresStore",
+                "Simulator",
                 "AdminServer", "Kafka", "Mongo", argumentParser, log, lifecycle, hummingbird,
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
@@ -155,6 +163,7 @@ let package = Package(
                 "TestSupport",
                 "ServiceRuntime", "CommerceAPI", "CommerceServer", "UserService", "ProductService", "OrderService", "PaymentService",
                 "SQLStore", "SQLiteStore", "PostgresStore", "Simulator", "Archiver", "Kafka", "Mongo", "Events", grdb, log, hummingbird,
+                "CommerceAuth", .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ]),
         .testTarget(

@@ -17,9 +17,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, os.path.dirname(__file__))
 import produce_events as pe
+import tokens
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REL = os.path.join(ROOT, ".build", "release")
+tokens.use_own_keys()  # every serve below checks tokens, every simulate signs them
 BROKERS, MONGO = pe.BROKERS, pe.MONGO_URI
 N = int(os.environ.get("BENCH_EVENTS", "200000"))
 SMALL = int(os.environ.get("BENCH_SMALL_EVENTS", "3000"))

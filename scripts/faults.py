@@ -15,12 +15,14 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, os.path.dirname(__file__))
 import produce_events as pe
+import tokens
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BROKERS, MONGO = pe.BROKERS, pe.MONGO_URI
 FULL = os.environ.get("FAULTS_FULL") == "1"
 BIN = os.environ.get("ARCHIVER_BIN", os.path.join(ROOT, ".build/debug/archiver"))
 COMMERCE_BIN = os.environ.get("COMMERCE_BIN", os.path.join(ROOT, ".build/debug/commerce"))
+tokens.use_own_keys()  # every serve below checks tokens, every simulate signs them
 verdicts = []
 children = []  # every process a scenario starts; what is still running when it ends is killed
 
@@ -412,8 +414,10 @@ def broken_service():
 
     def post(path, body):
         req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {operator}"})
         return json.loads(urllib.request.urlopen(req, timeout=5).read() or b"{}")
+
+    operator = tokens.operator_token(COMMERCE_BIN)
 
     services = serve()
     deadline = time.time() + 60
@@ -523,7 +527,8 @@ def replicas_on(pg, orders, sid, prefix, db):
     gap_users = [900_001 + i for i in range(3)]
     for user in gap_users:
         req = urllib.request.Request(f"http://127.0.0.1:{ports['user', 1]}/users/{user}/charge", data=json.dumps({"amount": 1}).encode(),
-                                     method="POST", headers={"Content-Type": "application/json"})
+                                     method="POST", headers={"Content-Type": "application/json",
+                                                             "Authorization": f"Bearer {tokens.operator_token(COMMERCE_BIN)}"})
         urllib.request.urlopen(req, timeout=10).read()
     unseen, gap_deadline = set(gap_users), time.time() + 60
     while unseen and time.time() < gap_deadline:

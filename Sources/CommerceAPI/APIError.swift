@@ -21,6 +21,20 @@ public struct APIError: HTTPResponseError, CustomStringConvertible {
 
     public static func badRequest(_ message: String) -> APIError { APIError(.badRequest, code: "bad_request", message) }
     public static func notFound(_ message: String) -> APIError { APIError(.notFound, code: "not_found", message) }
+    /// 401 with RFC 6750's challenge: no token (no error code, as §3.1 asks), or a bad one.
+    public static func unauthorized(_ message: String, invalidToken: Bool = false) -> APIError {
+        let challenge =
+            invalidToken ? #"Bearer realm="commerce", error="invalid_token", error_description="\#(quoted(message))""# : #"Bearer realm="commerce""#
+        return APIError(.unauthorized, code: invalidToken ? "invalid_token" : "unauthorized", message, headers: [.wwwAuthenticate: challenge])
+    }
+    /// 403 with RFC 6750's `insufficient_scope`: a good token that may not do this.
+    public static func forbidden(_ message: String) -> APIError {
+        APIError(.forbidden, code: "forbidden", message, headers: [.wwwAuthenticate: #"Bearer realm="commerce", error="insufficient_scope""#])
+    }
+    /// A quoted-string's content (RFC 9110 §5.6.4): no quote, backslash or control character.
+    static func quoted(_ text: String) -> String {
+        String(text.unicodeScalars.filter { $0.value >= 0x20 && $0.value < 0x7F && $0 != "\\" && $0 != "\"" }.map(Character.init))
+    }
     public static func conflict(_ code: String, _ message: String) -> APIError { APIError(.conflict, code: code, message) }
     public static func keyReused(_ key: IdempotencyKey, firstUsedFor request: String) -> APIError {
         APIError(

@@ -22,6 +22,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var kafkaOptions: KafkaOptions
 
+    @OptionGroup var authOptions: AuthOptions
+
     @Option(help: "HTTP port (env COMMERCE_HTTP_PORT, default 8080).")
     var httpPort: Int?
 
@@ -115,11 +117,12 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
+        let authentication = try await authOptions.authentication(address: "\(host):\(port)", logger: logger)
         var stores: [any SQLStore] = []
         do {
             try await serve(
                 &stores, served: served, postgres: postgres, directory: directory, faults: faults, prefix: prefix, keys: keys,
-                waiters: waiters, kafka: kafka, retention: retention, host: host, port: port, logger: logger)
+                waiters: waiters, kafka: kafka, retention: retention, authentication: authentication, host: host, port: port, logger: logger)
         } catch {
             for store in stores { await store.close() }
             throw error
@@ -130,7 +133,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     private func serve(
         _ stores: inout [any SQLStore], served: [ServiceCatalog], postgres: PostgresURL?, directory: String, faults: FaultPlan, prefix: String,
-        keys: KeySpace, waiters: ChangeWaiters, kafka: KafkaConfiguration, retention: Retention, host: String, port: Int, logger: Logger
+        keys: KeySpace, waiters: ChangeWaiters, kafka: KafkaConfiguration, retention: Retention, authentication: Authentication,
+        host: String, port: Int, logger: Logger
     ) async throws {
         var nodes: [ServiceNode] = []
         let crashes = ServiceFaults.crashing(afterCommitOf: Set(crashAfterCommit), afterPublishOf: Set(crashAfterPublish))
@@ -175,7 +179,7 @@ struct ServeCommand: AsyncParsableCommand {
         do { tracing = try TracingBootstrap.bootstrap(serviceName: service == "all" ? "commerce" : "commerce-\(service)", logger: logger) } catch {
             throw ValidationError("OpenTelemetry tracing: \(error)")
         }
-        let router = try CommerceRouter.make(nodes: nodes, registry: registry) { messaging.failure.map { "\($0)" } }
+        let router = try CommerceRouter.make(nodes: nodes, registry: registry, authentication: authentication) { messaging.failure.map { "\($0)" } }
         let http = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "commerce"), logger: logger)
         if !faults.isEmpty { logger.warning("fault injection on", metadata: ["faults": "\(faults)"]) }
         let group = ServiceGroup(

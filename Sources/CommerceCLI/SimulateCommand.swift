@@ -47,6 +47,8 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Orders started per second, as far as --concurrency shoppers allow (default: each shopper orders again as soon as it is done).")
     var rate: Double?
 
+    @OptionGroup var signing: SigningOptions
+
     func validate() throws {
         guard (1...1_000_000).contains(orders) else { throw ValidationError("--orders must be 1-1000000, got \(orders)") }
         guard (1...100_000).contains(users) else { throw ValidationError("--users must be 1-100000, got \(users)") }
@@ -79,6 +81,7 @@ struct SimulateCommand: AsyncParsableCommand {
         options.mongoURI =
             skipHistory ? nil : try Settings.secret(mongoUri, "--mongo-uri", file: mongoUriFile, "MONGO_URI") ?? "mongodb://127.0.0.1:27017"
         options.historyDatabase = Settings.value(database, "ARCHIVER_DATABASE", "history")
+        if let minter = try await signing.minter() { options.tokens = MintedTokens(minter: minter).token }
         let report: SimulationReport
         do {
             report = try await Simulation(options: options).run { line in

@@ -1,4 +1,5 @@
 import CommerceAPI
+import CommerceAuth
 import Hummingbird
 import Prometheus
 import ServiceRuntime
@@ -14,16 +15,19 @@ public enum CommerceRouter {
     ///     (`/healthz` answers 503 from then on); nil while all is well.
     ///   - registry: what `/metrics` serves, the process's (the nodes' series are in it); by
     ///     default the first node's.
+    ///   - authentication: who a request acts as: its bearer token's identity, or (`.none`) an operator.
     public static func make(
-        nodes: [ServiceNode], registry: PrometheusCollectorRegistry? = nil, failure: @escaping @Sendable () -> String?
-    ) throws -> Router<BasicRequestContext> {
+        nodes: [ServiceNode], registry: PrometheusCollectorRegistry? = nil, authentication: Authentication,
+        failure: @escaping @Sendable () -> String?
+    ) throws -> Router<CommerceContext> {
         let routes = RouteTable()
         let registry = registry ?? nodes.first?.metrics.registry ?? PrometheusCollectorRegistry()
         // HEAD is GET without the body, as RFC 9110 §9.3.2 has every GET resource answer it.
-        let router = Router(options: .autoGenerateHeadEndpoints)
+        let router = Router(context: CommerceContext.self, options: .autoGenerateHeadEndpoints)
         router.middlewares.add(HTTPMetricsMiddleware(registry: registry))
         router.middlewares.add(TraceContextMiddleware())
         router.middlewares.add(APIErrorMiddleware(routes: routes))
+        router.middlewares.add(BearerTokenMiddleware(authentication: authentication))
         router.get("/healthz") { _, _ -> String in
             if let failure = failure() { throw APIError(.serviceUnavailable, code: "unavailable", "\(failure); the process is stopping") }
             return "ok\n"

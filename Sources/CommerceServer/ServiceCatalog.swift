@@ -1,3 +1,4 @@
+import CommerceAPI
 import Events
 import Hummingbird
 import OrderService
@@ -39,7 +40,7 @@ public enum ServiceCatalog: String, CaseIterable, Sendable {
     }
 
     /// Adds this service's routes to `router`, answered by `node`.
-    public func registerRoutes(on router: Router<BasicRequestContext>, node: ServiceNode) {
+    public func registerRoutes(on router: Router<CommerceContext>, node: ServiceNode) {
         switch self {
         case .user: UserAPI.register(on: router, node: node)
         case .product: ProductAPI.register(on: router, node: node)

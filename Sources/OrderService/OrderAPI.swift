@@ -28,11 +28,12 @@ public enum OrderAPI {
         }
     }
 
-    public static func register(on router: Router<BasicRequestContext>, node: ServiceNode) {
-        router.post("/orders") { request, _ -> Response in
+    public static func register(on router: Router<CommerceContext>, node: ServiceNode) {
+        router.post("/orders") { request, context -> Response in
             let post = try await Post(NewOrder.self, from: request)
             let new = post.body
             guard new.userId > 0 else { throw APIError.badRequest("userId must be a positive integer") }
+            try context.requireActing(for: new.userId)
             guard (1...100).contains(new.items.count) else { throw APIError.badRequest("items must hold 1-100 lines, got \(new.items.count)") }
             for item in new.items {
                 guard item.productId > 0 else { throw APIError.badRequest("items[].productId must be a positive integer") }
@@ -54,12 +55,14 @@ public enum OrderAPI {
         // `?waitFor=PLACED,CANCELLED&timeoutMs=5000`: a long poll, see StatusWait.
         router.get("/orders/:orderId") { request, context -> Response in
             let id = try context.id("orderId")
+            let caller = try context.caller()
             let wait = try StatusWait.parse(
                 request, resource: "order", statuses: Order.Status.allCases.map(\.rawValue), initial: Order.Status.pending.rawValue)
             guard
                 let order = try await node.read(
                     "order/\(id)", waiting: wait, final: [Order.Status.cancelled.rawValue], status: { $0.status.rawValue },
-                    { db in try Order.fetch(id, db) })
+                    { db in try Order.fetch(id, db).flatMap { caller.mayActFor(user: $0.userId) ? $0 : nil } })
+                // Another user's order is answered as one that does not exist: nothing leaks.
             else { throw APIError.notFound("order \(id) does not exist") }
             return try JSON.response(OrderView(order: order))
         }

@@ -12,11 +12,12 @@ public enum PaymentAPI {
         let amount: Int64
     }
 
-    public static func register(on router: Router<BasicRequestContext>, node: ServiceNode) {
-        router.post("/payments") { request, _ -> Response in
+    public static func register(on router: Router<CommerceContext>, node: ServiceNode) {
+        router.post("/payments") { request, context -> Response in
             let post = try await Post(NewPayment.self, from: request)
             let new = post.body
             guard new.orderId > 0, new.userId > 0 else { throw APIError.badRequest("orderId and userId must be positive integers") }
+            try context.requireActing(for: new.userId)
             guard new.amount > 0, new.amount <= 1_000_000_000_000 else {
                 throw APIError.badRequest("amount must be 1-1000000000000, got \(new.amount)")
             }
@@ -35,11 +36,13 @@ public enum PaymentAPI {
         // `?waitFor=COMPLETED&timeoutMs=5000`: a long poll, see StatusWait.
         router.get("/payments/:paymentId") { request, context -> Response in
             let id = try context.id("paymentId")
+            let caller = try context.caller()
             let wait = try StatusWait.parse(request, resource: "payment", statuses: Payment.statuses, initial: "REQUESTED")
             guard
                 let payment = try await node.read(
                     "payment/\(id)", waiting: wait, final: ["COMPLETED", "FAILED"], status: { $0.status },
-                    { db in try Payment.fetch(id, db) })
+                    { db in try Payment.fetch(id, db).flatMap { caller.mayActFor(user: $0.userId) ? $0 : nil } })
+                // Another user's payment is answered as one that does not exist: nothing leaks.
             else { throw APIError.notFound("payment \(id) does not exist") }
             return try JSON.response(payment)
         }

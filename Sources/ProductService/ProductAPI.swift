@@ -38,8 +38,9 @@ public enum ProductAPI {
         "\u{205F}", "\u{3000}", "\u{FEFF}",
     ]
 
-    public static func register(on router: Router<BasicRequestContext>, node: ServiceNode) {
-        router.post("/products") { request, _ -> Response in
+    public static func register(on router: Router<CommerceContext>, node: ServiceNode) {
+        router.post("/products") { request, context -> Response in
+            try context.requireOperator(to: "create products")
             let post = try await Post(NewProduct.self, from: request)
             let new = post.body
             guard (1...200).contains(new.name.unicodeScalars.count), new.name.unicodeScalars.contains(where: { !blank.contains($0) }) else {
@@ -57,6 +58,7 @@ public enum ProductAPI {
 
         router.get("/products/:productId") { _, context -> Response in
             let id = try context.id("productId")
+            _ = try context.caller()
             guard let product = try await node.read({ db in try fetchProduct(id, db) }) else {
                 throw APIError.notFound("product \(id) does not exist")
             }
@@ -65,6 +67,7 @@ public enum ProductAPI {
 
         router.post("/users/:userId/cart") { request, context -> Response in
             let userId = try context.id("userId")
+            try context.requireActing(for: userId)
             let post = try await Post(CartLine.self, from: request)
             let line = post.body
             guard line.quantity > 0, line.quantity <= 1_000_000 else { throw APIError.badRequest("quantity must be 1-1000000, got \(line.quantity)") }
@@ -85,6 +88,7 @@ public enum ProductAPI {
 
         router.get("/users/:userId/cart") { _, context -> Response in
             let userId = try context.id("userId")
+            try context.requireActing(for: userId)
             return try JSON.response(try await node.read { db in try fetchCart(userId, db) })
         }
     }

@@ -20,12 +20,24 @@ public struct APIClient: Sendable {
         }
     }
 
+    /// Who a request acts as: a shopper for their own cart, orders, payments and balance; an
+    /// operator to stock products, charge balances and audit (the invariant check).
+    public enum Caller: Sendable, Hashable {
+        case user(Int64)
+        case `operator`
+    }
+
+    /// The bearer token for a caller; nil sends none (a server run with `--auth none`).
+    public typealias Tokens = @Sendable (Caller) async throws -> String
+
     let endpoints: Endpoints
+    let tokens: Tokens?
     let plain: any HTTPTransport = HTTPPool()
     let secure: any HTTPTransport
 
-    public init(endpoints: Endpoints, concurrency: Int) {
+    public init(endpoints: Endpoints, concurrency: Int, tokens: Tokens? = nil) {
         self.endpoints = endpoints
+        self.tokens = tokens
         secure = URLSessionTransport(concurrency: concurrency)
     }
 
@@ -36,41 +48,48 @@ public struct APIClient: Sendable {
     struct Payment: Decodable { let paymentId: Int64; let amount: Int64; let status: String; let reason: String? }
 
     func balance(_ user: Int64) async throws -> Int64? {
-        do { return try await get(endpoints.user, "/users/\(user)/balance", as: Balance.self).balance } catch let f as Failure where f.status == 404 {
+        do { return try await get(endpoints.user, "/users/\(user)/balance", by: .user(user), as: Balance.self).balance } catch let f as Failure
+            where f.status == 404
+        {
             return nil
         }
     }
     func chargeReturningId(_ user: Int64, _ amount: Int64) async throws -> Int64 {
-        try await post(endpoints.user, "/users/\(user)/charge", ["amount": amount], as: Balance.self).chargeId ?? 0
+        try await post(endpoints.user, "/users/\(user)/charge", ["amount": amount], by: .operator, as: Balance.self).chargeId ?? 0
     }
     func createProduct(name: String, price: Int64, stock: Int64) async throws -> Product {
-        try await post(endpoints.product, "/products", ProductBody(name: name, price: price, stock: stock), as: Product.self)
+        try await post(endpoints.product, "/products", ProductBody(name: name, price: price, stock: stock), by: .operator, as: Product.self)
     }
-    func product(_ id: Int64) async throws -> Product { try await get(endpoints.product, "/products/\(id)", as: Product.self) }
+    func product(_ id: Int64) async throws -> Product { try await get(endpoints.product, "/products/\(id)", by: .operator, as: Product.self) }
     func addToCart(_ user: Int64, _ product: Int64, _ quantity: Int64) async throws {
-        _ = try await post(endpoints.product, "/users/\(user)/cart", ["productId": product, "quantity": quantity], as: Cart.self)
+        _ = try await post(endpoints.product, "/users/\(user)/cart", ["productId": product, "quantity": quantity], by: .user(user), as: Cart.self)
     }
     func cart(_ user: Int64) async throws -> [Int64: Int64] {
         Dictionary(
-            try await get(endpoints.product, "/users/\(user)/cart", as: Cart.self).items.map { ($0.productId, $0.quantity) }, uniquingKeysWith: +)
+            try await get(endpoints.product, "/users/\(user)/cart", by: .user(user), as: Cart.self).items.map { ($0.productId, $0.quantity) },
+            uniquingKeysWith: +)
     }
     func placeOrder(_ user: Int64, _ items: [(Int64, Int64)]) async throws -> Order {
         try await post(
-            endpoints.order, "/orders", OrderBody(userId: user, items: items.map { .init(productId: $0.0, quantity: $0.1) }), as: Order.self)
+            endpoints.order, "/orders", OrderBody(userId: user, items: items.map { .init(productId: $0.0, quantity: $0.1) }), by: .user(user),
+            as: Order.self)
     }
-    func order(_ id: Int64) async throws -> Order { try await get(endpoints.order, "/orders/\(id)", as: Order.self) }
-    /// A long poll: answers once the order left PENDING, or after `waitMs` with it as it is.
-    func order(_ id: Int64, waitMs: Int) async throws -> Order {
-        try await get(endpoints.order, "/orders/\(id)", query: "timeoutMs=\(waitMs)", timeout: .milliseconds(waitMs) + .seconds(30), as: Order.self)
+    func order(_ id: Int64) async throws -> Order { try await get(endpoints.order, "/orders/\(id)", by: .operator, as: Order.self) }
+    /// A long poll by the order's shopper: answers once the order left PENDING, or after `waitMs` with it as it is.
+    func order(_ id: Int64, of user: Int64, waitMs: Int) async throws -> Order {
+        try await get(
+            endpoints.order, "/orders/\(id)", query: "timeoutMs=\(waitMs)", timeout: .milliseconds(waitMs) + .seconds(30), by: .user(user),
+            as: Order.self)
     }
     func pay(order: Int64, user: Int64, amount: Int64) async throws -> Payment {
-        try await post(endpoints.payment, "/payments", ["orderId": order, "userId": user, "amount": amount], as: Payment.self)
+        try await post(endpoints.payment, "/payments", ["orderId": order, "userId": user, "amount": amount], by: .user(user), as: Payment.self)
     }
-    func payment(_ id: Int64) async throws -> Payment { try await get(endpoints.payment, "/payments/\(id)", as: Payment.self) }
-    /// A long poll: answers once the payment left REQUESTED, or after `waitMs` with it as it is.
-    func payment(_ id: Int64, waitMs: Int) async throws -> Payment {
+    func payment(_ id: Int64) async throws -> Payment { try await get(endpoints.payment, "/payments/\(id)", by: .operator, as: Payment.self) }
+    /// A long poll by the payment's shopper: answers once the payment left REQUESTED, or after `waitMs` with it as it is.
+    func payment(_ id: Int64, of user: Int64, waitMs: Int) async throws -> Payment {
         try await get(
-            endpoints.payment, "/payments/\(id)", query: "timeoutMs=\(waitMs)", timeout: .milliseconds(waitMs) + .seconds(30), as: Payment.self)
+            endpoints.payment, "/payments/\(id)", query: "timeoutMs=\(waitMs)", timeout: .milliseconds(waitMs) + .seconds(30), by: .user(user),
+            as: Payment.self)
     }
 
     /// Fails fast, naming the URL, when nothing answers there: the retries below are for a
@@ -95,18 +114,25 @@ public struct APIClient: Sendable {
 
     private func transport(_ base: URL) -> any HTTPTransport { base.scheme == "https" ? secure : plain }
 
-    private func get<T: Decodable>(_ base: URL, _ path: String, query: String? = nil, timeout: Duration = .seconds(30), as: T.Type) async throws -> T
-    {
+    private func get<T: Decodable>(
+        _ base: URL, _ path: String, query: String? = nil, timeout: Duration = .seconds(30), by caller: Caller, as: T.Type
+    ) async throws -> T {
         var url = base.appendingPathComponent(path)
         if let query, let withQuery = URL(string: url.absoluteString + "?" + query) { url = withQuery }
-        return try await send("GET", url, body: nil, headers: [], timeout: timeout, as: T.self)
+        return try await send("GET", url, body: nil, headers: try await authorization(caller), timeout: timeout, as: T.self)
     }
 
-    private func post<T: Decodable>(_ base: URL, _ path: String, _ body: some Encodable, as: T.Type) async throws -> T {
+    private func post<T: Decodable>(_ base: URL, _ path: String, _ body: some Encodable, by caller: Caller, as: T.Type) async throws -> T {
         // One key per intended request, so the retries below can never create anything twice.
         try await send(
             "POST", base.appendingPathComponent(path), body: try JSONEncoder().encode(body),
-            headers: [("Content-Type", "application/json"), ("Idempotency-Key", UUID().uuidString)], timeout: .seconds(30), as: T.self)
+            headers: [("Content-Type", "application/json"), ("Idempotency-Key", UUID().uuidString)] + (try await authorization(caller)),
+            timeout: .seconds(30), as: T.self)
+    }
+
+    private func authorization(_ caller: Caller) async throws -> [(String, String)] {
+        guard let tokens else { return [] }
+        return [("Authorization", "Bearer \(try await tokens(caller))")]
     }
 
     /// Retries what never got an answer (a service restarting) and a 503 (a long poll over the

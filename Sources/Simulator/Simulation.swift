@@ -10,6 +10,8 @@ public struct SimulationOptions: Sendable {
     public var concurrency = 8
     public var seed: UInt64 = 1
     public var endpoints: APIClient.Endpoints
+    /// Bearer tokens for shoppers and the operator; nil when the services run with `--auth none`.
+    public var tokens: APIClient.Tokens?
     /// Where the archiver writes; nil skips the history invariant.
     public var mongoURI: String?
     public var historyDatabase = "history"
@@ -41,7 +43,7 @@ public final class Simulation: Sendable {
 
     public init(options: SimulationOptions, logger: Logger = Logger(label: "simulate")) {
         self.options = options
-        api = APIClient(endpoints: options.endpoints, concurrency: options.concurrency)
+        api = APIClient(endpoints: options.endpoints, concurrency: options.concurrency, tokens: options.tokens)
         self.logger = logger
     }
 
@@ -126,7 +128,7 @@ public final class Simulation: Sendable {
         let placed = try await api.placeOrder(user, items)
         var run = OrderRun(orderId: placed.orderId, userId: user, items: items, addedToCart: added)
         let order = try await waitFor {
-            try await self.api.order(placed.orderId, waitMs: $0)
+            try await self.api.order(placed.orderId, of: user, waitMs: $0)
         } until: {
             $0.status != "PENDING"
         }
@@ -139,7 +141,7 @@ public final class Simulation: Sendable {
             let payment = try await api.pay(order: placed.orderId, user: user, amount: payAmount)
             run.payments.append(payment.paymentId)
             let final = try await waitFor {
-                try await self.api.payment(payment.paymentId, waitMs: $0)
+                try await self.api.payment(payment.paymentId, of: user, waitMs: $0)
             } until: {
                 $0.status != "REQUESTED"
             }

@@ -14,9 +14,10 @@ public enum UserAPI {
         var chargeId: Int64?
     }
 
-    public static func register(on router: Router<BasicRequestContext>, node: ServiceNode) {
+    public static func register(on router: Router<CommerceContext>, node: ServiceNode) {
         router.post("/users/:userId/charge") { request, context -> Response in
             let userId = try context.id("userId")
+            try context.requireOperator(to: "charge balances")
             let post = try await Post(ChargeRequest.self, from: request)
             let amount = post.body.amount
             guard amount > 0, amount <= 1_000_000_000_000 else { throw APIError.badRequest("amount must be 1-1000000000000, got \(amount)") }
@@ -36,6 +37,7 @@ public enum UserAPI {
 
         router.get("/users/:userId/balance") { _, context -> Response in
             let userId = try context.id("userId")
+            try context.requireActing(for: userId)
             guard let balance = try await node.read({ db in try UserService.balance(of: userId, db) }) else {
                 throw APIError.notFound("user \(userId) has never been charged")
             }

@@ -73,12 +73,16 @@ struct TLSTests {
             arguments: [
                 "serve", "all", "--brokers", "127.0.0.1:\(tunnelPort)", "--kafka-config-file", config, "--http-port", "\(http)",
                 "--data-dir", "\(certificates.folder)/data",
-            ], logName: "tls-services")
+            ] + (try await TestTokens.shared.serveArguments()), logName: "tls-services")
         defer { services.terminate() }
         #expect(try await eventually(60) { await archiver.isReady() }, "\(archiver.output)")
         #expect(try await eventually(60) { await ChildProcess.get("http://127.0.0.1:\(http)/healthz")?.0 == 200 }, "\(services.output)")
 
-        #expect(await shell("curl -sf -m 10 -o /dev/null http://127.0.0.1:\(http)/users/5/charge -d '{\"amount\": 700}'") == 0)
+        let token = try await TestTokens.shared.token(.operator)
+        #expect(
+            await shell(
+                "curl -sf -m 10 -o /dev/null -H 'Authorization: Bearer \(token)' http://127.0.0.1:\(http)/users/5/charge -d '{\"amount\": 700}'") == 0
+        )
         let store = HistoryStore(database: try MongoClient(uri: mongoURI).database(database))
         defer { Task { try? await store.database.drop() } }
         let archived = try await eventually(60) { try await store.collection(of: .balance).count() == 1 }

@@ -18,7 +18,7 @@ import FoundationNetworking
 struct APIDescriptionTests {
     /// The router of `commerce serve all`, built by the code `serve` runs, with its services'
     /// databases in a temporary folder (no broker needed: nothing is served).
-    static func router(services: [String] = ["user", "product", "order", "payment"]) async throws -> (Router<BasicRequestContext>, String) {
+    static func router(services: [String] = ["user", "product", "order", "payment"]) async throws -> (Router<CommerceContext>, String) {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("routes-\(UUID().uuidString.prefix(8))").path
         let keys = KeySpace()
         var nodes: [ServiceNode] = []
@@ -26,7 +26,7 @@ struct APIDescriptionTests {
             let service = try ServiceCatalog(named: name).makeService()
             nodes.append(try await ServiceNode(service: service, store: SQLiteStore(path: "\(directory)/\(name).sqlite"), keySpace: keys))
         }
-        return (try CommerceRouter.make(nodes: nodes) { nil }, directory)
+        return (try CommerceRouter.make(nodes: nodes, authentication: .none) { nil }, directory)
     }
 
     static func document() throws -> [String: Any] {
@@ -163,6 +163,7 @@ extension CommerceScenario {
     func response(_ method: String, _ path: String) async throws -> (status: Int, headers: [String: String], body: Data) {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         request.httpMethod = method
+        request.setValue("Bearer \(try await TestTokens.shared.token(.operator))", forHTTPHeaderField: "Authorization")
         let (data, response) = try await URLSession.shared.data(for: request)
         let http = response as? HTTPURLResponse
         let headers = (http?.allHeaderFields ?? [:]).reduce(into: [String: String]()) { $0["\($1.key)".lowercased()] = "\($1.value)" }

@@ -61,6 +61,7 @@ final class CommerceScenario: @unchecked Sendable {
         if backend == .postgres { try await Backend.admin("CREATE DATABASE c_\(id)") }
         self.extraArguments =
             extraArguments + (backend == .postgres ? ["--database-url", Backend.url(of: "c_\(id)")] : ["--data-dir", dataDir])
+            + (try await TestTokens.shared.serveArguments())
         ports = (0..<count).map { _ in freePort() }
         store = HistoryStore(database: try MongoClient(uri: mongoURI).database("c_\(id)"))
         replicas = []
@@ -211,21 +212,25 @@ final class CommerceScenario: @unchecked Sendable {
 
     // MARK: HTTP
 
-    /// A request to the first process, or to process `replica`.
+    /// A request to the first process, or to process `replica`, acting as `who` (by default an
+    /// operator, who may do everything; nil sends no token).
     @discardableResult
     func call(
-        _ method: String, _ path: String, _ body: [String: Any]? = nil, headers: [String: String] = [:], replica: Int = 0
+        _ method: String, _ path: String, _ body: [String: Any]? = nil, headers: [String: String] = [:], replica: Int = 0,
+        as who: TestTokens.Who? = .operator
     ) async throws -> (status: Int, json: [String: Any]) {
-        let answer = try await exchange(method, path, body, headers: headers, replica: replica)
+        let answer = try await exchange(method, path, body, headers: headers, replica: replica, as: who)
         return (answer.status, answer.json)
     }
 
     /// `call`, with the response's headers.
     func exchange(
-        _ method: String, _ path: String, _ body: [String: Any]? = nil, headers: [String: String] = [:], replica: Int = 0
+        _ method: String, _ path: String, _ body: [String: Any]? = nil, headers: [String: String] = [:], replica: Int = 0,
+        as who: TestTokens.Who? = .operator
     ) async throws -> (status: Int, json: [String: Any], response: HTTPURLResponse?) {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(ports[replica])\(path)")!)
         request.httpMethod = method
+        if let who { request.setValue("Bearer \(try await TestTokens.shared.token(who))", forHTTPHeaderField: "Authorization") }
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         if let body {
             request.httpBody = try JSONSerialization.data(withJSONObject: body)
@@ -240,6 +245,7 @@ final class CommerceScenario: @unchecked Sendable {
     func raw(_ method: String, _ path: String, body: String) async throws -> (status: Int, json: [String: Any]) {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         request.httpMethod = method
+        request.setValue("Bearer \(try await TestTokens.shared.token(.operator))", forHTTPHeaderField: "Authorization")
         request.httpBody = Data(body.utf8)
         let (data, response) = try await URLSession.shared.data(for: request)
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:])

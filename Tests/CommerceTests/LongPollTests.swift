@@ -191,6 +191,7 @@ extension CommerceScenario {
     func timed(_ method: String, _ path: String) async throws -> TimedAnswer {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         request.httpMethod = method
+        request.setValue("Bearer \(try await TestTokens.shared.token(.operator))", forHTTPHeaderField: "Authorization")
         request.timeoutInterval = 60
         let started = ContinuousClock.now
         let (data, response) = try await URLSession.shared.data(for: request)

@@ -140,7 +140,7 @@ struct ReliabilityTests {
         let status = await shell(
             """
             '\(binary("commerce"))' simulate --orders 5 --users 2 --concurrency 2 --seed 3 --url http://127.0.0.1:\(s.port) \
-              --mongo-uri '\(proxy.uri)/?serverSelectionTimeoutMS=500' --database \(s.database) --settle-seconds 30 >'\(out)' 2>&1
+              --mongo-uri '\(proxy.uri)/?serverSelectionTimeoutMS=500' --database \(s.database) --settle-seconds 30 --signing-key-file '\(try await TestTokens.shared.keys().signing)' >'\(out)' 2>&1
             """)
         let report = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
         #expect(proxy.cutCount == 1, "MongoDB was taken away at the history check")
@@ -156,7 +156,7 @@ struct ReliabilityTests {
         let status = await shell(
             """
             '\(binary("commerce"))' simulate --orders 60 --users 8 --concurrency 6 --seed 11 --url http://127.0.0.1:\(s.port) \
-              --database \(s.database) --settle-seconds 60 >'\(out)' 2>&1
+              --database \(s.database) --settle-seconds 60 --signing-key-file '\(try await TestTokens.shared.keys().signing)' >'\(out)' 2>&1
             """)
         let report = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
         #expect(status == 0, "\(report)")

@@ -100,7 +100,7 @@ struct ReplicaTests {
         let status = await shell(
             """
             '\(binary("commerce"))' simulate --orders 60 --users 8 --concurrency 6 --seed 12 --url http://127.0.0.1:\(s.ports[1]) \
-              --order-url http://127.0.0.1:\(s.ports[0]) --database \(s.database) --settle-seconds 60 >'\(out)' 2>&1
+              --order-url http://127.0.0.1:\(s.ports[0]) --database \(s.database) --settle-seconds 60 --signing-key-file '\(try await TestTokens.shared.keys().signing)' >'\(out)' 2>&1
             """)
         let report = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
         #expect(status == 0, "\(report)")

@@ -33,7 +33,8 @@ struct SecretSettingsTests {
         let port = freePort()
         let services = try ChildProcess(
             executable: binary("commerce"),
-            arguments: ["serve", "all", "--database-url-file", file, "--http-port", "\(port)", "--topic-prefix", "s\(id).", "--brokers", brokers],
+            arguments: ["serve", "all", "--database-url-file", file, "--http-port", "\(port)", "--topic-prefix", "s\(id).", "--brokers", brokers]
+                + (try await TestTokens.shared.serveArguments()),
             logName: "secret-\(id)")
         defer {
             services.terminate()
@@ -42,8 +43,12 @@ struct SecretSettingsTests {
         let up = try await eventually(60) { await ChildProcess.get("http://127.0.0.1:\(port)/healthz")?.0 == 200 }
         #expect(up, "\(services.output)")
         // A write and a read through the encrypted sessions.
-        #expect(await shell("curl -sf -m 10 -o /dev/null http://127.0.0.1:\(port)/users/7/charge -d '{\"amount\": 500}'") == 0)
-        #expect(await ChildProcess.get("http://127.0.0.1:\(port)/users/7/balance")?.1.contains("\"balance\":500") == true)
+        let token = try await TestTokens.shared.token(.operator)
+        #expect(
+            await shell(
+                "curl -sf -m 10 -o /dev/null -H 'Authorization: Bearer \(token)' http://127.0.0.1:\(port)/users/7/charge -d '{\"amount\": 500}'") == 0
+        )
+        #expect(await ChildProcess.get("http://127.0.0.1:\(port)/users/7/balance", bearer: token)?.1.contains("\"balance\":500") == true)
         let metrics = await ChildProcess.get("http://127.0.0.1:\(port)/metrics")?.1 ?? ""
         #expect(metrics.contains("commerce_"), "metrics answered")
         // Every session of the process is encrypted, by the server's own account.

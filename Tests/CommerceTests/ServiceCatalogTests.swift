@@ -43,7 +43,7 @@ struct ServiceCatalogTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("catalog-\(UUID().uuidString.prefix(8))").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let node = try await ServiceNode(service: Shipping(), store: SQLiteStore(path: "\(directory)/shipping.sqlite"))
-        let error = #expect(throws: ServiceCatalog.Unknown.self) { try CommerceRouter.make(nodes: [node]) { nil } }
+        let error = #expect(throws: ServiceCatalog.Unknown.self) { try CommerceRouter.make(nodes: [node], authentication: .none) { nil } }
         #expect(error?.description == "no service 'shipping': the services are user, product, order, payment")
     }
 

@@ -55,6 +55,7 @@ struct TraceContextTests {
             request.httpMethod = "POST"
             request.httpBody = Data(#"{"userId": 1, "items": [{"productId": \#(product), "quantity": 1}]}"#.utf8)
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.setValue("Bearer \(try await TestTokens.shared.token(.user(1)))", forHTTPHeaderField: "Authorization")
             if !header.isEmpty { request.setValue(header, forHTTPHeaderField: "traceparent") }
             let (data, response) = try await URLSession.shared.data(for: request)
             let http = try #require(response as? HTTPURLResponse)

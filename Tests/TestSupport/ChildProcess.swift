@@ -43,12 +43,12 @@ open class ChildProcess: @unchecked Sendable {
 
     public var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
-    /// GET with curl: status and body, nil if nothing answered.
-    public static func get(_ url: String) async -> (Int, String)? {
+    /// GET with curl: status and body, nil if nothing answered; with `bearer`, as that token.
+    public static func get(_ url: String, bearer: String? = nil) async -> (Int, String)? {
         await withCheckedContinuation { continuation in
             let curl = Process()
             curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-            curl.arguments = ["-s", "-m", "2", "-w", "\n%{http_code}", url]
+            curl.arguments = ["-s", "-m", "2", "-w", "\n%{http_code}", url] + (bearer.map { ["-H", "Authorization: Bearer \($0)"] } ?? [])
             let pipe = Pipe()
             curl.standardOutput = pipe
             curl.terminationHandler = { _ in
