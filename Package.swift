@@ -112,7 +112,7 @@ let package = Package(
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]),
         // Who a request acts as: JWT verification (jwt-kit) and the identity it yields.
-        .target(name: "CommerceAuth", dependencies: [.product(name: "JWTKit", package: "jwt-kit")]),
+        .target(name: "CommerceAuth", dependencies: [.product(name: "JWTKit", package: "jwt-kit"), crypto]),
         .target(
             name: "CommerceAPI",
             dependencies: [

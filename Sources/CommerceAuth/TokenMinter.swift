@@ -10,22 +10,27 @@ public struct TokenMinter: Sendable {
     public let issuer: String
     public let audience: String
 
-    /// - Parameter signingKeyFile: an ECDSA P-256 private key in PEM; the tokens name `kid`,
-    ///   by default the file's name up to its extension with `-signing` replaced by `-public`
-    ///   (the pairs `scripts/services` and `scripts/token-keys` make: `dev-signing.pem` and
-    ///   `dev-public.pem`, whose file name is the key id `serve` gives it).
+    /// - Parameter signingKeyFile: an ECDSA P-256 private key in PEM.
     public init(signingKeyFile path: String, kid: String? = nil, issuer: String, audience: String) async throws(TokenVerifier.KeyFileError) {
         guard let pem = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw .init(description: "cannot read the token signing key file \(path)")
         }
-        let derived = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent.replacingOccurrences(of: "-signing", with: "-public")
-        try await self.init(signingKey: pem, named: "the token signing key file \(path)", kid: kid ?? derived, issuer: issuer, audience: audience)
+        try await self.init(signingKey: pem, named: "the token signing key file \(path)", kid: kid, issuer: issuer, audience: audience)
     }
 
-    /// - Parameter signingKey: the PEM itself (from an environment variable); the tokens name `kid`.
-    public init(signingKey pem: String, named name: String, kid: String, issuer: String, audience: String) async throws(TokenVerifier.KeyFileError) {
+    /// - Parameters:
+    ///   - signingKey: the PEM itself (from a file, or an environment variable).
+    ///   - kid: the key id the tokens name; by default the public key's RFC 7638 thumbprint,
+    ///     which is the id `serve` gives the same key's public half in PEM.
+    public init(
+        signingKey pem: String, named name: String, kid: String? = nil, issuer: String, audience: String
+    )
+        async throws(TokenVerifier.KeyFileError)
+    {
         let key: ES256PrivateKey
         do { key = try ES256PrivateKey(pem: pem) } catch { throw .init(description: "\(name) is not an ECDSA P-256 private key in PEM") }
+        let thumbprint = try KeyThumbprint.of(key.publicKey)
+        let kid = kid ?? thumbprint
         self.keys = await JWTKeyCollection().add(ecdsa: key, kid: JWKIdentifier(string: kid))
         self.publicKey = key.publicKey
         self.kid = kid

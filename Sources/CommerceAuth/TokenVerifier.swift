@@ -32,8 +32,8 @@ public struct TokenVerifier: Sendable {
         case jwks(String)
     }
 
-    /// - Parameter keyFiles: each a PEM public key (ECDSA P-256, for ES256; its `kid` is the
-    ///   file's name without extension) or a JWKS document (JSON; each key's own `kid`), so
+    /// - Parameter keyFiles: each a PEM public key (ECDSA P-256, for ES256; its `kid` is its
+    ///   RFC 7638 thumbprint, as `commerce token` names it) or a JWKS document (JSON; each key's own `kid`), so
     ///   keys can be rotated by serving old and new side by side.
     public init(keyFiles: [String], issuer: String, audience: String) async throws(KeyFileError) {
         try await self.init(keys: keyFiles.map(KeySource.file), issuer: issuer, audience: audience)
@@ -60,9 +60,10 @@ public struct TokenVerifier: Sendable {
                     guard !jwks.keys.isEmpty else { throw KeyFileError(description: "\(name) is a JWKS that holds no key") }
                     try await keys.add(jwks: jwks)
                     kids.formUnion(jwks.keys.compactMap { $0.keyIdentifier?.string })
-                } else if case .file(let path) = source {
-                    let kid = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-                    await keys.add(ecdsa: try ES256PublicKey(pem: text), kid: JWKIdentifier(string: kid))
+                } else if case .file = source {
+                    let key = try ES256PublicKey(pem: text)
+                    let kid = try KeyThumbprint.of(key)
+                    await keys.add(ecdsa: key, kid: JWKIdentifier(string: kid))
                     kids.insert(kid)
                 } else {
                     throw KeyFileError(description: "\(name) is not a JSON document")

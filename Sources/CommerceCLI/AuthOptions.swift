@@ -68,13 +68,11 @@ struct SigningOptions: ParsableArguments {
     @Option(
         help: """
             An ECDSA P-256 private key in PEM that signs tokens (env COMMERCE_AUTH_SIGNING_KEY_FILE; or COMMERCE_AUTH_SIGNING_KEY, the PEM \
-            itself, whose tokens name key id \(Self.inlineKid)).
+            itself). The tokens name the key by its RFC 7638 thumbprint.
             """)
     var signingKeyFile: String?
 
     @OptionGroup var claims: TokenClaimOptions
-
-    static let inlineKid = "commerce-dev"
 
     /// nil when no key is given.
     func minter() async throws -> TokenMinter? {
@@ -84,7 +82,7 @@ struct SigningOptions: ParsableArguments {
             }
             guard let pem = Settings.optional(nil, "COMMERCE_AUTH_SIGNING_KEY") else { return nil }
             return try await TokenMinter(
-                signingKey: pem, named: "COMMERCE_AUTH_SIGNING_KEY", kid: Self.inlineKid, issuer: claims.issuer, audience: claims.audience)
+                signingKey: pem, named: "COMMERCE_AUTH_SIGNING_KEY", issuer: claims.issuer, audience: claims.audience)
         } catch {
             throw ValidationError("\(error)")
         }

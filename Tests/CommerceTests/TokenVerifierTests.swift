@@ -24,10 +24,12 @@ struct TokenVerifierTests {
         return try await TokenVerifier(keyFiles: files ?? [testKey], issuer: "commerce", audience: "commerce-api")
     }
 
-    /// A token with exactly `claims`, signed by the tests' key as `kid`.
-    static func token(_ claims: Claims, kid: String = "test-public", key: ES256PrivateKey? = nil) async throws -> String {
+    /// A token with exactly `claims`, signed by the tests' key (or `key`) as `kid` (by default, the
+    /// tests' key's thumbprint).
+    static func token(_ claims: Claims, kid: String? = nil, key: ES256PrivateKey? = nil) async throws -> String {
         let testKey = try await TestTokens.shared.keys().signing
         let signing = try key ?? ES256PrivateKey(pem: String(contentsOfFile: testKey, encoding: .utf8))
+        let kid = try kid ?? KeyThumbprint.of(try ES256PrivateKey(pem: String(contentsOfFile: testKey, encoding: .utf8)).publicKey)
         return try await JWTKeyCollection().add(ecdsa: signing, kid: JWKIdentifier(string: kid)).sign(claims, kid: JWKIdentifier(string: kid))
     }
 
@@ -116,9 +118,18 @@ struct TokenVerifierTests {
     @Test func aTokenSignedWithThePublicKeyAsAnHMACSecretIsRefused() async throws {
         let verifier = try await Self.verifier()
         let publicPEM = try String(contentsOfFile: try await TestTokens.shared.keys().publicKey, encoding: .utf8)
-        let forged = try await JWTKeyCollection().add(hmac: HMACKey(from: publicPEM), digestAlgorithm: .sha256, kid: "test-public")
-            .sign(Claims(sub: "1", scope: "commerce:operator"), kid: "test-public")
+        let kid = JWKIdentifier(string: try KeyThumbprint.of(ES256PublicKey(pem: publicPEM)))
+        let forged = try await JWTKeyCollection().add(hmac: HMACKey(from: publicPEM), digestAlgorithm: .sha256, kid: kid)
+            .sign(Claims(sub: "1", scope: "commerce:operator"), kid: kid)
         #expect(await Self.refusal(forged, by: verifier) != nil)
+    }
+
+    /// RFC 7638's thumbprint, against one computed apart (Python's hashlib over the canonical
+    /// members of this key).
+    @Test func aKeysIdIsItsRFC7638Thumbprint() throws {
+        let key = try ES256PublicKey(
+            parameters: ("hDrkTzQl2uR4JadoSoofs4Fzkoc9JbHCDwLtL-mO0ZY", "1uwezMc42SRYTHsFb1Cwuo_1Eny8HAZpu-K4W8uPv-8"))
+        #expect(try KeyThumbprint.of(key) == "QuBw_XZBjmCEp9rSJ_zZkLaeZSq38oPT328aYdyLHNU")
     }
 
     /// `commerce token --jwks` prints what `serve` takes as COMMERCE_AUTH_JWKS: the tokens of the

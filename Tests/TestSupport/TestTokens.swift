@@ -14,7 +14,7 @@ public actor TestTokens {
     var making: Task<String, any Error>?
     var minted: [Who: String] = [:]
 
-    /// The folder of `test-signing.pem` and `test-public.pem` (key id `test-public`).
+    /// The folder of `test-signing.pem` and `test-public.pem` (key id: the key's RFC 7638 thumbprint).
     public func keys() async throws -> (signing: String, publicKey: String) {
         let folder = try await madeFolder()
         return ("\(folder)/test-signing.pem", "\(folder)/test-public.pem")
