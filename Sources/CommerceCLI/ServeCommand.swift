@@ -30,6 +30,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "HTTP bind address (env COMMERCE_HTTP_HOST, default 127.0.0.1; 0.0.0.0 in containers).")
     var httpHost: String?
 
+    @Option(
+        help:
+            "Serve /healthz and /metrics on this port instead of the API's (env COMMERCE_OPS_PORT; default: on the API's port, needing no token)."
+    )
+    var opsPort: Int?
+
+    @Option(help: "The bind address of --ops-port (env COMMERCE_OPS_HOST, default 127.0.0.1).")
+    var opsHost: String?
+
     @Option(help: "Folder of the services' SQLite files (env COMMERCE_DATA_DIR, default ./data); one process per folder.")
     var dataDir: String?
 
@@ -118,11 +127,15 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("\(error)")
         }
         let authentication = try await authOptions.authentication(address: "\(host):\(port)", logger: logger)
+        let operations = try Settings.optional(opsPort.map(String.init), "COMMERCE_OPS_PORT").map { _ in
+            (host: Settings.value(opsHost, "COMMERCE_OPS_HOST", "127.0.0.1"), port: try Settings.port(opsPort, "--ops-port", "COMMERCE_OPS_PORT", 0))
+        }
         var stores: [any SQLStore] = []
         do {
             try await serve(
                 &stores, served: served, postgres: postgres, directory: directory, faults: faults, prefix: prefix, keys: keys,
-                waiters: waiters, kafka: kafka, retention: retention, authentication: authentication, host: host, port: port, logger: logger)
+                waiters: waiters, kafka: kafka, retention: retention, authentication: authentication, host: host, port: port,
+                operations: operations, logger: logger)
         } catch {
             for store in stores { await store.close() }
             throw error
@@ -134,7 +147,7 @@ struct ServeCommand: AsyncParsableCommand {
     private func serve(
         _ stores: inout [any SQLStore], served: [ServiceCatalog], postgres: PostgresURL?, directory: String, faults: FaultPlan, prefix: String,
         keys: KeySpace, waiters: ChangeWaiters, kafka: KafkaConfiguration, retention: Retention, authentication: Authentication,
-        host: String, port: Int, logger: Logger
+        host: String, port: Int, operations: (host: String, port: Int)?, logger: Logger
     ) async throws {
         var nodes: [ServiceNode] = []
         let crashes = ServiceFaults.crashing(afterCommitOf: Set(crashAfterCommit), afterPublishOf: Set(crashAfterPublish))
@@ -179,8 +192,19 @@ struct ServeCommand: AsyncParsableCommand {
         do { tracing = try TracingBootstrap.bootstrap(serviceName: service == "all" ? "commerce" : "commerce-\(service)", logger: logger) } catch {
             throw ValidationError("OpenTelemetry tracing: \(error)")
         }
-        let router = try CommerceRouter.make(nodes: nodes, registry: registry, authentication: authentication) { messaging.failure.map { "\($0)" } }
+        let failure: @Sendable () -> String? = { messaging.failure.map { "\($0)" } }
+        let router = try CommerceRouter.make(
+            nodes: nodes, registry: registry, authentication: authentication, operationsApart: operations != nil, failure: failure)
         let http = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "commerce"), logger: logger)
+        let operationsServer = operations.map { address in
+            ServiceGroupConfiguration.ServiceConfiguration(
+                service: AdminServer.Addressed(
+                    Application(
+                        router: CommerceRouter.makeOperations(nodes: nodes, registry: registry, failure: failure),
+                        configuration: .init(address: .hostname(address.host, port: address.port), serverName: "commerce-ops"), logger: logger),
+                    name: "health and metrics", address: "\(address.host):\(address.port)"),
+                failureTerminationBehavior: .gracefullyShutdownGroup)
+        }
         if !faults.isEmpty { logger.warning("fault injection on", metadata: ["faults": "\(faults)"]) }
         let group = ServiceGroup(
             configuration: .init(
@@ -195,7 +219,7 @@ struct ServeCommand: AsyncParsableCommand {
                         .init(
                             service: AdminServer.Addressed(http, name: "HTTP API", address: "\(host):\(port)"),
                             failureTerminationBehavior: .gracefullyShutdownGroup),
-                    ],
+                    ] + (operationsServer.map { [$0] } ?? []),
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do { try await group.run() } catch is ServiceHost.Failure {
             throw ExitCode(1)  // the error was logged when it happened

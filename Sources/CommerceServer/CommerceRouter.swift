@@ -16,8 +16,10 @@ public enum CommerceRouter {
     ///   - registry: what `/metrics` serves, the process's (the nodes' series are in it); by
     ///     default the first node's.
     ///   - authentication: who a request acts as: its bearer token's identity, or (`.none`) an operator.
+    ///   - operationsApart: `/healthz` and `/metrics` are served by `makeOperations` on an
+    ///     address of their own, not here.
     public static func make(
-        nodes: [ServiceNode], registry: PrometheusCollectorRegistry? = nil, authentication: Authentication,
+        nodes: [ServiceNode], registry: PrometheusCollectorRegistry? = nil, authentication: Authentication, operationsApart: Bool = false,
         failure: @escaping @Sendable () -> String?
     ) throws -> Router<CommerceContext> {
         let routes = RouteTable()
@@ -28,6 +30,29 @@ public enum CommerceRouter {
         router.middlewares.add(TraceContextMiddleware())
         router.middlewares.add(APIErrorMiddleware(routes: routes))
         router.middlewares.add(BearerTokenMiddleware(authentication: authentication))
+        if !operationsApart { registerOperations(on: router, nodes: nodes, registry: registry, failure: failure) }
+        for node in nodes {
+            try ServiceCatalog(named: node.name).registerRoutes(on: router, node: node)
+        }
+        routes.record(router)
+        try OpenAPIDocument.register(on: router, routes: routes)
+        return router
+    }
+
+    /// `/healthz` and `/metrics` alone, for serve's `--ops-port`: probes and scrapers on an
+    /// address of their own (a private one), apart from the API.
+    public static func makeOperations(
+        nodes: [ServiceNode], registry: PrometheusCollectorRegistry, failure: @escaping @Sendable () -> String?
+    ) -> Router<BasicRequestContext> {
+        let router = Router(options: .autoGenerateHeadEndpoints)
+        router.middlewares.add(APIErrorMiddleware())
+        registerOperations(on: router, nodes: nodes, registry: registry, failure: failure)
+        return router
+    }
+
+    static func registerOperations<Context: RequestContext>(
+        on router: Router<Context>, nodes: [ServiceNode], registry: PrometheusCollectorRegistry, failure: @escaping @Sendable () -> String?
+    ) {
         router.get("/healthz") { _, _ -> String in
             if let failure = failure() { throw APIError(.serviceUnavailable, code: "unavailable", "\(failure); the process is stopping") }
             return "ok\n"
@@ -42,11 +67,5 @@ public enum CommerceRouter {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
         }
-        for node in nodes {
-            try ServiceCatalog(named: node.name).registerRoutes(on: router, node: node)
-        }
-        routes.record(router)
-        try OpenAPIDocument.register(on: router, routes: routes)
-        return router
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Kafka
 import TestSupport
 import Testing
 
@@ -86,5 +87,37 @@ struct AuthorizationTests {
         #expect(try await s.call("POST", "/products", ["name": "x", "price": 1, "stock": 1], as: nil).status == 201)
         #expect(s.services.output.contains("AUTHENTICATION IS OFF (--auth none)"), "\(s.services.output)")
         await s.finish()
+    }
+}
+
+/// `--ops-port`: probes and scrapers on an address of their own, the API's port all API.
+@Suite("health and metrics apart")
+struct OperationsPortTests {
+    @Test func withAnOpsPortHealthAndMetricsAreServedThereAndNotOnTheAPIsPort() async throws {
+        let id = String(UUID().uuidString.prefix(8).lowercased())
+        try await KafkaAdmin(configuration: KafkaConfiguration(brokers: brokers)).createTopics(
+            ["commerce.order", "commerce.product", "commerce.balance", "commerce.payment"].map { "o\(id).\($0)" }, partitions: 1)
+        let (api, ops) = (freePort(), freePort())
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ops-\(id)").path
+        let services = try ChildProcess(
+            executable: binary("commerce"),
+            arguments: [
+                "serve", "all", "--http-port", "\(api)", "--ops-port", "\(ops)", "--data-dir", folder, "--topic-prefix", "o\(id).",
+                "--brokers", brokers,
+            ] + (try await TestTokens.shared.serveArguments()), logName: "ops-\(id)")
+        defer {
+            services.terminate()
+            try? FileManager.default.removeItem(atPath: folder)
+        }
+        #expect(try await eventually(60) { await ChildProcess.get("http://127.0.0.1:\(ops)/healthz")?.0 == 200 }, "\(services.output)")
+        #expect(await ChildProcess.get("http://127.0.0.1:\(ops)/metrics")?.1.contains("commerce_long_poll_waiters") == true)
+        // The API's port serves the API, with tokens, and neither of the two.
+        let token = try await TestTokens.shared.token(.operator)
+        #expect(await ChildProcess.get("http://127.0.0.1:\(api)/products/1", bearer: token)?.0 == 404)
+        #expect(await ChildProcess.get("http://127.0.0.1:\(api)/healthz", bearer: token)?.0 == 404)
+        #expect(await ChildProcess.get("http://127.0.0.1:\(api)/metrics", bearer: token)?.0 == 404)
+        #expect(await ChildProcess.get("http://127.0.0.1:\(api)/healthz")?.0 == 404)
+        // And the ops port serves nothing of the API.
+        #expect(await ChildProcess.get("http://127.0.0.1:\(ops)/products/1", bearer: token)?.0 == 404)
     }
 }
