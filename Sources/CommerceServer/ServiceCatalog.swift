@@ -1,5 +1,4 @@
 import CommerceAPI
-import Events
 import Hummingbird
 import OrderService
 import PaymentService
@@ -9,7 +8,8 @@ import UserService
 
 /// The services `commerce serve` can run, in the order `serve all` starts them, and the one
 /// place that says what each is: its domain service (tables, the events it handles), its HTTP
-/// routes, the topics it reads and the topic it writes. `serve` and the router both read it, so
+/// routes, the topics it reads. (The topic an event is written to follows from its type alone,
+/// `CommerceEvent.topic(forType:)`, whoever emits it.) `serve` and the router both read it, so
 /// neither can know a service the other does not.
 public enum ServiceCatalog: String, CaseIterable, Sendable {
     case user, product, order, payment
@@ -51,14 +51,4 @@ public enum ServiceCatalog: String, CaseIterable, Sendable {
 
     /// The topics whose events the service handles (its domain service's own list).
     public var consumes: [String] { makeService().topics }
-
-    /// The topic of every event the service emits (contract §3 puts each service's types on one).
-    public var produces: String {
-        switch self {
-        case .user: Topic.balance
-        case .product: Topic.product
-        case .order: Topic.order
-        case .payment: Topic.payment
-        }
-    }
 }
