@@ -70,6 +70,11 @@ struct AuthorizationTests {
             #expect(try await s.call("GET", path, as: .user(1)).status == 200, "\(path)")
             #expect(try await s.call("GET", path, as: .operator).status == 200, "\(path)")
         }
+        // A token is a credential: it is in no log line of the process that checked it.
+        for who in [TestTokens.Who.user(1), .user(2), .operator] {
+            let token = try await TestTokens.shared.token(who)
+            #expect(!s.services.output.contains(token.split(separator: ".").last ?? "-"), "\(who)'s token signature in the log")
+        }
         await s.finish()
     }
 
