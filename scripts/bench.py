@@ -6,7 +6,8 @@ Environment: BENCH_EVENTS (200000), BENCH_SMALL_EVENTS (for batch size 1; 3000),
 BENCH_LATENCY_WARMUP_SECONDS (3, produced at the same rate before the latency is counted),
 BENCH_SAGA_ORDERS (1000 per run), BENCH_SAGA_CONCURRENCY (16,64,128), BENCH_SAGA_LATENCY_SECONDS (10: length of the
 half-rate latency run), BENCH_ONLY=sagas to run the saga throughput alone, BENCH_ONLY=archiver to run all but it,
-BENCH_VS_ARCHIVER=PATH to drain with another build of `archiver` too, alternated with this one (a regression check).
+BENCH_VS_ARCHIVER=PATH to drain with another build of `archiver` too, alternated with this one (a regression check),
+BENCH_AUTH=none to serve the sagas without bearer tokens (what checking them costs).
 """
 import json, os, shutil, subprocess, sys, threading, time, urllib.request
 from datetime import datetime, timezone
@@ -22,6 +23,8 @@ import tokens
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REL = os.path.join(ROOT, ".build", "release")
 tokens.use_own_keys()  # every serve below checks tokens, every simulate signs them
+if os.environ.get("BENCH_AUTH") == "none":
+    os.environ["COMMERCE_AUTH"] = "none"  # what checking tokens costs: the same run without (simulate still sends them)
 BROKERS, MONGO = pe.BROKERS, pe.MONGO_URI
 N = int(os.environ.get("BENCH_EVENTS", "200000"))
 SMALL = int(os.environ.get("BENCH_SMALL_EVENTS", "3000"))
