@@ -1,4 +1,3 @@
-import CRdKafka
 import Foundation
 import Logging
 
@@ -48,14 +47,14 @@ public enum KafkaPartitionReader {
         settings["enable.partition.eof"] = "true"
         settings["isolation.level"] = "read_uncommitted"
         let client = try RDKafkaClient(kind: .consumer, settings: settings, logger: logger)
-        defer { _ = rd_kafka_consumer_close(client.handle) }
+        defer { client.closeConsumer() }
         var partitions: [TopicPartition] = []
         for topic in topics {
-            partitions += try partitionsOf(topic, client, timeoutMs: milliseconds(until: deadline))
+            partitions += try client.partitions(of: topic, timeoutMs: milliseconds(until: deadline))
         }
         guard !partitions.isEmpty else { return [] }
-        var starts = Dictionary(uniqueKeysWithValues: partitions.map { ($0, starts[$0] ?? Int64(RD_KAFKA_OFFSET_BEGINNING)) })
-        try assign(starts, client)
+        var starts = Dictionary(uniqueKeysWithValues: partitions.map { ($0, starts[$0] ?? RDKafkaOffset.beginning) })
+        try client.assign(starts)
         var open = Set(partitions)
         // Partitions that have yielded a message: their starts are known to exist.
         var reached: Set<TopicPartition> = []
@@ -65,7 +64,7 @@ public enum KafkaPartitionReader {
             let wait = milliseconds(until: deadline)
             guard wait > 0 else {
                 throw KafkaError(
-                    code: RD_KAFKA_RESP_ERR__TIMED_OUT, operation: "read",
+                    code: RDKafkaErrorCode.timedOut, operation: "read",
                     message: "the ends of \(open.sorted { $0.description < $1.description }) were not reached within \(timeout)")
             }
             // A start past a partition's end (the broker lost messages, or the topic was made
@@ -78,51 +77,26 @@ public enum KafkaPartitionReader {
                     "\(p) from \(starts[p]!), end \(client.cachedHighWatermark(topic: p.topic, partition: p.partition) ?? -1)"
                 }
                 logger.warning("offsets past the partitions' ends; reading them from their first message", metadata: ["partitions": "\(described)"])
-                for p in pastTheEnd { starts[p] = Int64(RD_KAFKA_OFFSET_BEGINNING) }
-                try assign(starts.filter { open.contains($0.key) }, client)
+                for p in pastTheEnd { starts[p] = RDKafkaOffset.beginning }
+                try client.assign(starts.filter { open.contains($0.key) })
             }
-            guard let raw = rd_kafka_consumer_poll(client.handle, min(wait, 100)) else { continue }
-            defer { rd_kafka_message_destroy(raw) }
-            let m = raw.pointee
-            guard let rkt = m.rkt else { continue }
-            let partition = TopicPartition(topic: topicNames.name(of: rkt), partition: m.partition)
-            switch m.err {
-            case RD_KAFKA_RESP_ERR_NO_ERROR:
-                let value = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
-                if let found = match(value) { entries.append((Entry(partition: partition, offset: m.offset, value: value), found)) }
-                starts[partition] = m.offset + 1  // where a new assignment resumes
-                reached.insert(partition)
-            case RD_KAFKA_RESP_ERR__PARTITION_EOF:
-                open.remove(partition)
-            default:
-                // Retried inside librdkafka; the deadline bounds how long.
-                logger.debug("partition read error", metadata: ["partition": "\(partition)", "code": "\(m.err.rawValue)"])
+            switch client.consumerPoll(timeoutMs: min(wait, 100), topicNames: &topicNames) {
+            case .message(let m):
+                if let found = match(m.value) { entries.append((Entry(partition: m.topicPartition, offset: m.offset, value: m.value), found)) }
+                starts[m.topicPartition] = m.offset + 1  // where a new assignment resumes
+                reached.insert(m.topicPartition)
+            case .error(let error):
+                guard let partition = error.partition else { continue }
+                if error.endOfPartition != nil {
+                    open.remove(partition)
+                } else {
+                    // Retried inside librdkafka; the deadline bounds how long.
+                    logger.debug("partition read error", metadata: ["partition": "\(partition)", "code": "\(error.code)"])
+                }
+            case nil: continue
             }
         }
         return entries
-    }
-
-    private static func assign(_ starts: [TopicPartition: Int64], _ client: RDKafkaClient) throws {
-        let err = starts.map { ($0.key, $0.value) }.withPartitionList { rd_kafka_assign(client.handle, $0) }
-        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: err, operation: "assign") }
-    }
-
-    /// The partitions of `topic`; none when the broker does not know it.
-    private static func partitionsOf(_ topic: String, _ client: RDKafkaClient, timeoutMs: Int32) throws -> [TopicPartition] {
-        guard let rkt = rd_kafka_topic_new(client.handle, topic, nil) else { return [] }
-        defer { rd_kafka_topic_destroy(rkt) }
-        var metadata: UnsafePointer<rd_kafka_metadata>?
-        let err = rd_kafka_metadata(client.handle, 0, rkt, &metadata, max(timeoutMs, 1))
-        guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
-            throw KafkaError(code: err, operation: "metadata", message: "no metadata for \(topic): \(String(cString: rd_kafka_err2str(err)))")
-        }
-        defer { rd_kafka_metadata_destroy(metadata) }
-        let described = UnsafeBufferPointer(start: metadata.pointee.topics, count: Int(metadata.pointee.topic_cnt))
-        guard let entry = described.first(where: { String(cString: $0.topic) == topic }),
-            entry.err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
-        else { return [] }
-        guard entry.err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: entry.err, operation: "metadata") }
-        return (0..<Int(entry.partition_cnt)).map { TopicPartition(topic: topic, partition: entry.partitions[$0].id) }
     }
 
     private static func milliseconds(until deadline: ContinuousClock.Instant) -> Int32 { (deadline - .now).rdKafkaMilliseconds }

@@ -1,4 +1,3 @@
-import CRdKafka
 import Foundation
 import Logging
 
@@ -27,10 +26,10 @@ public final class KafkaWatermarkProbe: Sendable {
         settings["enable.partition.eof"] = "true"
         client = try RDKafkaClient(kind: .consumer, settings: settings, logger: logger)
         // Errors and logs reach the queue the probe's polls serve, rather than piling up.
-        rd_kafka_poll_set_consumer(client.handle)
+        client.redirectPollsToConsumer()
     }
 
-    deinit { rd_kafka_consumer_close(client.handle) }
+    deinit { client.closeConsumer() }
 
     /// Each partition's high watermark, fetched from `starts` (offsets at or below the ends:
     /// the consumer's positions, or ends read before). A partition the broker did not answer
@@ -42,21 +41,23 @@ public final class KafkaWatermarkProbe: Sendable {
 
     private static func read(_ client: RDKafkaClient, _ starts: [TopicPartition: Int64], _ timeout: Duration) -> [TopicPartition: Int64] {
         let deadline = ContinuousClock.now + timeout
-        let assigned = starts.map { ($0.key, $0.value) }.withPartitionList { rd_kafka_assign(client.handle, $0) }
-        guard assigned == RD_KAFKA_RESP_ERR_NO_ERROR else { return [:] }
-        defer { rd_kafka_assign(client.handle, nil) }
+        guard (try? client.assign(starts)) != nil else { return [:] }
+        defer { client.unassign() }
         var waiting = Set(starts.keys)
         var answered: [TopicPartition: Int64] = [:]
         var topicNames = TopicNames()
         while !waiting.isEmpty {
             let wait = (deadline - .now).rdKafkaMilliseconds
             guard wait > 0 else { break }
-            guard let raw = rd_kafka_consumer_poll(client.handle, min(wait, 100)) else { continue }
-            defer { rd_kafka_message_destroy(raw) }
-            let m = raw.pointee
-            guard let rkt = m.rkt, m.err == RD_KAFKA_RESP_ERR_NO_ERROR || m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF else { continue }
             // A message or the end: either way a fetch response for it arrived, with its watermark.
-            let partition = TopicPartition(topic: topicNames.name(of: rkt), partition: m.partition)
+            let partition: TopicPartition
+            switch client.consumerPoll(timeoutMs: min(wait, 100), topicNames: &topicNames, content: false) {
+            case .message(let m): partition = m.topicPartition
+            case .error(let error):
+                guard let end = error.endOfPartition else { continue }
+                partition = end
+            case nil: continue
+            }
             guard waiting.remove(partition) != nil,
                 let high = client.cachedHighWatermark(topic: partition.topic, partition: partition.partition)
             else { continue }
