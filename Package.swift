@@ -163,7 +163,7 @@ let package = Package(
                 "TestSupport",
                 "ServiceRuntime", "CommerceAPI", "CommerceServer", "UserService", "ProductService", "OrderService", "PaymentService",
                 "SQLStore", "SQLiteStore", "PostgresStore", "Simulator", "Archiver", "Kafka", "Mongo", "Events", grdb, log, hummingbird,
-                "CommerceAuth", .product(name: "JWTKit", package: "jwt-kit"),
+                "CommerceAuth", .product(name: "JWTKit", package: "jwt-kit"), crypto,
                 .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ]),
         .testTarget(

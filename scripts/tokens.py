@@ -14,7 +14,8 @@ def use_own_keys():
     # Empty is unset for commerce: the defaults (jwt, issuer commerce, audience commerce-api) on both sides.
     os.environ.update(COMMERCE_AUTH_KEY_FILE=os.path.join(folder, "run-public.pem"),
                       COMMERCE_AUTH_SIGNING_KEY_FILE=os.path.join(folder, "run-signing.pem"),
-                      COMMERCE_AUTH="", COMMERCE_AUTH_ISSUER="", COMMERCE_AUTH_AUDIENCE="")
+                      COMMERCE_AUTH="", COMMERCE_AUTH_ISSUER="", COMMERCE_AUTH_AUDIENCE="", COMMERCE_AUTH_JWKS="",
+                      COMMERCE_AUTH_SIGNING_KEY="")
 
 
 def operator_token(commerce):

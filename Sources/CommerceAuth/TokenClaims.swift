@@ -25,7 +25,8 @@ struct TokenClaims: JWTPayload {
     func identity() throws(TokenVerifier.Refusal) -> Identity {
         let scopes = (scope ?? "").split(separator: " ")
         if scopes.contains(Substring(Identity.operatorScope)) { return .operator(sub.value) }
-        guard let id = Int64(sub.value), id > 0 else {
+        // Only the canonical spelling: "+1" or "0001" is not user 1 under another name.
+        guard let id = Int64(sub.value), id > 0, String(id) == sub.value else {
             throw .init("sub '\(sub.value.prefix(64))' is not a user id, and the token has no \(Identity.operatorScope) scope")
         }
         return .user(id)

@@ -6,8 +6,10 @@ import Synchronization
 /// time claims, its issuer and its audience; and names the identity it carries.
 public struct TokenVerifier: Sendable {
     let keys: JWTKeyCollection
-    /// The `kid`s of the configured keys; a token naming another is refused before any check.
-    let kids: Set<String>
+    /// The algorithm of each configured key, by `kid`: a token naming another key, or another
+    /// algorithm for its key, is refused before any check (RFC 8725 §3.1). jwt-kit alone would
+    /// let a JWK without `alg` take the algorithm of the first token naming it, even a forged one.
+    let algorithms: [String: String]
     public let issuer: String
     public let audience: String
     /// Tokens already checked, so a client's next request with the same token costs a lookup,
@@ -42,7 +44,7 @@ public struct TokenVerifier: Sendable {
     public init(keys sources: [KeySource], issuer: String, audience: String) async throws(KeyFileError) {
         guard !sources.isEmpty else { throw KeyFileError(description: "no token key file given") }
         let keys = JWTKeyCollection()
-        var kids: Set<String> = []
+        var algorithms: [String: String] = [:]
         for source in sources {
             let text: String
             let name: String
@@ -58,13 +60,21 @@ public struct TokenVerifier: Sendable {
                 if text.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("{") {
                     let jwks = try JSONDecoder().decode(JWKS.self, from: Data(text.utf8))
                     guard !jwks.keys.isEmpty else { throw KeyFileError(description: "\(name) is a JWKS that holds no key") }
-                    try await keys.add(jwks: jwks)
-                    kids.formUnion(jwks.keys.compactMap { $0.keyIdentifier?.string })
+                    for key in jwks.keys {
+                        guard let kid = key.keyIdentifier?.string else { throw KeyFileError(description: "\(name) has a key without a kid") }
+                        guard let algorithm = Self.algorithm(of: key) else {
+                            throw KeyFileError(description: "\(name): key '\(kid)' has no alg, and its type does not name one")
+                        }
+                        var pinned = key
+                        pinned.algorithm = JWK.Algorithm(rawValue: algorithm)
+                        try await keys.add(jwk: pinned)
+                        algorithms[kid] = algorithm
+                    }
                 } else if case .file = source {
                     let key = try ES256PublicKey(pem: text)
                     let kid = try KeyThumbprint.of(key)
                     await keys.add(ecdsa: key, kid: JWKIdentifier(string: kid))
-                    kids.insert(kid)
+                    algorithms[kid] = "ES256"
                 } else {
                     throw KeyFileError(description: "\(name) is not a JSON document")
                 }
@@ -75,7 +85,7 @@ public struct TokenVerifier: Sendable {
             }
         }
         self.keys = keys
-        self.kids = kids
+        self.algorithms = algorithms
         self.issuer = issuer
         self.audience = audience
     }
@@ -85,7 +95,7 @@ public struct TokenVerifier: Sendable {
         // Bigger than any honest token by far; refused before any decoding.
         guard token.utf8.count <= 8_192 else { throw Refusal("the token is longer than 8192 bytes") }
         if let identity = verified.identity(of: token) { return identity }
-        if let kid = Self.kid(of: token), !kids.contains(kid) { throw Refusal("the token's key id '\(kid.prefix(64))' is not a configured key") }
+        try checkHeader(of: token)
         let claims: TokenClaims
         do {
             claims = try await keys.verify(token, as: TokenClaims.self)
@@ -101,12 +111,42 @@ public struct TokenVerifier: Sendable {
         return identity
     }
 
-    /// The header's `kid`, when it has one; nil for a header that does not decode (the
-    /// signature check then refuses the token).
-    static func kid(of token: String) -> String? {
-        guard let header = token.split(separator: ".", maxSplits: 1).first, let data = Base64URL.decode(header) else { return nil }
-        struct Header: Decodable { let kid: String? }
-        return (try? JSONDecoder().decode(Header.self, from: data))?.kid
+    /// The header names a configured key (by `kid`; without one only when a single key is
+    /// configured) and that key's own algorithm, and no critical extension this code would ignore.
+    func checkHeader(of token: String) throws(Refusal) {
+        struct Header: Decodable {
+            let alg: String?
+            let kid: String?
+            let crit: [String]?
+        }
+        guard let segment = token.split(separator: ".", maxSplits: 1).first, let data = Base64URL.decode(segment),
+            let header = try? JSONDecoder().decode(Header.self, from: data)
+        else { throw Refusal("the token is malformed") }
+        guard header.crit == nil else { throw Refusal("the token has critical header extensions ('crit'), which are not supported") }
+        let expected: String?
+        if let kid = header.kid {
+            guard let known = algorithms[kid] else { throw Refusal("the token's key id '\(kid.prefix(64))' is not a configured key") }
+            expected = known
+        } else {
+            guard algorithms.count == 1 else { throw Refusal("the token names no key id ('kid'), and several keys are configured") }
+            expected = algorithms.values.first
+        }
+        guard let alg = header.alg, alg == expected else {
+            throw Refusal("the token's algorithm '\((header.alg ?? "").prefix(16))' is not its key's (\(expected ?? "none"))")
+        }
+    }
+
+    /// A JWK's algorithm: its own `alg`, else the one its type and curve imply.
+    static func algorithm(of key: JWK) -> String? {
+        if let alg = key.algorithm?.rawValue { return alg }
+        switch (key.keyType.rawValue, key.curve?.rawValue) {
+        case ("EC", "P-256"): return "ES256"
+        case ("EC", "P-384"): return "ES384"
+        case ("EC", "P-521"): return "ES512"
+        case ("RSA", _): return "RS256"
+        case ("OKP", "Ed25519"): return "EdDSA"
+        default: return nil
+        }
     }
 
     static func reason(_ error: JWTError) -> String {

@@ -26,7 +26,7 @@ struct AuthOptions: ParsableArguments {
 
     @Option(
         help: """
-            A key tokens are checked with: an ECDSA P-256 public key in PEM (its key id is the file's name without extension) or a JWKS \
+            A key tokens are checked with: an ECDSA P-256 public key in PEM (its key id is its RFC 7638 thumbprint, as `commerce token` names it) or a JWKS \
             file; repeat it to serve old and new keys while rotating (env COMMERCE_AUTH_KEY_FILE, comma-separated; or COMMERCE_AUTH_JWKS, \
             a JWKS document itself).
             """)

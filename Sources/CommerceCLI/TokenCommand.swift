@@ -44,18 +44,18 @@ struct TokenCommand: AsyncParsableCommand {
     }
 }
 
-/// One token per shopper and one for the operator, minted once and reused: a run is far
-/// shorter than a token's hour.
+/// One token per shopper and one for the operator, reused until half its hour has passed, then
+/// made again: a run may last longer than a token.
 actor MintedTokens {
     let minter: TokenMinter
-    var minted: [APIClient.Caller: String] = [:]
+    var minted: [APIClient.Caller: (token: String, renew: ContinuousClock.Instant)] = [:]
 
     init(minter: TokenMinter) { self.minter = minter }
 
     func token(_ caller: APIClient.Caller) async throws -> String {
-        if let token = minted[caller] { return token }
-        let token = try await minter.token(for: caller.identity)
-        minted[caller] = token
+        if let kept = minted[caller], ContinuousClock.now < kept.renew { return kept.token }
+        let token = try await minter.token(for: caller.identity, lifetime: .seconds(3600))
+        minted[caller] = (token, ContinuousClock.now + .seconds(1800))
         return token
     }
 }

@@ -69,8 +69,9 @@ public struct OrderService: DomainService {
         if order?.status == .paid, order?.paymentId == paymentId { return [] }
         let failure: String? =
             switch order {
+            // Another user's order reads as one that does not exist: the payer sees this reason.
             case nil: "order \(orderId) does not exist"
-            case let o? where o.userId != userId: "order \(orderId) belongs to user \(o.userId), not \(userId)"
+            case let o? where o.userId != userId: "order \(orderId) does not exist"
             case let o? where o.status == .paid: "order \(orderId) is already paid by payment \(o.paymentId ?? 0)"
             case let o? where o.status != .placed: "order \(orderId) is \(o.status.rawValue), not PLACED"
             case let o? where o.amount != amount: "payment of \(amount) does not match order amount \(o.amount ?? 0)"

@@ -70,6 +70,13 @@ struct AuthorizationTests {
             #expect(try await s.call("GET", path, as: .user(1)).status == 200, "\(path)")
             #expect(try await s.call("GET", path, as: .operator).status == 200, "\(path)")
         }
+        // User 2 paying user 1's order learns nothing of it: the reason is that of an order that does not exist.
+        #expect(try await s.call("POST", "/users/2/charge", ["amount": 1_000]).status == 200)
+        let probe = try await s.call("POST", "/payments", ["orderId": order, "userId": 2, "amount": 100], as: .user(2))
+        let probeId = try #require((probe.json["paymentId"] as? NSNumber)?.int64Value, "\(probe.json)")
+        #expect(try await s.settledPayment(probeId) == "FAILED")
+        let reason = try await s.call("GET", "/payments/\(probeId)", as: .user(2)).json["reason"] as? String
+        #expect(reason == "order \(order) does not exist", "\(reason ?? "no reason")")
         // A token is a credential: it is in no log line of the process that checked it.
         for who in [TestTokens.Who.user(1), .user(2), .operator] {
             let token = try await TestTokens.shared.token(who)

@@ -59,9 +59,10 @@ final class CommerceScenario: @unchecked Sendable {
         self.backend = backend
         dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("commerce-\(id)").path
         if backend == .postgres { try await Backend.admin("CREATE DATABASE c_\(id)") }
+        // The tests' token settings first: a scenario's own flags (`--auth none`) come later and win.
         self.extraArguments =
-            extraArguments + (backend == .postgres ? ["--database-url", Backend.url(of: "c_\(id)")] : ["--data-dir", dataDir])
-            + (try await TestTokens.shared.serveArguments())
+            (try await TestTokens.shared.serveArguments()) + extraArguments
+            + (backend == .postgres ? ["--database-url", Backend.url(of: "c_\(id)")] : ["--data-dir", dataDir])
         ports = (0..<count).map { _ in freePort() }
         store = HistoryStore(database: try MongoClient(uri: mongoURI).database("c_\(id)"))
         replicas = []

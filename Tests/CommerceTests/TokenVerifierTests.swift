@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import JWTKit
 import TestSupport
@@ -60,6 +61,8 @@ struct TokenVerifierTests {
             (Claims(sub: "alice"), "is not a user id"),
             (Claims(sub: "0"), "is not a user id"),
             (Claims(sub: "-5"), "is not a user id"),
+            (Claims(sub: "+1"), "is not a user id"),
+            (Claims(sub: "0001"), "is not a user id"),
         ]
         for (claims, reason) in cases {
             let refusal = await Self.refusal(try await Self.token(claims), by: verifier)
@@ -71,9 +74,59 @@ struct TokenVerifierTests {
                 == "the token's signature does not verify")
         // Under a key id nobody configured.
         #expect(await Self.refusal(try await Self.token(Claims(sub: "1"), kid: "retired"), by: verifier)?.contains("key id 'retired'") == true)
-        for garbage in ["", "a.b.c", "not a token", String(repeating: "x", count: 9_000), "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0."] {
+        for garbage in ["", "a.b.c", "not a token", String(repeating: "x", count: 9_000)] {
             #expect(await Self.refusal(garbage, by: verifier) != nil, "\(garbage.prefix(40))")
         }
+    }
+
+    /// Tokens whose every claim is good and whose header names the configured key, but not its
+    /// algorithm: `none` without a signature, HS256 and ES384 over a good ES256 signature; and a
+    /// `crit` extension. Each is refused before any signature check (RFC 8725 §3.1).
+    @Test func aHeaderNamingAnotherAlgorithmOrACriticalExtensionIsRefused() async throws {
+        let verifier = try await Self.verifier()
+        let pem = try String(contentsOfFile: try await TestTokens.shared.keys().signing, encoding: .utf8)
+        let key = try P256.Signing.PrivateKey(pemRepresentation: pem)
+        let kid = try KeyThumbprint.of(ES256PrivateKey(pem: pem).publicKey)
+        let exp = Int(Date().timeIntervalSince1970) + 600
+        let claims = #"{"sub":"ops","scope":"commerce:operator","iss":"commerce","aud":["commerce-api"],"exp":\#(exp)}"#
+        func encoded(_ text: String) -> String { Self.base64URL(Data(text.utf8)) }
+        func token(_ header: String, signed: Bool = true) throws -> String {
+            let input = encoded(header) + "." + encoded(claims)
+            return input + "." + (signed ? Self.base64URL(try key.signature(for: Data(input.utf8)).rawRepresentation) : "")
+        }
+        // The control: the same claims with the key's own header are an operator's token.
+        #expect(try await verifier.identity(of: token(#"{"alg":"ES256","kid":"\#(kid)"}"#)) == .operator("ops"))
+        let cases: [(String, Bool, String)] = [
+            (#"{"alg":"none","kid":"\#(kid)"}"#, false, "algorithm 'none' is not its key's (ES256)"),
+            (#"{"alg":"none"}"#, false, "algorithm 'none' is not its key's (ES256)"),
+            (#"{"alg":"HS256","kid":"\#(kid)"}"#, true, "algorithm 'HS256' is not its key's (ES256)"),
+            (#"{"alg":"ES384","kid":"\#(kid)"}"#, true, "algorithm 'ES384' is not its key's (ES256)"),
+            (#"{"kid":"\#(kid)"}"#, true, "algorithm '' is not its key's (ES256)"),
+            (#"{"alg":"ES256","kid":"\#(kid)","crit":["exp"]}"#, true, "critical header extensions"),
+        ]
+        for (header, signed, reason) in cases {
+            let refusal = await Self.refusal(try token(header, signed: signed), by: verifier)
+            #expect(refusal?.contains(reason) == true, "\(header): \(refusal ?? "accepted")")
+        }
+    }
+
+    static func base64URL(_ data: Data) -> String {
+        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    /// A JWK without `alg` gets the one its type implies, once, at load: a token naming another
+    /// algorithm for it cannot pin it to that one (as the first token naming a key would in jwt-kit).
+    @Test func aJWKWithoutAlgKeepsItsOwnAlgorithmWhateverTheFirstTokenSays() async throws {
+        let key = ES256PrivateKey()
+        let p = try #require(key.publicKey.parameters)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("jwks-\(UUID().uuidString.prefix(8)).json").path
+        try #"{"keys":[{"kty":"EC","crv":"P-256","kid":"idp-1","x":"\#(p.x)","y":"\#(p.y)"}]}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let verifier = try await Self.verifier([file])
+        let forged = Self.base64URL(Data(#"{"alg":"ES384","kid":"idp-1"}"#.utf8)) + "." + Self.base64URL(Data("{}".utf8)) + ".AAAA"
+        #expect(await Self.refusal(forged, by: verifier)?.contains("algorithm 'ES384' is not its key's (ES256)") == true)
+        #expect(try await verifier.identity(of: Self.token(Claims(sub: "6"), kid: "idp-1", key: key)) == .user(6))
     }
 
     /// A token checked once is answered from memory until its window ends, and not after.

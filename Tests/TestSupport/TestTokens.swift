@@ -21,7 +21,9 @@ public actor TestTokens {
     }
 
     /// `serve`'s flags to check the tokens made here, whatever the runner's environment says.
-    public func serveArguments() async throws -> [String] { ["--auth-key-file", try await keys().publicKey] }
+    public func serveArguments() async throws -> [String] {
+        ["--auth", "jwt", "--auth-key-file", try await keys().publicKey, "--auth-issuer", "commerce", "--auth-audience", "commerce-api"]
+    }
 
     /// `simulate`'s flag to sign its tokens with the tests' key.
     public func simulateArguments() async throws -> [String] { ["--signing-key-file", try await keys().signing] }
