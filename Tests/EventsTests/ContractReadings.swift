@@ -8,17 +8,9 @@ let contract = HistoryKinds.builtIn.schema
 /// A balance change (contract §4) as the built-in balance kind reads it, for comparing whole.
 struct BalanceChange: Equatable {
     enum Kind { case charge, deduct }
-    var eventId: String
-    var kind: Kind
-    var userId: Int64
-    var amount: Int64
-    var balanceBefore: Int64
-    var balanceAfter: Int64
-    var orderId: Int64?
-    var paymentId: Int64?
-    var sagaId: String
-    var occurredAtMs: Int64
-    var traceParent: TraceParent? = nil
+    var eventId: String, kind: Kind
+    var userId: Int64, amount: Int64, balanceBefore: Int64, balanceAfter: Int64, orderId: Int64?, paymentId: Int64?
+    var sagaId: String, occurredAtMs: Int64, traceParent: TraceParent? = nil
 }
 
 extension BalanceChange {
