@@ -153,7 +153,7 @@ let package = Package(
         // Server limits for scripts/bench: raw libmongoc bulk inserts and upserts, raw consume rate.
         .executableTarget(name: "Bench", dependencies: ["Archiver", "CMongoc", "Kafka"]),
 
-        .testTarget(name: "EventsTests", dependencies: ["Events"]),
+        .testTarget(name: "EventsTests", dependencies: ["Events", "Archiver"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         .testTarget(name: "MongoTests", dependencies: ["Mongo"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),

@@ -64,8 +64,8 @@ public final class Archiver: Service, Sendable {
     ) async throws {
         config = configuration
         self.logger = logger
-        metrics = ArchiverMetrics(registry: registry)
-        store = try await HistoryStore.connect(uri: configuration.mongoURI, database: configuration.database)
+        metrics = ArchiverMetrics(registry: registry, kinds: configuration.kinds)
+        store = try await HistoryStore.connect(uri: configuration.mongoURI, database: configuration.database, kinds: configuration.kinds)
         try await store.migrate()
         producer = try KafkaProducer(configuration: configuration.kafka, logger: logger, renewsWhenFenced: true)
         try await producer.checkConnection()
@@ -149,8 +149,9 @@ public final class Archiver: Service, Sendable {
 
         var timeline = BatchTimeline(start: polled)
         timeline.mark(.poll)
-        let batch = messages.map(Inbound.decode)
-        var consumed = ArchiverMetrics.Tally()
+        let kinds = store.kinds
+        let batch = messages.map { Inbound.decode($0, kinds: kinds) }
+        var consumed = metrics.tally()
         for inbound in batch {
             switch inbound.outcome {
             case .archive(let e): consumed.add(e)

@@ -7,7 +7,9 @@ public struct ArchiverConfiguration: Sendable {
     public var mongoURI: String
     public var database: String
     public var groupID: String
-    public var topics: [String] = [Topic.balance, Topic.payment, Topic.order]
+    /// The kinds of history to keep: the contract's, unless a test brings its own.
+    public var kinds = HistoryKinds.builtIn
+    public var topics: [String] = HistoryKinds.builtIn.topics
     /// Contract names; settable so tests can run side by side on one broker.
     public var deadLetterTopic = Topic.deadLetters
     public var compensationTopic = Topic.compensation

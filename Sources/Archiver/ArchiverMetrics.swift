@@ -7,8 +7,8 @@ import Prometheus
 /// event. Event types become labels only when the contract knows them, so a producer sending
 /// odd types cannot blow up the series count.
 final class ArchiverMetrics: Sendable {
-    /// History types first, then saga failures (the archived and compensated series take slices).
-    static let knownTypes = ArchiveKind.types
+    /// The table's event types, in its schema's order: a tally counts by that index.
+    let knownTypes: [String]
     /// Every operation the retrier names, so each retry series exists (at 0) before the first outage.
     static let retriedOperations = [
         "mongo read compensations", "mongo write history", "mongo recheck compensations", "mongo compensate",
@@ -37,8 +37,10 @@ final class ArchiverMetrics: Sendable {
         .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5),
     ]
 
-    init(registry: PrometheusCollectorRegistry) {
+    init(registry: PrometheusCollectorRegistry, kinds: HistoryKinds = .builtIn) {
         self.registry = registry
+        knownTypes = kinds.schema.types
+        let labels = knownTypes + Tally.otherLabels
         func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
             MetricNameDescriptor(namespace: "archiver", metricName: metric, unitName: unit, helpText: help)
         }
@@ -50,13 +52,13 @@ final class ArchiverMetrics: Sendable {
             name(
                 "events_consumed", "total",
                 "Messages read from the archived topics, by CloudEvent type (unknown: undecodable; other: outside the contract)."),
-            "type", Tally.labels)
+            "type", labels)
         archivedByType = counters(
             name("events_archived", "total", "History documents written to MongoDB, by event type."),
-            "type", Array(Self.knownTypes.prefix(3)))
+            "type", knownTypes.filter { !kinds.failureTypes.contains($0) })
         compensatedByType = counters(
             name("sagas_compensated", "total", "Sagas compensated (their history deleted), by failure event type."),
-            "type", Array(Self.knownTypes.suffix(2)))
+            "type", kinds.failureTypes)
         deadLetteredByKind = counters(
             name("events_dead_lettered", "total", "Events sent to the dead-letter topic, by kind (decode, schema, rejected)."),
             "kind", DeadLetter.kinds)
@@ -89,21 +91,32 @@ final class ArchiverMetrics: Sendable {
                 "Assigned partitions not being fetched: paused while an outage is waited out; paused with no outage is a stall."))
     }
 
-    /// Counts per label for one batch, so each series is touched once per batch. Indexed by
-    /// `ArchiveKind`, then `other`, then `unknown`: no string is compared per event.
+    /// Counts per label for one batch, so each series is touched once per batch. Indexed by the
+    /// type's index in the table's schema, then `other`, then `unknown`: no string is compared per event.
     struct Tally {
-        var counts = [Int](repeating: 0, count: ArchiverMetrics.knownTypes.count + 2)
-        mutating func add(_ event: ArchiveEvent) { counts[event.kind.rawValue] += 1 }
+        static let otherLabels = ["other", "unknown"]
+        let types: [String]
+        var counts: [Int]
+        mutating func add(_ event: ArchiveEvent) {
+            switch event {
+            case .history(let e): counts[e.typeIndex] += 1
+            // Rare: found by its name.
+            case .sagaFailed(let f): counts[types.firstIndex(of: f.type) ?? counts.count - 2] += 1
+            }
+        }
         mutating func addOther() { counts[counts.count - 2] += 1 }
         mutating func addUnknown() { counts[counts.count - 1] += 1 }
-        static let labels = ArchiverMetrics.knownTypes + ["other", "unknown"]
     }
+
+    func tally() -> Tally { Tally(types: knownTypes, counts: [Int](repeating: 0, count: knownTypes.count + Tally.otherLabels.count)) }
 
     func consumed(_ tally: Tally) { count(tally, into: consumedByType) }
     func archived(_ tally: Tally) { count(tally, into: archivedByType) }
 
     private func count(_ tally: Tally, into series: [String: Counter]) {
-        for (index, n) in tally.counts.enumerated() where n > 0 { series[Tally.labels[index]]?.increment(by: Int64(n)) }
+        for (index, n) in tally.counts.enumerated() where n > 0 {
+            series[index < knownTypes.count ? knownTypes[index] : Tally.otherLabels[index - knownTypes.count]]?.increment(by: Int64(n))
+        }
     }
 
     func compensated(_ type: String) { compensatedByType[type]?.increment() }

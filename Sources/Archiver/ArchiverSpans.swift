@@ -13,17 +13,12 @@ extension BatchExecutor {
     ) {
         let end = DefaultTracerClock.now
         for w in writes {
-            let trace: TraceParent?, type: String
-            switch w.event {
-            case .balance(let e): (trace, type) = (e.traceParent, e.kind == .charge ? EventType.balanceCharged : EventType.balanceDeducted)
-            case .payment(let e): (trace, type) = (e.traceParent, EventType.paymentCompleted)
-            }
-            guard let trace else { continue }  // an event of no trace starts none here
+            guard let trace = w.event.traceParent else { continue }  // an event of no trace starts none here
             let message = batch[w.inboundIndex].message
             Telemetry.record(
                 "process \(message.topic)", kind: .consumer, parent: trace, from: start, to: end,
                 attributes: Telemetry.processAttributes(
-                    topic: message.topic, partition: message.partition, offset: message.offset, eventId: w.eventId, eventType: type,
+                    topic: message.topic, partition: message.partition, offset: message.offset, eventId: w.eventId, eventType: w.event.type,
                     service: "archiver"),
                 failure: rejected.contains(w.inboundIndex) ? "not archived: dead-lettered" : nil)
         }

@@ -29,8 +29,9 @@ public struct BatchOutcome: Sendable, Equatable {
 /// come. Another instance may have compensated one of its sagas between the batch's lookup and
 /// its writes: the next lookup (the next batch's, or one of its own) finds such records.
 struct WrittenBatch: Sendable {
+    var kinds: HistoryKinds
     var batch: [Inbound]
-    /// History written (refusals taken out), both collections.
+    /// History written (refusals taken out), every kind.
     var written: [HistoryWrite]
     var deadLetters: [(inboundIndex: Int, kind: String, message: String)]
     /// Everything but what `settle` decides: archived, and writes taken back.
@@ -43,10 +44,7 @@ struct WrittenBatch: Sendable {
     func raced(_ records: [String: CompensationRecord]) -> [Suppression] {
         guard !records.isEmpty else { return [] }
         return written.filter { records[$0.sagaId] != nil }.map { w in
-            switch w.event {
-            case .balance: Suppression(sagaId: w.sagaId, eventId: w.eventId, kind: .balance)
-            case .payment: Suppression(sagaId: w.sagaId, eventId: w.eventId, kind: .payment)
-            }
+            Suppression(sagaId: w.sagaId, eventId: w.eventId, kind: kinds.all[w.event.kind])
         }
     }
 }
@@ -92,7 +90,7 @@ struct BatchExecutor: Sendable {
     func plan(_ batch: [Inbound], recheck previous: WrittenBatch? = nil) async throws -> (plan: BatchPlan, raced: [Suppression]) {
         let sagas = BatchPlanner.sagas(in: batch, andOf: previous?.written ?? [])
         let known = try await retrier.run("mongo read compensations") { try await store.compensationRecords(for: sagas) }
-        return (BatchPlanner.plan(batch, known: known), previous.map { $0.raced(known) } ?? [])
+        return (BatchPlanner.plan(batch, known: known, kinds: store.kinds), previous.map { $0.raced(known) } ?? [])
     }
 
     /// The re-check of a written batch on its own, when no next batch came to carry it.
@@ -114,12 +112,11 @@ struct BatchExecutor: Sendable {
         metrics.write(seconds: (ContinuousClock.now - started).seconds)
         if let spanStart {
             let refused = Set(rejected.map(\.inboundIndex))
-            recordWriteSpans(plan.balanceWrites, of: batch, rejected: refused, from: spanStart)
-            recordWriteSpans(plan.paymentWrites, of: batch, rejected: refused, from: spanStart)
+            for writes in plan.writes { recordWriteSpans(writes, of: batch, rejected: refused, from: spanStart) }
         }
         let writtenAtMs = Timestamp.nowMs()
         // Each collection's writes in place: joining them copied every write (and retained its strings) twice a batch.
-        for writes in [plan.balanceWrites, plan.paymentWrites] {
+        for writes in plan.writes {
             for w in writes {
                 if let produced = batch[w.inboundIndex].message.timestampMs {
                     let (latency, overflow) = writtenAtMs.subtractingReportingOverflow(produced)
@@ -127,8 +124,9 @@ struct BatchExecutor: Sendable {
                 }
             }
         }
-        var written = plan.balanceWrites
-        written.append(contentsOf: plan.paymentWrites)
+        var written: [HistoryWrite] = []
+        written.reserveCapacity(plan.writes.reduce(0) { $0 + $1.count })
+        for writes in plan.writes { written.append(contentsOf: writes) }
         if !rejected.isEmpty {
             let rejectedIndexes = Set(rejected.map(\.inboundIndex))
             written.removeAll { rejectedIndexes.contains($0.inboundIndex) }
@@ -159,7 +157,7 @@ struct BatchExecutor: Sendable {
             metrics.suppressed(plan.suppressions.count)
         }
         metrics.ignored(plan.ignored.count)
-        return WrittenBatch(batch: batch, written: written, deadLetters: plan.deadLetters + rejected, outcome: outcome)
+        return WrittenBatch(kinds: plan.kinds, batch: batch, written: written, deadLetters: plan.deadLetters + rejected, outcome: outcome)
     }
 
     /// Finishes a written batch: takes back the writes that raced a compensation, counts what
@@ -179,7 +177,7 @@ struct BatchExecutor: Sendable {
         outcome.archived = written.written.count - raced.count
         // Writes taken back because they raced a compensation count as suppressed, not archived.
         let undone = Set(raced.map(\.eventId))
-        var archivedTally = ArchiverMetrics.Tally()
+        var archivedTally = metrics.tally()
         for w in written.written where undone.isEmpty || !undone.contains(w.eventId) {
             if case .archive(let e) = batch[w.inboundIndex].outcome { archivedTally.add(e) }
         }
@@ -210,13 +208,16 @@ struct BatchExecutor: Sendable {
         DeadLetterPublisher(producer: producer, store: store, retrier: retrier, metrics: metrics, logger: logger)
     }
 
-    /// Inserts both kinds of history, one after the other: measured 5-8% faster than both at
-    /// once on the Mongo-wire server, which serializes writes anyway; concurrent bulks only made
-    /// each other wait.
+    /// Inserts each kind's history, one kind after the other: measured 5-8% faster than both
+    /// built-in kinds at once on the Mongo-wire server, which serializes writes anyway; concurrent
+    /// bulks only made each other wait.
     private func writeHistory(_ plan: BatchPlan) async throws -> [(inboundIndex: Int, kind: String, message: String)] {
         let archivedAtMs = Timestamp.nowMs()
-        let balance = try await store.insertHistory(plan.balanceWrites, of: .balance, archivedAtMs: archivedAtMs)
-        return try await balance + store.insertHistory(plan.paymentWrites, of: .payment, archivedAtMs: archivedAtMs)
+        var rejected: [(inboundIndex: Int, kind: String, message: String)] = []
+        for (index, kind) in plan.kinds.all.enumerated() where !plan.writes[index].isEmpty {
+            rejected += try await store.insertHistory(plan.writes[index], of: kind, archivedAtMs: archivedAtMs)
+        }
+        return rejected
     }
 
     /// Deletes the suppressed events' documents, if any were written, then lists them in their

@@ -12,9 +12,9 @@ struct Inbound: Sendable {
     var message: KafkaMessage
     var outcome: Outcome
 
-    static func decode(_ message: KafkaMessage) -> Inbound {
+    static func decode(_ message: KafkaMessage, kinds: HistoryKinds = .builtIn) -> Inbound {
         do {
-            let event = try CloudEvent.decode(message.value)
+            let event = try CloudEvent.decode(message.value, schema: kinds.schema)
             guard let archive = try event.archiveEvent(fallbackTimeMs: message.timestampMs) else {
                 return Inbound(message: message, outcome: .ignore(type: event.type))
             }
@@ -30,21 +30,12 @@ struct Inbound: Sendable {
 /// A history write and the message it came from (by index in the batch), so a per-item
 /// rejection can be traced back and dead-lettered.
 struct HistoryWrite: Sendable {
-    enum Event: Sendable {
-        case balance(BalanceChange)
-        case payment(PaymentCompletion)
-    }
-    var eventId: String
-    var sagaId: String
+    var event: HistoryEvent
     var inboundIndex: Int
-    var event: Event
     /// The `source` field: where the event was first consumed.
     var source: Origin
-}
-
-/// Which history collection an event belongs in.
-public enum HistoryKind: Sendable, Equatable, CaseIterable {
-    case balance, payment
+    var eventId: String { event.eventId }
+    var sagaId: String { event.sagaId }
 }
 
 /// A history event of a compensated saga: never kept, listed in the record's `suppressed`.
@@ -57,9 +48,9 @@ struct Suppression: Sendable, Equatable {
 /// A saga failure seen for the first time.
 struct NewCompensation: Sendable, Equatable {
     var failure: SagaFailure
-    /// History events of the saga that came earlier in this batch: never written, listed as deleted.
-    var priorBalance: [String]
-    var priorPayment: [String]
+    /// History events of the saga that came earlier in this batch, per kind (by index in the
+    /// table): never written, listed as deleted.
+    var prior: [[String]]
     /// The failure event's message, by index in the batch.
     var inboundIndex: Int
 }
@@ -76,8 +67,9 @@ struct RepeatedCompensation: Sendable {
 /// What one batch must do, worked out before any write so that applying it in bulk gives
 /// the same result as applying each partition's events one by one, in order.
 struct BatchPlan: Sendable {
-    var balanceWrites: [HistoryWrite] = []
-    var paymentWrites: [HistoryWrite] = []
+    var kinds: HistoryKinds
+    /// Per kind, by index in the table.
+    var writes: [[HistoryWrite]]
     var newCompensations: [NewCompensation] = []
     /// A failure event redelivered after its compensation was recorded: redo the deletes and
     /// the event (both idempotent) in case the first attempt died half-way.
@@ -88,7 +80,12 @@ struct BatchPlan: Sendable {
     var ignored: [String] = []
     var deadLetters: [(inboundIndex: Int, kind: String, message: String)] = []
 
-    var sagasWritten: Set<String> { Set(balanceWrites.map(\.sagaId)).union(paymentWrites.map(\.sagaId)) }
+    init(kinds: HistoryKinds) {
+        self.kinds = kinds
+        writes = Array(repeating: [], count: kinds.all.count)
+    }
+
+    func writes(of kind: HistoryKind) -> [HistoryWrite] { kinds.index(of: kind).map { writes[$0] } ?? [] }
 }
 
 enum BatchPlanner {
@@ -103,21 +100,16 @@ enum BatchPlanner {
     }
 
     /// - Parameter known: compensation records already in MongoDB for the batch's sagas.
-    static func plan(_ batch: [Inbound], known: [String: CompensationRecord]) -> BatchPlan {
-        var plan = BatchPlan()
+    static func plan(_ batch: [Inbound], known: [String: CompensationRecord], kinds: HistoryKinds = .builtIn) -> BatchPlan {
+        var plan = BatchPlan(kinds: kinds)
         var compensatedHere = Set<String>()
         var repeated = Set<String>()
         // Sized once: grown by doubling, the writes of a 1,000-event batch would be copied about ten times.
-        var balanceCount = 0, paymentCount = 0
+        var counts = [Int](repeating: 0, count: kinds.all.count)
         for index in batch.indices {
-            switch batch[index].outcome {
-            case .archive(.balance): balanceCount += 1
-            case .archive(.payment): paymentCount += 1
-            default: break
-            }
+            if case .archive(.history(let e)) = batch[index].outcome { counts[e.kind] += 1 }
         }
-        plan.balanceWrites.reserveCapacity(balanceCount)
-        plan.paymentWrites.reserveCapacity(paymentCount)
+        for kind in counts.indices { plan.writes[kind].reserveCapacity(counts[kind]) }
         // The common batch knows no compensation: then nothing per event is looked up.
         func isCompensated(_ saga: String) -> Bool {
             (!known.isEmpty && known[saga] != nil) || (!compensatedHere.isEmpty && compensatedHere.contains(saga))
@@ -134,14 +126,12 @@ enum BatchPlanner {
                 let saga = event.sagaId
                 let compensated = isCompensated(saga)
                 switch event {
-                case .balance(let b):
-                    if compensated { plan.suppressions.append(Suppression(sagaId: saga, eventId: b.eventId, kind: .balance)); continue }
-                    plan.balanceWrites.append(
-                        HistoryWrite(eventId: b.eventId, sagaId: saga, inboundIndex: index, event: .balance(b), source: batch[index].origin))
-                case .payment(let p):
-                    if compensated { plan.suppressions.append(Suppression(sagaId: saga, eventId: p.eventId, kind: .payment)); continue }
-                    plan.paymentWrites.append(
-                        HistoryWrite(eventId: p.eventId, sagaId: saga, inboundIndex: index, event: .payment(p), source: batch[index].origin))
+                case .history(let e):
+                    if compensated {
+                        plan.suppressions.append(Suppression(sagaId: saga, eventId: e.eventId, kind: kinds.all[e.kind]))
+                        continue
+                    }
+                    plan.writes[e.kind].append(HistoryWrite(event: e, inboundIndex: index, source: batch[index].origin))
                 case .sagaFailed(let failure):
                     if let record = known[saga] {
                         if record.failedEvent == failure.eventId {
@@ -159,17 +149,14 @@ enum BatchPlanner {
                         // than indexing every event's saga on the way.
                         plan.newCompensations.append(
                             NewCompensation(
-                                failure: failure,
-                                priorBalance: plan.balanceWrites.filter { $0.sagaId == saga }.map(\.eventId),
-                                priorPayment: plan.paymentWrites.filter { $0.sagaId == saga }.map(\.eventId), inboundIndex: index))
+                                failure: failure, prior: plan.writes.map { $0.filter { $0.sagaId == saga }.map(\.eventId) }, inboundIndex: index))
                     }
                 }
             }
         }
         // Earlier history of a saga compensated in this same batch is never written.
         if !compensatedHere.isEmpty {
-            plan.balanceWrites.removeAll { compensatedHere.contains($0.sagaId) }
-            plan.paymentWrites.removeAll { compensatedHere.contains($0.sagaId) }
+            for kind in plan.writes.indices { plan.writes[kind].removeAll { compensatedHere.contains($0.sagaId) } }
         }
         return plan
     }

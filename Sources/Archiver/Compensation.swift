@@ -15,14 +15,14 @@ extension BatchExecutor {
             guard existing?.failedEvent == c.failure.eventId else {
                 // Compensated first by another failure event: this batch's history of the saga was
                 // never written, and still belongs in the saga's audit trail.
-                try await store.list(c.priorBalance + c.priorPayment, in: .suppressed, of: saga)
+                try await store.list(c.prior.flatMap { $0 }, in: .suppressed, of: saga)
                 return false
             }
             // The same failure redelivered after a crash: the ids it planned as deleted are listed too.
-            try await listDeleted(saga, balance: c.priorBalance, payment: c.priorPayment)
-        } else if c.priorBalance.count > CompensationList.cap || c.priorPayment.count > CompensationList.cap {
+            try await listDeleted(saga, c.prior)
+        } else if c.prior.contains(where: { $0.count > CompensationList.cap }) {
             // Past the cap: the rest of what this batch planned as deleted.
-            try await listDeleted(saga, balance: c.priorBalance, payment: c.priorPayment)
+            try await listDeleted(saga, c.prior)
         }
         try await finishCompensation(of: saga)
         return true
@@ -32,22 +32,20 @@ extension BatchExecutor {
     /// A document written after the listing is left to its writer, whose re-check suppresses it:
     /// so every deleted document is listed, and the event names every one.
     func finishCompensation(of saga: String) async throws {
-        async let foundBalance = store.historyIDs(of: saga, kind: .balance)
-        async let foundPayment = store.historyIDs(of: saga, kind: .payment)
-        let (balance, payment) = try await (foundBalance, foundPayment)
-        try await listDeleted(saga, balance: balance, payment: payment)
+        let store = store
+        let found = try await store.eachKind { kind in try await store.historyIDs(of: saga, kind: kind) }
+        try await listDeleted(saga, found)
         try await faults.beforeDeletingHistory?(saga)
-        try await store.deleteHistory(ids: balance, of: .balance, saga: saga)
-        try await store.deleteHistory(ids: payment, of: .payment, saga: saga)
+        for (kind, ids) in zip(store.kinds.all, found) { try await store.deleteHistory(ids: ids, of: kind, saga: saga) }
         guard let record = try await store.compensationRecord(of: saga) else {
             throw MongoError.invalid(message: "compensation record of \(saga) vanished")
         }
         try await emit(record)
     }
 
-    private func listDeleted(_ saga: String, balance: [String], payment: [String]) async throws {
-        try await store.list(balance, in: .deletedBalance, of: saga)
-        try await store.list(payment, in: .deletedPayment, of: saga)
+    /// - Parameter ids: per kind, by index in the table.
+    private func listDeleted(_ saga: String, _ ids: [[String]]) async throws {
+        for (kind, ids) in zip(store.kinds.all, ids) { try await store.list(ids, in: .deleted(kind), of: saga) }
     }
 
     /// Ids listed per collection in the event; the record in `compensations` always has them all.
@@ -55,18 +53,15 @@ extension BatchExecutor {
 
     /// The event id is derived from the saga, so a re-emission after a crash is recognisably the same event.
     private func emit(_ record: CompensationRecord) async throws {
-        // Ids are at most 256 bytes (see CloudEvent): with at most 1,000 of each kind, the event stays
-        // under the broker's 1 MB; a saga with more says so, and the record lists them all.
+        // Ids are at most 256 bytes (see CloudEvent): with at most 1,000 of each of the contract's two
+        // kinds, the event stays under the broker's 1 MB; a saga with more says so, and the record lists them all.
         let truncated =
-            record.deletedBalance.count > Self.maxIdsPerEvent || record.deletedPayment.count > Self.maxIdsPerEvent
-            || record.deletedCount > record.deletedBalance.count + record.deletedPayment.count
-        var data: JSONObject = [
-            "sagaId": .string(record.sagaId), "reason": .string(record.reason),
-            "deleted": .object([
-                HistoryStore.balanceCollection: .array(record.deletedBalance.prefix(Self.maxIdsPerEvent).map { .string($0) }),
-                HistoryStore.paymentCollection: .array(record.deletedPayment.prefix(Self.maxIdsPerEvent).map { .string($0) }),
-            ]),
-        ]
+            record.deleted.contains { $0.count > Self.maxIdsPerEvent } || record.deletedCount > record.deleted.reduce(0) { $0 + $1.count }
+        var deleted = JSONObject()
+        for (kind, ids) in zip(store.kinds.all, record.deleted) {
+            deleted[kind.collection] = .array(ids.prefix(Self.maxIdsPerEvent).map { .string($0) })
+        }
+        var data: JSONObject = ["sagaId": .string(record.sagaId), "reason": .string(record.reason), "deleted": .object(deleted)]
         if truncated { data["deletedTruncated"] = .bool(true) }
         // The compensation is a hop of the failed saga's trace, whichever failure event led here:
         // created in the failure's span when it is this process's (exporting), else a new span

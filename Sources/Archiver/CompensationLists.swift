@@ -7,10 +7,13 @@ import Mongo
 /// record gains a count of all of them (`deletedCount.<collection>`, `suppressedCount`).
 /// Below the cap the record is exactly as contract §5 lays it out.
 ///
-/// At most 3 lists × 10,000 ids × 256 bytes (the longest id an event may carry) ≈ 7.7 MB, with
-/// the reason capped at 1,000 bytes: the record stays under 8 MB.
-public enum CompensationList: Sendable, CaseIterable {
-    case deletedBalance, deletedPayment, suppressed
+/// A list holds at most 10,000 ids × 256 bytes (the longest id an event may carry) ≈ 2.6 MB: with
+/// the contract's two kinds (3 lists) and the reason capped at 1,000 bytes, the record stays under
+/// 8 MB; five kinds would still fit MongoDB's 16 MiB.
+public enum CompensationList: Sendable, Equatable {
+    /// A kind's ids deleted: `deleted.<collection>`.
+    case deleted(HistoryKind)
+    case suppressed
 
     public static let cap = 10_000
     public static let overflowCollection = "compensation_ids"
@@ -28,8 +31,7 @@ public enum CompensationList: Sendable, CaseIterable {
     /// The list's name in `compensation_ids`.
     public var name: String {
         switch self {
-        case .deletedBalance: HistoryStore.balanceCollection
-        case .deletedPayment: HistoryStore.paymentCollection
+        case .deleted(let kind): kind.collection
         case .suppressed: "suppressed"
         }
     }

@@ -34,39 +34,34 @@ public struct HistoryCursor: Sendable, Equatable, CustomStringConvertible {
 extension HistoryStore {
     static let newestFirst: Document = ["occurredAt": -1, "_id": -1]
 
-    /// A user's balance changes, newest first; `before` pages back through long histories.
-    /// Index: balance_history {userId: 1, occurredAt: -1}.
-    public func balanceHistory(
-        userId: Int64, sinceMs: Int64? = nil, untilMs: Int64? = nil, before: HistoryCursor? = nil, limit: Int
+    /// One kind's documents whose `field` equals `value`, newest first; `before` pages back
+    /// through long histories. Served by the kind's index that starts with `field`.
+    public func history(
+        of kind: HistoryKind, where field: String, equals value: Int64, sinceMs: Int64? = nil, untilMs: Int64? = nil,
+        before: HistoryCursor? = nil, limit: Int
     ) async throws -> [Document] {
-        try await balance.find(
-            Self.filter(["userId": .int64(userId)], sinceMs: sinceMs, untilMs: untilMs, before: before),
+        try await collection(of: kind).find(
+            Self.filter([field: .int64(value)], sinceMs: sinceMs, untilMs: untilMs, before: before),
             options: FindOptions(sort: Self.newestFirst, limit: limit))
     }
 
-    /// Payments of an order (index {orderId: 1}) or of a user (index {userId: 1, occurredAt: -1}), newest first.
-    public func paymentHistory(orderId: Int64? = nil, userId: Int64? = nil, before: HistoryCursor? = nil, limit: Int) async throws -> [Document] {
-        var base = Document()
-        if let orderId { base.append("orderId", .int64(orderId)) }
-        if let userId { base.append("userId", .int64(userId)) }
-        return try await payment.find(
-            Self.filter(base, sinceMs: nil, untilMs: nil, before: before),
-            options: FindOptions(sort: Self.newestFirst, limit: limit))
-    }
-
-    /// Everything archived for one saga (index {sagaId: 1}) and its compensation record, if any.
-    public func saga(_ sagaId: String) async throws -> (balance: [Document], payment: [Document], compensation: Document?) {
-        async let b = balance.find(["sagaId": .string(sagaId)], options: FindOptions(sort: ["occurredAt": 1, "_id": 1]))
-        async let p = payment.find(["sagaId": .string(sagaId)], options: FindOptions(sort: ["occurredAt": 1, "_id": 1]))
-        async let c = compensations.findOne(["_id": .string(sagaId)])
-        return try await (b, p, c)
+    /// Everything archived for one saga (index {sagaId: 1}), per kind in the table's order, and
+    /// its compensation record, if any.
+    public func saga(_ sagaId: String) async throws -> (history: [(kind: HistoryKind, documents: [Document])], compensation: Document?) {
+        async let compensation = compensations.findOne(["_id": .string(sagaId)])
+        let history = try await eachKind { kind in
+            try await collection(of: kind).find(["sagaId": .string(sagaId)], options: FindOptions(sort: ["occurredAt": 1, "_id": 1]))
+        }
+        return (zip(kinds.all, history).map { (kind: $0.0, documents: $0.1) }, try await compensation)
     }
 
     /// The saga id of every document of one kind whose saga is among `sagas`, one per document
-    /// (so a duplicate shows), of balance changes only those of `type` when given. Index {sagaId: 1}.
-    public func sagaIds(of kind: HistoryKind, among sagas: [String], type: BalanceChange.Kind? = nil) async throws -> [String] {
+    /// (so a duplicate shows), only those of event `type` when given. Index {sagaId: 1}.
+    public func sagaIds(of kind: HistoryKind, among sagas: [String], type: String? = nil) async throws -> [String] {
         var filter: Document = ["sagaId": .document(["$in": .array(sagas.map { .string($0) })])]
-        if let type { filter.append("type", .string(type.rawValue)) }
+        if let type, let field = kind.typeField, let index = kind.types.firstIndex(of: type) {
+            filter.append(field.name, .string(field.values[index]))
+        }
         return try await collection(of: kind).find(filter, options: FindOptions(projection: ["sagaId": 1])).compactMap {
             $0["sagaId"]?.stringValue
         }

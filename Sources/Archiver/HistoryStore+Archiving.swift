@@ -1,22 +1,10 @@
 import Events
 import Mongo
 
-extension HistoryKind {
-    /// The collection its documents go to (contract §5).
-    public var collection: String {
-        switch self {
-        case .balance: HistoryStore.balanceCollection
-        case .payment: HistoryStore.paymentCollection
-        }
-    }
-}
-
 /// What `archiver run` and `archiver replay` do to MongoDB, each a named operation: the rest of
 /// the archiver builds no query. Every operation is idempotent, so a retried or redone batch has
 /// no second effect.
 extension HistoryStore {
-    func collection(of kind: HistoryKind) -> MongoCollection { database.collection(kind.collection) }
-
     /// Inserts one kind's history, unordered. A duplicate `_id` means the event is archived already
     /// (a redelivery): the same effect as an upsert, at the cost of an insert. Returns the items
     /// MongoDB refused for good (to dead-letter); throws to retry everything when any refusal is transient.
@@ -26,7 +14,7 @@ extension HistoryStore {
         let collection = collection(of: kind)
         do {
             _ = try await collection.insertMany(count: writes.count) { i, bson in
-                HistoryDocument.write(writes[i], archivedAtMs: archivedAtMs, into: &bson)
+                HistoryDocument.write(writes[i], of: kind, archivedAtMs: archivedAtMs, into: &bson)
             }
             return []
         } catch MongoError.bulkWrite(let failure) {
@@ -44,7 +32,7 @@ extension HistoryStore {
     /// compensation, or by an instance that died before its re-check).
     func deleteHistory(_ suppressions: [Suppression]) async throws {
         // By id and saga: an id reused by another saga (a producer bug) must not take that saga's history.
-        for kind in HistoryKind.allCases {
+        for kind in kinds.all {
             let models: [WriteModel] = suppressions.filter { $0.kind == kind }.map {
                 .deleteOne(filter: ["_id": .string($0.eventId), "sagaId": .string($0.sagaId)])
             }
@@ -72,10 +60,9 @@ extension HistoryStore {
     func recordCompensation(_ c: NewCompensation, compensatedAtMs: Int64) async throws -> Bool {
         var document: Document = [
             "reason": .string(c.failure.reason), "failedEvent": .string(c.failure.eventId), "failedType": .string(c.failure.type),
-            "deleted": .document([
-                HistoryStore.balanceCollection: .array(c.priorBalance.prefix(CompensationList.cap).map { .string($0) }),
-                HistoryStore.paymentCollection: .array(c.priorPayment.prefix(CompensationList.cap).map { .string($0) }),
-            ]),
+            "deleted": .document(
+                Document(
+                    zip(kinds.all, c.prior).map { kind, ids in (kind.collection, BSON.array(ids.prefix(CompensationList.cap).map { .string($0) })) })),
             "suppressed": .array([]), "compensatedAt": .datetime(compensatedAtMs),
         ]
         if let trace = c.failure.traceParent { document.append("traceId", .string(trace.traceId.hex)) }
@@ -86,6 +73,6 @@ extension HistoryStore {
 
     /// A saga's compensation record, if it has one.
     func compensationRecord(of saga: String) async throws -> CompensationRecord? {
-        try await compensations.findOne(["_id": .string(saga)]).flatMap(CompensationRecord.init)
+        try await compensations.findOne(["_id": .string(saga)]).flatMap { CompensationRecord($0, kinds: kinds) }
     }
 }

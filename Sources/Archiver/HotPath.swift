@@ -6,19 +6,16 @@ import Mongo
 /// measures it here.
 public enum HotPath {
     /// Runs one batch through decode → plan → BSON and returns the BSON bytes produced.
-    public static func encode(_ messages: [KafkaMessage], archivedAtMs: Int64 = 0) -> Int {
-        let plan = BatchPlanner.plan(messages.map(Inbound.decode), known: [:])
+    public static func encode(_ messages: [KafkaMessage], archivedAtMs: Int64 = 0, kinds: HistoryKinds = .builtIn) -> Int {
+        let plan = BatchPlanner.plan(messages.map { Inbound.decode($0, kinds: kinds) }, known: [:], kinds: kinds)
         return BSONWriter.withScratch { bson in
             var bytes = 0
-            for write in plan.balanceWrites {
-                bson.reset()
-                HistoryDocument.write(write, archivedAtMs: archivedAtMs, into: &bson)
-                bytes += bson.byteCount
-            }
-            for write in plan.paymentWrites {
-                bson.reset()
-                HistoryDocument.write(write, archivedAtMs: archivedAtMs, into: &bson)
-                bytes += bson.byteCount
+            for (kind, writes) in zip(kinds.all, plan.writes) {
+                for write in writes {
+                    bson.reset()
+                    HistoryDocument.write(write, of: kind, archivedAtMs: archivedAtMs, into: &bson)
+                    bytes += bson.byteCount
+                }
             }
             return bytes
         }

@@ -46,7 +46,7 @@ public struct Replayer: Sendable {
 
     /// - Parameter idleMs: the replay ends once the dead-letter topic has had nothing new for this long.
     public func run(filter: Filter, dryRun: Bool, idleMs: Int = 3_000) async throws -> Summary {
-        let store = try await HistoryStore.connect(uri: configuration.mongoURI, database: configuration.database)
+        let store = try await HistoryStore.connect(uri: configuration.mongoURI, database: configuration.database, kinds: configuration.kinds)
         let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger, renewsWhenFenced: true)
         try await producer.checkConnection()
         var consumerConfig = KafkaConsumerConfiguration(
@@ -56,7 +56,7 @@ public struct Replayer: Sendable {
         consumerConfig.maxPollIntervalMs = configuration.maxPollIntervalMs
         let consumer = try KafkaConsumer(configuration: consumerConfig, logger: logger)
         if !dryRun { try await store.migrate() }
-        let metrics = ArchiverMetrics(registry: PrometheusCollectorRegistry())
+        let metrics = ArchiverMetrics(registry: PrometheusCollectorRegistry(), kinds: configuration.kinds)
         let executor = BatchExecutor(
             store: store, producer: producer,
             retrier: Retrier(
@@ -115,7 +115,7 @@ public struct Replayer: Sendable {
                     key: message.key, value: message.value,
                     headers: DeadLetter.withoutOurHeaders(message.headers),
                     timestampMs: message.timestampMs)
-                selected.append(Inbound.decode(original))
+                selected.append(Inbound.decode(original, kinds: store.kinds))
             }
             guard !selected.isEmpty else { continue }
             if dryRun {

@@ -69,21 +69,10 @@ struct BalanceHistory: AsyncParsableCommand {
     func run() async throws {
         CLILogging.bootstrap(default: .warning)
         let store = try await HistoryConnection.open(connection)
-        let docs = try await store.balanceHistory(
-            userId: user, sinceMs: try parseTime(since, "--since"), untilMs: try parseTime(until, "--until"),
+        let docs = try await store.history(
+            of: .balance, where: "userId", equals: user, sinceMs: try parseTime(since, "--since"), untilMs: try parseTime(until, "--until"),
             before: try list.cursor, limit: list.limit)
-        list.print(docs) {
-            Output.table(
-                ["OCCURRED AT", "TYPE", "AMOUNT", "BEFORE", "AFTER", "ORDER", "PAYMENT", "SAGA", "EVENT"],
-                docs.map {
-                    [
-                        Output.time($0["occurredAt"]), Output.text($0["type"]), Output.amount($0["amount"]),
-                        Output.amount($0["balanceBefore"]), Output.amount($0["balanceAfter"]), Output.text($0["orderId"]),
-                        Output.text($0["paymentId"]), Output.text($0["sagaId"]), Output.text($0["_id"]),
-                    ]
-                },
-                rightAligned: [2, 3, 4])
-        }
+        list.print(docs) { Output.table(HistoryKind.balance.columns, docs) }
     }
 }
 
@@ -101,19 +90,10 @@ struct PaymentHistory: AsyncParsableCommand {
     func run() async throws {
         CLILogging.bootstrap(default: .warning)
         let store = try await HistoryConnection.open(connection)
-        let docs = try await store.paymentHistory(orderId: order, userId: user, before: try list.cursor, limit: list.limit)
-        list.print(docs) {
-            Output.table(
-                ["OCCURRED AT", "PAYMENT", "ORDER", "USER", "AMOUNT", "STATUS", "SAGA", "EVENT"],
-                docs.map {
-                    [
-                        Output.time($0["occurredAt"]), Output.text($0["paymentId"]), Output.text($0["orderId"]),
-                        Output.text($0["userId"]), Output.amount($0["amount"]), Output.text($0["status"]),
-                        Output.text($0["sagaId"]), Output.text($0["_id"]),
-                    ]
-                },
-                rightAligned: [4])
-        }
+        // validate() lets exactly one through.
+        let (field, value) = order.map { ("orderId", $0) } ?? ("userId", user ?? 0)
+        let docs = try await store.history(of: .payment, where: field, equals: value, before: try list.cursor, limit: list.limit)
+        list.print(docs) { Output.table(HistoryKind.payment.columns, docs) }
     }
 }
 
@@ -126,58 +106,35 @@ struct SagaHistory: AsyncParsableCommand {
     func run() async throws {
         CLILogging.bootstrap(default: .warning)
         let store = try await HistoryConnection.open(connection)
-        let (balance, payment, compensation) = try await store.saga(sagaId)
+        let (history, compensation) = try await store.saga(sagaId)
         if json {
-            let doc: JSONObject = [
-                "sagaId": .string(sagaId), HistoryKind.balance.collection: .array(balance.map { .object(Output.jsonObject($0)) }),
-                HistoryKind.payment.collection: .array(payment.map { .object(Output.jsonObject($0)) }),
-                "compensation": compensation.map { .object(Output.jsonObject($0)) } ?? .null,
-            ]
+            var doc: JSONObject = ["sagaId": .string(sagaId)]
+            for (kind, documents) in history { doc[kind.collection] = .array(documents.map { .object(Output.jsonObject($0)) }) }
+            doc["compensation"] = compensation.map { .object(Output.jsonObject($0)) } ?? .null
             return print(JSONValue.object(doc).serialized)
         }
-        guard !balance.isEmpty || !payment.isEmpty || compensation != nil else {
+        let documents = history.flatMap(\.documents)
+        guard !documents.isEmpty || compensation != nil else {
             return print("saga \(sagaId): no history and no compensation archived")
         }
         print("saga \(sagaId)")
         // One saga is one trace when every hop carried its context; more than one id means a
         // producer started its own, and both are worth looking up.
         var traces: [String] = []
-        for doc in balance + payment + (compensation.map { [$0] } ?? []) {
+        for doc in documents + (compensation.map { [$0] } ?? []) {
             if let id = doc["traceId"]?.stringValue, !traces.contains(id) { traces.append(id) }
         }
         print(traces.isEmpty ? "trace: none (its events carried no traceparent)" : "trace: \(traces.joined(separator: ", "))")
-        print("balance_history (\(balance.count))")
-        if !balance.isEmpty {
-            print(
-                Output.table(
-                    ["OCCURRED AT", "TYPE", "USER", "AMOUNT", "EVENT"],
-                    balance.map {
-                        [
-                            Output.time($0["occurredAt"]), Output.text($0["type"]), Output.text($0["userId"]),
-                            Output.amount($0["amount"]), Output.text($0["_id"]),
-                        ]
-                    }, rightAligned: [3]))
-        }
-        print("payment_history (\(payment.count))")
-        if !payment.isEmpty {
-            print(
-                Output.table(
-                    ["OCCURRED AT", "PAYMENT", "ORDER", "AMOUNT", "STATUS", "EVENT"],
-                    payment.map {
-                        [
-                            Output.time($0["occurredAt"]), Output.text($0["paymentId"]), Output.text($0["orderId"]),
-                            Output.amount($0["amount"]), Output.text($0["status"]), Output.text($0["_id"]),
-                        ]
-                    }, rightAligned: [3]))
+        for (kind, documents) in history {
+            print("\(kind.collection) (\(documents.count))")
+            if !documents.isEmpty { print(Output.table(kind.sagaColumns, documents)) }
         }
         if let c = compensation {
             print(
                 "compensated at \(Output.time(c["compensatedAt"])): \(Output.text(c["reason"])) (failed event \(Output.text(c["failedEvent"])), \(Output.text(c["failedType"])))"
             )
-            for (label, list) in [
-                ("deleted balance_history", CompensationList.deletedBalance), ("deleted payment_history", .deletedPayment),
-                ("suppressed", .suppressed),
-            ] {
+            let lists = history.map { (kind, _) in ("deleted \(kind.collection)", CompensationList.deleted(kind)) } + [("suppressed", .suppressed)]
+            for (label, list) in lists {
                 let ids = list.ids(in: c) ?? []
                 print("  \(label): \(ids.joined(separator: ", "))")
                 // Past the cap the record counts them all; the rest are in compensation_ids.

@@ -1,3 +1,4 @@
+import Archiver
 import Events
 import Mongo
 
@@ -56,6 +57,21 @@ enum Output {
         case .string(let s): s
         case .none, .null: "-"
         case .some(let v): v.int64Value.map(String.init) ?? "\(v)"
+        }
+    }
+
+    /// Documents as a table of `columns`; amounts are right-aligned.
+    static func table(_ columns: [HistoryColumn], _ docs: [Document]) -> String {
+        table(
+            columns.map(\.header), docs.map { doc in columns.map { cell(doc[$0.field], $0.format) } },
+            rightAligned: Set(columns.indices.filter { columns[$0].format == .amount }))
+    }
+
+    static func cell(_ value: BSON?, _ format: HistoryColumn.Format) -> String {
+        switch format {
+        case .time: time(value)
+        case .text: text(value)
+        case .amount: amount(value)
         }
     }
 

@@ -34,7 +34,7 @@ struct RunCommand: AsyncParsableCommand {
     var retryMaxMs = 5_000
 
     @Option(help: "Topics to archive from, comma-separated (default: the contract's).")
-    var topics = "commerce.balance,commerce.payment,commerce.order"
+    var topics = HistoryKinds.builtIn.topics.joined(separator: ",")
 
     @Option(help: "Dead-letter topic.")
     var deadLetterTopic = "archive.dlq"
@@ -106,6 +106,6 @@ struct MigrateCommand: AsyncParsableCommand {
         CLILogging.bootstrap(default: .warning)
         let store = try await HistoryConnection.open(connection)
         try await store.migrate()
-        print("migrated database '\(store.database.name)': balance_history, payment_history, compensations and their indexes")
+        print("migrated database '\(store.database.name)': \(store.kinds.collections.joined(separator: ", ")) and their indexes")
     }
 }

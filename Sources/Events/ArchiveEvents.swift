@@ -1,35 +1,40 @@
-/// `commerce.balance.charged` / `commerce.balance.deducted` (contract §4).
-public struct BalanceChange: Sendable, Equatable {
-    public enum Kind: String, Sendable { case charge = "CHARGE", deduct = "DEDUCT" }
+/// An event the archiver keeps as history, of any kind: the envelope's part, and the kind's
+/// `data` fields in fixed slots. One struct for every kind, so no event is boxed.
+public struct HistoryEvent: Sendable, Equatable {
     public var eventId: String
-    public var kind: Kind
-    public var userId: Int64
-    public var amount: Int64
-    public var balanceBefore: Int64
-    public var balanceAfter: Int64
-    public var orderId: Int64?
-    public var paymentId: Int64?
+    /// The CloudEvent `type`, interned: compare it with the kind's types at no cost.
+    public var type: String
+    /// Its type's index in the schema (the metrics' tally).
+    public var typeIndex: Int
+    /// Its kind's index in the table it was decoded with.
+    public var kind: Int
     public var sagaId: String
     public var occurredAtMs: Int64
     /// Its trace, when the event carried one: the document's `traceId`.
-    public var traceParent: TraceParent? = nil
+    public var traceParent: TraceParent?
+    public var data: DataValues
+
+    public init(
+        eventId: String, type: String, typeIndex: Int, kind: Int, sagaId: String, occurredAtMs: Int64, traceParent: TraceParent? = nil,
+        data: DataValues = DataValues()
+    ) {
+        self.eventId = eventId
+        self.type = type
+        self.typeIndex = typeIndex
+        self.kind = kind
+        self.sagaId = sagaId
+        self.occurredAtMs = occurredAtMs
+        self.traceParent = traceParent
+        self.data = data
+    }
+
+    /// A required integer field (checked on decoding); an optional one is `data.integer(field)`.
+    public func integer(_ field: DataField) -> Int64 { data.integer(field) ?? 0 }
+    /// A required text field (checked on decoding); an optional one is `data.text(field)`.
+    public func text(_ field: DataField) -> String { data.text(field) ?? "" }
 }
 
-/// `commerce.payment.completed` (contract §4).
-public struct PaymentCompletion: Sendable, Equatable {
-    public var eventId: String
-    public var paymentId: Int64
-    public var orderId: Int64
-    public var userId: Int64
-    public var amount: Int64
-    public var status: String
-    public var sagaId: String
-    public var occurredAtMs: Int64
-    /// Its trace, when the event carried one: the document's `traceId`.
-    public var traceParent: TraceParent? = nil
-}
-
-/// `commerce.order.status-change-failed` / `commerce.payment.failed`: the saga must be compensated.
+/// A saga failure (contract §4): the saga must be compensated.
 public struct SagaFailure: Sendable, Equatable {
     /// The reason goes into the compensation record and event: kept to this many UTF-8 bytes.
     public static let maxReasonBytes = 1_000
@@ -45,85 +50,52 @@ public struct SagaFailure: Sendable, Equatable {
     public var traceParent: TraceParent? = nil
 }
 
-/// The event types the archiver acts on, in `types` order.
-public enum ArchiveKind: Int, CaseIterable, Sendable {
-    case balanceCharged, balanceDeducted, paymentCompleted, orderStatusChangeFailed, paymentFailed
-
-    public static let types = [
-        EventType.balanceCharged, EventType.balanceDeducted, EventType.paymentCompleted,
-        EventType.orderStatusChangeFailed, EventType.paymentFailed,
-    ]
-    public var type: String { Self.types[rawValue] }
-}
-
 /// What the archiver does with an event.
 public enum ArchiveEvent: Sendable, Equatable {
-    case balance(BalanceChange)
-    case payment(PaymentCompletion)
+    case history(HistoryEvent)
     case sagaFailed(SagaFailure)
 
     public var sagaId: String {
         switch self {
-        case .balance(let b): b.sagaId
-        case .payment(let p): p.sagaId
+        case .history(let e): e.sagaId
         case .sagaFailed(let f): f.sagaId
-        }
-    }
-
-    public var kind: ArchiveKind {
-        switch self {
-        case .balance(let b): b.kind == .charge ? .balanceCharged : .balanceDeducted
-        case .payment: .paymentCompleted
-        case .sagaFailed(let f): f.type == EventType.paymentFailed ? .paymentFailed : .orderStatusChangeFailed
         }
     }
 
     /// The CloudEvent `type` this came from.
     public var type: String {
         switch self {
-        case .balance(let b): b.kind == .charge ? EventType.balanceCharged : EventType.balanceDeducted
-        case .payment: EventType.paymentCompleted
+        case .history(let e): e.type
         case .sagaFailed(let f): f.type
         }
     }
 
     public var eventId: String {
         switch self {
-        case .balance(let b): b.eventId
-        case .payment(let p): p.eventId
+        case .history(let e): e.eventId
         case .sagaFailed(let f): f.eventId
         }
     }
 }
 
 extension CloudEvent {
-    /// The archiver's reading of this event: nil when its type is none of the archiver's
-    /// business, a schema error when it is but a required field is missing or mistyped.
+    /// The archiver's reading of this event: nil when its type is none of the schema's it was
+    /// decoded with, a schema error when it is but a required field is missing or mistyped.
     /// - Parameter fallbackTimeMs: the Kafka timestamp, used when the event has no `time`.
     public func archiveEvent(fallbackTimeMs: Int64?) throws(EventDecodingError) -> ArchiveEvent? {
-        guard let archiveKind else { return nil }
-        switch archiveKind {
-        case .balanceCharged, .balanceDeducted:
-            return .balance(
-                BalanceChange(
-                    eventId: id, kind: archiveKind == .balanceCharged ? .charge : .deduct,
-                    userId: try data.require(data.userId, "userId"), amount: try data.require(data.amount, "amount"),
-                    balanceBefore: try data.require(data.balanceBefore, "balanceBefore"),
-                    balanceAfter: try data.require(data.balanceAfter, "balanceAfter"),
-                    orderId: try optional(data.orderId, "orderId"), paymentId: try optional(data.paymentId, "paymentId"),
-                    sagaId: try requiredSaga(), occurredAtMs: try occurredAt(fallbackTimeMs), traceParent: traceParent))
-        case .paymentCompleted:
-            return .payment(
-                PaymentCompletion(
-                    eventId: id, paymentId: try data.require(data.paymentId, "paymentId"),
-                    orderId: try data.require(data.orderId, "orderId"), userId: try data.require(data.userId, "userId"),
-                    amount: try data.require(data.amount, "amount"), status: try data.require(data.status, "status"),
-                    sagaId: try requiredSaga(), occurredAtMs: try occurredAt(fallbackTimeMs), traceParent: traceParent))
-        case .orderStatusChangeFailed, .paymentFailed:
+        guard let role, let typeIndex else { return nil }
+        try data.check(fields)
+        switch role {
+        case .history(let kind):
+            return .history(
+                HistoryEvent(
+                    eventId: id, type: type, typeIndex: typeIndex, kind: kind, sagaId: try requiredSaga(),
+                    occurredAtMs: try occurredAt(fallbackTimeMs), traceParent: traceParent, data: data.values))
+        case .failure:
             return .sagaFailed(
                 SagaFailure(
                     eventId: id, type: type, sagaId: try requiredSaga(),
-                    reason: SagaFailure.bounded(try data.require(data.reason, "reason")), traceParent: traceParent))
+                    reason: SagaFailure.bounded(data.values.text(EventSchema.reason) ?? ""), traceParent: traceParent))
         }
     }
 
@@ -135,11 +107,5 @@ extension CloudEvent {
     private func occurredAt(_ fallback: Int64?) throws(EventDecodingError) -> Int64 {
         guard let ms = timeMs ?? fallback else { throw .schema("time is missing and the message has no timestamp") }
         return ms
-    }
-
-    /// An optional field may be absent, but not present with the wrong type.
-    private func optional(_ value: Int64?, _ name: String) throws(EventDecodingError) -> Int64? {
-        if value == nil, let problem = data.wrongTypes[name] { throw .schema("data.\(name) \(problem)") }
-        return value
     }
 }

@@ -24,24 +24,34 @@ public struct CloudEvent: Sendable {
     public var timeMs: Int64?
     public var sagaId: String?
     public var data: EventData
-    /// Set when `type` is one the archiver acts on, so no string comparison decides it again.
-    public var archiveKind: ArchiveKind?
+    /// Set when `type` is one of the schema's, so no string comparison decides it again: its
+    /// index in the schema's types, what it means, and the fields `data` was read for.
+    public var typeIndex: Int?
+    var role: EventSchema.Role?
+    var fields: [DataField] = []
     /// The `traceparent` attribute; nil when absent or malformed (contract §2: ignored).
     public var traceParent: TraceParent?
 
     /// Decodes a Kafka message value. Never traps on bad input: every failure is a thrown
     /// `EventDecodingError` saying what is wrong.
-    public static func decode(_ bytes: [UInt8]) throws(EventDecodingError) -> CloudEvent {
-        try bytes.withUnsafeBytes { raw in Result { () throws(EventDecodingError) in try decode(raw) } }.get()
+    /// - Parameter schema: the types the archiver acts on; `data` is read only for those.
+    public static func decode(_ bytes: [UInt8], schema: EventSchema = .none) throws(EventDecodingError) -> CloudEvent {
+        try bytes.withUnsafeBytes { raw in Result { () throws(EventDecodingError) in try decode(raw, schema: schema) } }.get()
     }
 
-    public static func decode(_ raw: UnsafeRawBufferPointer) throws(EventDecodingError) -> CloudEvent {
-        var envelope = Envelope()
+    public static func decode(_ raw: UnsafeRawBufferPointer, schema: EventSchema = .none) throws(EventDecodingError) -> CloudEvent {
+        var envelope = Envelope(schema: schema)
         var notAnObject: String?
         do throws(JSONReader.Failure) {
             var r = JSONReader(raw)
             if try r.peek() == 0x7B {
                 try r.object { (r: inout JSONReader, key) throws(JSONReader.Failure) in try envelope.read(key, &r) }
+                // `data` came before `type`: read now that its fields are known.
+                if let start = envelope.dataStart, envelope.typeIndex != nil {
+                    var again = JSONReader(raw)
+                    again.i = start
+                    try envelope.readData(&again)
+                }
             } else {
                 notAnObject = try r.kindOfNext()
                 try r.skipValue()
@@ -55,40 +65,22 @@ public struct CloudEvent: Sendable {
     }
 }
 
-/// The `data` fields the archiver and the services read; each nil when absent or null.
+/// The `data` fields of a known type, each absent when missing or null.
 public struct EventData: Sendable {
-    public var userId: Int64?
-    public var amount: Int64?
-    public var balanceBefore: Int64?
-    public var balanceAfter: Int64?
-    public var orderId: Int64?
-    public var paymentId: Int64?
-    public var status: String?
-    public var reason: String?
+    public var values = DataValues()
     /// Fields present with the wrong JSON type, and what they held; reported only when needed.
     var wrongTypes: [String: String] = [:]
     var isObject = true
 
-    mutating func read(_ key: JSONReader.Key, _ r: inout JSONReader) throws(JSONReader.Failure) {
-        if key.is("userId") {
-            userId = try integer("userId", &r)
-        } else if key.is("amount") {
-            amount = try integer("amount", &r)
-        } else if key.is("balanceBefore") {
-            balanceBefore = try integer("balanceBefore", &r)
-        } else if key.is("balanceAfter") {
-            balanceAfter = try integer("balanceAfter", &r)
-        } else if key.is("orderId") {
-            orderId = try integer("orderId", &r)
-        } else if key.is("paymentId") {
-            paymentId = try integer("paymentId", &r)
-        } else if key.is("status") {
-            status = try text("status", &r)
-        } else if key.is("reason") {
-            reason = try text("reason", &r)
-        } else {
-            try r.skipValue()
+    mutating func read(_ key: JSONReader.Key, _ r: inout JSONReader, fields: [DataField]) throws(JSONReader.Failure) {
+        for field in fields where key.matches(field.name) {
+            switch field.type {
+            case .integer: if let v = try integer(field.name, &r) { values.set(field, integer: v) }
+            case .text: if let v = try text(field.name, &r) { values.set(field, text: v) }
+            }
+            return
         }
+        try r.skipValue()
     }
 
     private mutating func integer(_ name: String, _ r: inout JSONReader) throws(JSONReader.Failure) -> Int64? {
@@ -117,15 +109,13 @@ public struct EventData: Sendable {
         }
     }
 
-    /// The value of a required integer field, or a schema error naming it.
-    public func require(_ value: Int64?, _ name: String) throws(EventDecodingError) -> Int64 {
-        if let value { return value }
-        throw .schema(problem(name))
-    }
-
-    public func require(_ value: String?, _ name: String) throws(EventDecodingError) -> String {
-        if let value { return value }
-        throw .schema(problem(name))
+    /// A schema error naming the first of `fields` that is required but missing, or present with
+    /// the wrong type.
+    func check(_ fields: [DataField]) throws(EventDecodingError) {
+        for field in fields where !values.has(field) {
+            if field.isRequired { throw .schema(problem(field.name)) }
+            if let problem = wrongTypes[field.name] { throw .schema("data.\(field.name) \(problem)") }
+        }
     }
 
     private func problem(_ name: String) -> String {
@@ -143,10 +133,15 @@ private struct Envelope {
     var subject: String?
     var time: Int64?
     var sagaId: String?
-    var archiveKind: ArchiveKind?
+    let schema: EventSchema
+    var typeIndex: Int?
     var traceParent: TraceParent?
     var data = EventData()
+    /// Where `data` starts, when it came before `type` and so could not be read yet.
+    var dataStart: Int?
     var problems: [String] = []
+
+    init(schema: EventSchema) { self.schema = schema }
 
     /// The services' `source`s, read as these very strings: "/commerce/payment" and
     /// "/commerce/product" are longer than the 15 bytes a String holds inline, so reading them
@@ -155,19 +150,16 @@ private struct Envelope {
 
     mutating func read(_ key: JSONReader.Key, _ r: inout JSONReader) throws(JSONReader.Failure) {
         if key.is("data") {
-            if try r.peek() == 0x7B {
-                try r.object { (r: inout JSONReader, k) throws(JSONReader.Failure) in try data.read(k, &r) }
-            } else {
-                data.isObject = try r.peek() == 0x6E
-                try r.skipValue()
-            }
+            let isObject = try r.peek() == 0x7B
+            if type == nil && isObject { dataStart = r.i }
+            try readData(&r)
         } else if key.is("id") {
             id = try attribute("id", &r)
         } else if key.is("type") {
             guard try r.peek() == 0x22 else { type = try attribute("type", &r); return }
-            let (value, index) = try r.string(interning: ArchiveKind.types)
+            let (value, index) = try r.string(interning: schema.types)
             type = value
-            archiveKind = index.map { ArchiveKind.allCases[$0] }
+            typeIndex = index
         } else if key.is("source") {
             guard try r.peek() == 0x22 else { source = try attribute("source", &r); return }
             source = try r.string(interning: Self.knownSources).value
@@ -185,6 +177,17 @@ private struct Envelope {
         } else {
             try r.skipValue()
         }
+    }
+
+    /// Reads `data` for the fields of the type, or skips it while the type is not known.
+    mutating func readData(_ r: inout JSONReader) throws(JSONReader.Failure) {
+        guard try r.peek() == 0x7B else {
+            data.isObject = try r.peek() == 0x6E
+            return try r.skipValue()
+        }
+        guard let typeIndex else { return try r.skipValue() }
+        let fields = schema.fields[typeIndex]
+        try r.object { (r: inout JSONReader, k) throws(JSONReader.Failure) in try data.read(k, &r, fields: fields) }
     }
 
     private mutating func attribute(_ name: String, _ r: inout JSONReader) throws(JSONReader.Failure) -> String? {
@@ -210,7 +213,7 @@ private struct Envelope {
         guard let source, !source.isEmpty else { throw .schema("source is missing or empty") }
         guard let type, !type.isEmpty else { throw .schema("type is missing or empty") }
         return CloudEvent(
-            id: id, source: source, type: type, subject: subject, timeMs: time, sagaId: sagaId, data: data, archiveKind: archiveKind,
-            traceParent: traceParent)
+            id: id, source: source, type: type, subject: subject, timeMs: time, sagaId: sagaId, data: data, typeIndex: typeIndex,
+            role: typeIndex.map { schema.roles[$0] }, fields: typeIndex.map { schema.fields[$0] } ?? [], traceParent: traceParent)
     }
 }

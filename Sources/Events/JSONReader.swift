@@ -67,6 +67,12 @@ struct JSONReader {
             guard raw.count == name.utf8CodeUnitCount else { return false }
             return memcmp(raw.baseAddress!, name.utf8Start, raw.count) == 0
         }
+        /// The same for a name known only at run time (a history kind's field).
+        func matches(_ name: String) -> Bool {
+            if let decoded { return decoded == name }
+            guard raw.count == name.utf8.count else { return false }
+            return name.utf8.withContiguousStorageIfAvailable { memcmp(raw.baseAddress!, $0.baseAddress!, raw.count) == 0 } ?? false
+        }
         var string: String { decoded ?? String(decoding: raw, as: UTF8.self) }
     }
 

@@ -1,4 +1,5 @@
 import Archiver
+import Events
 import Foundation
 import Mongo
 
@@ -120,7 +121,7 @@ struct InvariantChecker {
         if Set(payments) != completed {
             problems.append("\(HistoryKind.payment.collection) holds \(Set(payments).count) of this run's payments, \(completed.count) completed")
         }
-        let deducts = try await db.sagaIds(of: .balance, among: paymentSagas, type: .deduct)
+        let deducts = try await db.sagaIds(of: .balance, among: paymentSagas, type: EventType.balanceDeducted)
         if Set(deducts) != completed || deducts.count != completed.count {
             problems.append("\(HistoryKind.balance.collection) holds \(deducts.count) deductions of this run, \(completed.count) payments completed")
         }

@@ -18,13 +18,13 @@ struct ArchivingTests {
             Make.event(s.orderTopic, key: "1001", type: EventType.orderPlaced, saga: "order-1001", ["orderId": .int(1001)]),
         ])
         let (archiver, task) = try await s.start()
-        #expect(try await eventually { try await s.count(s.store.balance) == 2 })
-        #expect(try await eventually { try await s.count(s.store.payment) == 1 })
+        #expect(try await eventually { try await s.count(s.store.collection(of: .balance)) == 2 })
+        #expect(try await eventually { try await s.count(s.store.collection(of: .payment)) == 1 })
         #expect(try await eventually { archiver.totals.ignored == 1 })
         archiver.stop()
         try await task.value
 
-        let deduct = try #require(try await s.store.balance.findOne(["_id": .string(deductId)]))
+        let deduct = try #require(try await s.store.collection(of: .balance).findOne(["_id": .string(deductId)]))
         #expect(
             deduct.keys == [
                 "_id", "userId", "type", "amount", "balanceBefore", "balanceAfter", "orderId", "paymentId",
@@ -35,9 +35,9 @@ struct ArchivingTests {
         #expect(deduct["sagaId"] == "pay-3" && deduct["occurredAt"] == .datetime(1_764_000_000_000))
         #expect(deduct["source"]?.documentValue?["topic"]?.stringValue == s.balanceTopic)
         #expect(deduct["source"]?.documentValue?["offset"]?.int64Value != nil)
-        let charge = try #require(try await s.store.balance.findOne(["_id": .string(chargeId)]))
+        let charge = try #require(try await s.store.collection(of: .balance).findOne(["_id": .string(chargeId)]))
         #expect(charge["type"] == "CHARGE" && charge["orderId"] == nil && charge["paymentId"] == nil)
-        let payment = try #require(try await s.store.payment.findOne(["_id": .string(paymentId)]))
+        let payment = try #require(try await s.store.collection(of: .payment).findOne(["_id": .string(paymentId)]))
         #expect(payment.keys == ["_id", "paymentId", "orderId", "userId", "amount", "status", "sagaId", "occurredAt", "archivedAt", "source"])
         #expect(payment["status"] == "COMPLETED" && payment["orderId"]?.int64Value == 1001)
         await s.drop()
@@ -47,8 +47,8 @@ struct ArchivingTests {
         let s = try await Scenario()
         try await s.store.migrate()
         try await s.store.migrate()  // twice is fine
-        let balance = try await s.store.balance.listIndexes().compactMap { $0["key"]?.documentValue?.keys }
-        let payment = try await s.store.payment.listIndexes().compactMap { $0["key"]?.documentValue?.keys }
+        let balance = try await s.store.collection(of: .balance).listIndexes().compactMap { $0["key"]?.documentValue?.keys }
+        let payment = try await s.store.collection(of: .payment).listIndexes().compactMap { $0["key"]?.documentValue?.keys }
         #expect(balance.contains(["userId", "occurredAt"]) && balance.contains(["sagaId"]))
         #expect(payment.contains(["orderId"]) && payment.contains(["userId", "occurredAt"]) && payment.contains(["sagaId"]))
         await s.drop()
@@ -62,15 +62,15 @@ struct ArchivingTests {
         #expect(try await eventually { archiver.totals.archived == 2 })
         archiver.stop()
         try await task.value
-        let first = try await s.store.balance.findOne(["_id": .string(id)])
+        let first = try await s.store.collection(of: .balance).findOne(["_id": .string(id)])
 
         // A new group reads everything again: the redelivery changes nothing.
         (archiver, task) = try await s.start(group: "second-\(s.group)")
         #expect(try await eventually { archiver.totals.archived == 2 })
         archiver.stop()
         try await task.value
-        #expect(try await s.count(s.store.balance) == 1)
-        #expect(try await s.store.balance.findOne(["_id": .string(id)]) == first)
+        #expect(try await s.count(s.store.collection(of: .balance)) == 1)
+        #expect(try await s.store.collection(of: .balance).findOne(["_id": .string(id)]) == first)
         await s.drop()
     }
 
@@ -88,7 +88,7 @@ struct ArchivingTests {
         #expect(try await eventually(30) { !archiver.status.snapshot.mongoReachable })
         #expect(try await s.committed(s.balanceTopic).isEmpty, "committed while the write was failing")
         try await mongo.start()
-        #expect(try await eventually(60) { try await s.count(s.store.balance) == 20 })
+        #expect(try await eventually(60) { try await s.count(s.store.collection(of: .balance)) == 20 })
         archiver.stop()
         try await task.value
         // Everything written was committed.

@@ -11,10 +11,14 @@ struct BatchPlannerTests {
         Inbound(message: KafkaMessage(topic: "t", partition: 0, offset: offset, key: nil, value: []), outcome: .archive(e))
     }
     func deduct(_ id: String, saga: String) -> ArchiveEvent {
-        .balance(
-            BalanceChange(
-                eventId: id, kind: .deduct, userId: 1, amount: 1, balanceBefore: 2, balanceAfter: 1, orderId: nil,
-                paymentId: nil, sagaId: saga, occurredAtMs: 0))
+        var data = DataValues()
+        for (field, value) in [
+            (BalanceHistory.userId, 1), (BalanceHistory.amount, 1), (BalanceHistory.balanceBefore, 2), (BalanceHistory.balanceAfter, 1),
+        ] {
+            data.set(field, integer: Int64(value))
+        }
+        return .history(
+            HistoryEvent(eventId: id, type: EventType.balanceDeducted, typeIndex: 1, kind: 0, sagaId: saga, occurredAtMs: 0, data: data))
     }
     func failed(_ id: String, saga: String) -> ArchiveEvent {
         .sagaFailed(SagaFailure(eventId: id, type: EventType.paymentFailed, sagaId: saga, reason: "r"))
@@ -27,20 +31,20 @@ struct BatchPlannerTests {
                 inbound(deduct("b", saga: "s"), offset: 2), inbound(deduct("c", saga: "t"), offset: 3),
             ],
             known: [:])
-        #expect(plan.balanceWrites.map(\.eventId) == ["c"])
-        #expect(plan.newCompensations.map(\.priorBalance) == [["a"]])
+        #expect(plan.writes(of: .balance).map(\.eventId) == ["c"])
+        #expect(plan.newCompensations.map { $0.prior[0] } == [["a"]])
         #expect(plan.suppressions.map(\.eventId) == ["b"])
     }
 
     @Test func aKnownCompensationSuppressesAndARepeatedFailureIsRedoneOnce() {
-        let known = ["s": CompensationRecord(sagaId: "s", failedEvent: "f", reason: "r", deletedBalance: [], deletedPayment: [])]
+        let known = ["s": CompensationRecord(sagaId: "s", failedEvent: "f", reason: "r", deleted: [[], []])]
         let plan = BatchPlanner.plan(
             [
                 inbound(deduct("a", saga: "s"), offset: 0), inbound(failed("f", saga: "s"), offset: 1),
                 inbound(failed("f", saga: "s"), offset: 2), inbound(failed("g", saga: "s"), offset: 3),
             ],
             known: known)
-        #expect(plan.balanceWrites.isEmpty && plan.newCompensations.isEmpty)
+        #expect(plan.writes(of: .balance).isEmpty && plan.newCompensations.isEmpty)
         #expect(plan.suppressions.map(\.eventId) == ["a"])
         #expect(plan.repeatedCompensations.map(\.sagaId) == ["s"])
         #expect(plan.duplicateFailures.map(\.eventId) == ["g"])

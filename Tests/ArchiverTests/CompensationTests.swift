@@ -27,8 +27,8 @@ struct CompensationTests {
         archiver.stop()
         try await task.value
 
-        #expect(try await s.store.balance.find().compactMap { $0["_id"]?.stringValue } == [other])
-        #expect(try await s.count(s.store.payment) == 0)
+        #expect(try await s.store.collection(of: .balance).find().compactMap { $0["_id"]?.stringValue } == [other])
+        #expect(try await s.count(s.store.collection(of: .payment)) == 0)
         let record = try #require(try await s.store.compensations.findOne(["_id": "pay-7"]))
         #expect(record.keys == ["_id", "reason", "failedEvent", "failedType", "deleted", "suppressed", "compensatedAt"])
         #expect(record["reason"] == "order cancelled" && record["failedEvent"] == .string(failure))
@@ -57,8 +57,8 @@ struct CompensationTests {
         #expect(try await eventually { archiver.totals.suppressed == 2 })
         archiver.stop()
         try await task.value
-        #expect(try await s.count(s.store.balance) == 0)
-        #expect(try await s.count(s.store.payment) == 0)
+        #expect(try await s.count(s.store.collection(of: .balance)) == 0)
+        #expect(try await s.count(s.store.collection(of: .payment)) == 0)
         let record = try #require(try await s.store.compensations.findOne(["_id": "pay-9"]))
         #expect(Set(record["suppressed"]?.arrayValue?.compactMap(\.stringValue) ?? []) == [late, latePayment])
         #expect(record["deleted"]?.documentValue?["balance_history"] == .array([]))
@@ -78,8 +78,8 @@ struct CompensationTests {
         let outcome = try await s.executor().execute(batch)
         // The saga's history was never written: only the unrelated event counts as archived.
         #expect(outcome.archived == 1 && outcome.compensated == 1 && outcome.suppressed == 1, "\(outcome)")
-        #expect(try await s.store.balance.find().compactMap { $0["_id"]?.stringValue } == [unrelated])
-        #expect(try await s.count(s.store.payment) == 0)
+        #expect(try await s.store.collection(of: .balance).find().compactMap { $0["_id"]?.stringValue } == [unrelated])
+        #expect(try await s.count(s.store.collection(of: .payment)) == 0)
         let record = try #require(try await s.store.compensations.findOne(["_id": "pay-5"]))
         #expect(record["deleted"]?.documentValue?["balance_history"] == .array([.string(before)]))
         #expect(record["deleted"]?.documentValue?["payment_history"] == .array([.string(payment)]))
@@ -99,10 +99,10 @@ struct CompensationTests {
             "deleted": .document(["balance_history": .array([.string(deduct)]), "payment_history": .array([])]),
             "suppressed": .array([]), "compensatedAt": .datetime(1),
         ])
-        try await s.store.balance.insertOne(["_id": .string(deduct), "sagaId": "pay-4"])
+        try await s.store.collection(of: .balance).insertOne(["_id": .string(deduct), "sagaId": "pay-4"])
         try await s.send([Make.paymentFailed(s, saga: "pay-4", id: failure)])
         let (archiver, task) = try await s.start()
-        #expect(try await eventually { try await s.count(s.store.balance) == 0 })
+        #expect(try await eventually { try await s.count(s.store.collection(of: .balance)) == 0 })
         archiver.stop()
         try await task.value
         let emitted = try await s.readAll(s.compensationTopic)
@@ -118,7 +118,7 @@ struct CompensationTests {
         let executor = s.executor()
         let first = Scenario.batch([Make.deducted(s, saga: "pay-51", id: raced)])
         let written = try await executor.write(try await executor.plan(first).plan, to: first)
-        #expect(try await s.count(s.store.balance) == 1)
+        #expect(try await s.count(s.store.collection(of: .balance)) == 1)
         // Another instance compensates the saga after this batch's lookup; its listing missed the write.
         try await s.store.compensations.insertOne([
             "_id": "pay-51", "reason": "other", "failedEvent": "f-theirs",
@@ -130,10 +130,10 @@ struct CompensationTests {
         let second = Scenario.batch([Make.deducted(s, saga: "pay-52", id: unrelated)])
         let (plan, racedWrites) = try await executor.plan(second, recheck: written)
         #expect(racedWrites == [Suppression(sagaId: "pay-51", eventId: raced, kind: .balance)])
-        #expect(plan.balanceWrites.map(\.eventId) == [unrelated])
+        #expect(plan.writes(of: .balance).map(\.eventId) == [unrelated])
         let outcome = try await executor.settle(written, raced: racedWrites)
         #expect(outcome.archived == 0 && outcome.suppressed == 1, "\(outcome)")
-        #expect(try await s.count(s.store.balance) == 0, "history written after its saga's compensation survived")
+        #expect(try await s.count(s.store.collection(of: .balance)) == 0, "history written after its saga's compensation survived")
         let record = try #require(try await s.store.compensations.findOne(["_id": "pay-51"]))
         #expect(record["suppressed"] == .array([.string(raced)]))
         await s.drop()
@@ -154,7 +154,7 @@ struct CompensationTests {
         let archiver = try await Archiver(configuration: s.configuration(batchSize: 1), logger: logger)
         archiver.faults.withLock {
             $0.beforeWritingHistory = { plan in
-                guard plan.balanceWrites.contains(where: { $0.eventId == raced }) else { return }
+                guard plan.writes(of: .balance).contains(where: { $0.eventId == raced }) else { return }
                 // Another instance compensates the saga after this batch's lookup: its listing misses the write to come.
                 try await s.store.compensations.insertOne([
                     "_id": "pay-61", "reason": "other", "failedEvent": "f-theirs",
@@ -168,7 +168,9 @@ struct CompensationTests {
         #expect(try await eventually { archiver.totals.suppressed == 1 && archiver.totals.archived == (nextBatchWaiting ? 1 : 0) })
         archiver.stop()
         try await task.value
-        #expect(try await s.store.balance.findOne(["_id": .string(raced)]) == nil, "history written after its saga's compensation survived")
+        #expect(
+            try await s.store.collection(of: .balance).findOne(["_id": .string(raced)]) == nil,
+            "history written after its saga's compensation survived")
         let record = try #require(try await s.store.compensations.findOne(["_id": "pay-61"]))
         #expect(record["suppressed"] == .array([.string(raced)]))
         #expect(try await s.committed(s.balanceTopic).values.reduce(0, +) == (nextBatchWaiting ? 2 : 1))

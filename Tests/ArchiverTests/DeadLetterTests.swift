@@ -13,7 +13,7 @@ struct DeadLetterTests {
         let s = try await Scenario()
         // An operator's unique index makes MongoDB refuse the second of two deductions leaving the same balance.
         try await s.store.migrate()
-        try await s.store.balance.createIndexes([IndexModel(keys: ["balanceAfter": 1], name: "unique_after", unique: true)])
+        try await s.store.collection(of: .balance).createIndexes([IndexModel(keys: ["balanceAfter": 1], name: "unique_after", unique: true)])
         let good = Make.deducted(s, saga: "pay-1", amount: 100)
         let refused = Make.deducted(s, saga: "pay-2", amount: 100)
         let bad: [(KafkaRecord, String, String)] = [
@@ -38,7 +38,7 @@ struct DeadLetterTests {
         #expect(try await eventually { archiver.totals.deadLettered == bad.count + 1 })
         archiver.stop()
         try await task.value
-        #expect(try await s.count(s.store.balance) == 1)
+        #expect(try await s.count(s.store.collection(of: .balance)) == 1)
 
         let letters = try await s.read(s.deadLetterTopic, count: bad.count + 1)
         #expect(letters.count == bad.count + 1)

@@ -24,7 +24,7 @@ struct HardeningTests {
         #expect(try await eventually { archiver.totals.deadLettered == 4 })
         // Still running: later events are archived.
         try await s.send((0..<10).map { Make.deducted(s, saga: "pay-\($0)", user: 9) })
-        #expect(try await eventually { try await s.count(s.store.balance) == 10 })
+        #expect(try await eventually { try await s.count(s.store.collection(of: .balance)) == 10 })
         archiver.stop()
         try await task.value
 
@@ -48,8 +48,10 @@ struct HardeningTests {
         let s = try await Scenario()
         try await s.store.migrate()
         // An operator's unique index refuses the event (a `rejected` dead letter) until they drop the blocker.
-        try await s.store.balance.createIndexes([IndexModel(keys: ["userId": .int32(1), "amount": .int32(1)], name: "operator_unique", unique: true)])
-        try await s.store.balance.insertOne(["_id": "blocker", "userId": .int64(77), "amount": .int64(5)])
+        try await s.store.collection(of: .balance).createIndexes([
+            IndexModel(keys: ["userId": .int32(1), "amount": .int32(1)], name: "operator_unique", unique: true)
+        ])
+        try await s.store.collection(of: .balance).insertOne(["_id": "blocker", "userId": .int64(77), "amount": .int64(5)])
         let id = Make.id()
         func event(padding: Int) -> KafkaRecord {
             Make.event(
@@ -66,13 +68,13 @@ struct HardeningTests {
         archiver.stop()
         try await task.value
 
-        try await s.store.balance.deleteMany(["_id": "blocker"])
+        try await s.store.collection(of: .balance).deleteMany(["_id": "blocker"])
         var config = s.configuration()
         config.groupID = "\(s.group)-replay"
         let summary = try await Replayer(configuration: config, logger: Logger(label: "replay-test")).run(
             filter: .init(eventID: id), dryRun: false, idleMs: 2_000)
         #expect(summary.archived == 1 && summary.failed == 0, "\(summary)")
-        #expect(try await s.store.balance.findOne(["_id": .string(id)])?["amount"]?.int64Value == 5)
+        #expect(try await s.store.collection(of: .balance).findOne(["_id": .string(id)])?["amount"]?.int64Value == 5)
         // What the topic held was only the stub: the replay read the whole event from MongoDB.
         let letters = try await s.readAll(s.deadLetterTopic)
         #expect(letters.count == 1 && letters[0].header(DeadLetterHeader.payloadRef) != nil && letters[0].value.count < Self.poisonSize)
@@ -90,13 +92,13 @@ struct HardeningTests {
             "deleted": .document(["balance_history": .array([]), "payment_history": .array([])]),
             "suppressed": .array([]), "compensatedAt": .datetime(1),
         ])
-        try await s.store.balance.insertOne(["_id": .string(deduct), "sagaId": "pay-21", "userId": .int64(42)])
+        try await s.store.collection(of: .balance).insertOne(["_id": .string(deduct), "sagaId": "pay-21", "userId": .int64(42)])
         try await s.send([Make.deducted(s, saga: "pay-21", id: deduct)])
         let (archiver, task) = try await s.start()
         #expect(try await eventually { archiver.totals.suppressed == 1 })
         archiver.stop()
         try await task.value
-        #expect(try await s.count(s.store.balance) == 0, "history of a compensated saga survived its redelivery")
+        #expect(try await s.count(s.store.collection(of: .balance)) == 0, "history of a compensated saga survived its redelivery")
         let record = try #require(try await s.store.compensations.findOne(["_id": "pay-21"]))
         #expect(record["suppressed"] == .array([.string(deduct)]))
         await s.drop()
@@ -121,7 +123,7 @@ struct HardeningTests {
         let record = try #require(try await s.store.compensations.findOne(["_id": "pay-31"]))
         let listed = (record["suppressed"]?.arrayValue ?? []) + (record["deleted"]?.documentValue?["balance_history"]?.arrayValue ?? [])
         #expect(listed.contains(.string(early)), "an event of the saga is listed nowhere: \(record)")
-        #expect(try await s.count(s.store.balance) == 0)
+        #expect(try await s.count(s.store.collection(of: .balance)) == 0)
         await s.drop()
     }
 
@@ -133,13 +135,13 @@ struct HardeningTests {
         var executor = s.executor()
         // Another instance writes history of the saga while the compensation is under way.
         executor.faults.beforeDeletingHistory = { saga in
-            try await s.store.balance.insertOne(["_id": .string(racing), "sagaId": .string(saga), "userId": .int64(42)])
+            try await s.store.collection(of: .balance).insertOne(["_id": .string(racing), "sagaId": .string(saga), "userId": .int64(42)])
         }
         let failure = Scenario.batch([Make.paymentFailed(s, saga: "pay-41")])
         #expect(try await executor.execute(failure).compensated == 1)
         let record = try #require(try await s.store.compensations.findOne(["_id": "pay-41"]))
         let deleted = record["deleted"]?.documentValue?["balance_history"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        let remaining = try await s.store.balance.find().compactMap { $0["_id"]?.stringValue }
+        let remaining = try await s.store.collection(of: .balance).find().compactMap { $0["_id"]?.stringValue }
         #expect(deleted.contains(first) && !remaining.contains(first))
         #expect(deleted.contains(racing) || remaining.contains(racing), "deleted but listed nowhere: \(record)")
         let emitted = try await s.readAll(s.compensationTopic)
@@ -150,7 +152,7 @@ struct HardeningTests {
         // The racing writer's re-check (or its redelivery) takes its write back, listed as suppressed.
         let redelivered = Scenario.batch([Make.deducted(s, saga: "pay-41", id: racing)])
         _ = try await s.executor().execute(redelivered)
-        #expect(try await s.count(s.store.balance) == 0)
+        #expect(try await s.count(s.store.collection(of: .balance)) == 0)
         let after = try #require(try await s.store.compensations.findOne(["_id": "pay-41"]))
         let listedNow = (after["suppressed"]?.arrayValue ?? []) + (after["deleted"]?.documentValue?["balance_history"]?.arrayValue ?? [])
         #expect(listedNow.contains(.string(racing)))
@@ -238,7 +240,7 @@ struct HardeningTests {
         #expect(a.status.snapshot.pausedPartitions == 12 && a.status.snapshot.outageInProgress, "\(a.status.snapshot.detail)")
         #expect(a.carriedOverHighWater <= 50, "held \(a.carriedOverHighWater) messages during the outage")
         try await mongo.start()
-        #expect(try await eventually(90) { try await s.count(s.store.balance) == 3_000 }, "every partition resumed after the outage")
+        #expect(try await eventually(90) { try await s.count(s.store.collection(of: .balance)) == 3_000 }, "every partition resumed after the outage")
         a.stop()
         try await taskA.value
         await s.drop()
@@ -273,7 +275,7 @@ struct HostileInputTests {
         _ = try await s.executor().execute(Scenario.batch([Make.deducted(s, saga: "pay-kept", id: shared)]))
         // Another saga fails, then a history event of it arrives reusing the first event's id.
         _ = try await s.executor().execute(Scenario.batch([Make.paymentFailed(s, saga: "pay-gone"), Make.deducted(s, saga: "pay-gone", id: shared)]))
-        #expect(try await s.store.balance.findOne(["_id": .string(shared)])?["sagaId"] == "pay-kept")
+        #expect(try await s.store.collection(of: .balance).findOne(["_id": .string(shared)])?["sagaId"] == "pay-kept")
         await s.drop()
     }
 
@@ -287,7 +289,7 @@ struct HostileInputTests {
         let reason = String(repeating: "é", count: 600_000)
         let failure = Make.event(s.paymentTopic, key: "1", type: EventType.paymentFailed, saga: "pay-huge", ["reason": .string(reason)])
         #expect(try await s.executor().execute(Scenario.batch([failure])).compensated == 1)
-        #expect(try await s.count(s.store.balance) == 0)
+        #expect(try await s.count(s.store.collection(of: .balance)) == 0)
         let emitted = try await s.readAll(s.compensationTopic)
         #expect(emitted.count == 1 && emitted[0].value.count < 1_000_000)
         let record = try #require(try await s.store.compensations.findOne(["_id": "pay-huge"]))
@@ -306,20 +308,20 @@ struct HostileInputTests {
         let ids = (0..<68_500).map { String(repeating: "x", count: 246) + String(format: "%010d", $0) }
         let (archived, planned) = (ids.prefix(2_500), ids.dropFirst(2_500))
         _ = try await s.executor().execute(Scenario.batch(archived.map { Make.deducted(s, saga: "pay-vast", id: $0) }))
-        #expect(try await s.count(s.store.balance) == archived.count)
+        #expect(try await s.count(s.store.collection(of: .balance)) == archived.count)
         let outcome = try await s.executor().execute(
             Scenario.batch(planned.map { Make.deducted(s, saga: "pay-vast", id: $0) } + [Make.paymentFailed(s, saga: "pay-vast")]))
         #expect(outcome.compensated == 1)
-        #expect(try await s.count(s.store.balance) == 0)
+        #expect(try await s.count(s.store.collection(of: .balance)) == 0)
         let record = try #require(try await s.store.compensations.findOne(["_id": "pay-vast"]))
         #expect(record.bsonSize < 8_500_000, "the record is \(record.bsonSize) bytes")
-        #expect(CompensationList.deletedBalance.ids(in: record)?.count == CompensationList.cap)
-        #expect(record["deletedCount"]?.documentValue?[HistoryStore.balanceCollection]?.int64Value == Int64(ids.count))
-        let all = try await s.store.allIds(in: .deletedBalance, of: "pay-vast")
+        #expect(CompensationList.deleted(.balance).ids(in: record)?.count == CompensationList.cap)
+        #expect(record["deletedCount"]?.documentValue?[HistoryKind.balance.collection]?.int64Value == Int64(ids.count))
+        let all = try await s.store.allIds(in: .deleted(.balance), of: "pay-vast")
         #expect(all.count == ids.count && Set(all) == Set(ids))
         // Redelivered, the failure lists nothing twice.
         _ = try await s.executor().execute(Scenario.batch([Make.paymentFailed(s, saga: "pay-vast")]))
-        #expect(try await s.store.allIds(in: .deletedBalance, of: "pay-vast").count == ids.count)
+        #expect(try await s.store.allIds(in: .deleted(.balance), of: "pay-vast").count == ids.count)
         await s.drop()
     }
 

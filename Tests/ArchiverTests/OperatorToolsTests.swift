@@ -132,7 +132,7 @@ struct ReplayTests {
         let s = try await Scenario()
         // rejected: an operator's unique index refuses the second deduction...
         try await s.store.migrate()
-        try await s.store.balance.createIndexes([IndexModel(keys: ["balanceAfter": 1], name: "unique_after", unique: true)])
+        try await s.store.collection(of: .balance).createIndexes([IndexModel(keys: ["balanceAfter": 1], name: "unique_after", unique: true)])
         let refused = Make.deducted(s, saga: "pay-r", amount: 5)
         try await s.send([Make.deducted(s, saga: "pay-ok", amount: 5), refused])
         let (archiver, task) = try await s.start()
@@ -140,16 +140,16 @@ struct ReplayTests {
         archiver.stop()
         try await task.value
         // ...until the index is dropped. decode and schema letters are fixed by a newer archiver: valid values now.
-        _ = try await s.store.database.runCommand(["dropIndexes": .string(HistoryStore.balanceCollection), "index": .document(["balanceAfter": 1])])
+        _ = try await s.store.database.runCommand(["dropIndexes": .string(HistoryKind.balance.collection), "index": .document(["balanceAfter": 1])])
         let decodeFixed = Make.deducted(s, saga: "pay-d"), schemaFixed = Make.paymentCompleted(s, saga: "pay-s")
         let stillBroken = KafkaRecord(topic: s.balanceTopic, key: "k", value: "still not json")
         try await s.send([letter(s, decodeFixed, kind: "decode"), letter(s, schemaFixed, kind: "schema"), letter(s, stillBroken, kind: "decode")])
 
         let summary = try await replayer(s, group: "replay-\(s.id)").run(filter: .init(), dryRun: false, idleMs: 4_000)
         #expect(summary == Replayer.Summary(archived: 3, failed: 1, skipped: 0))
-        #expect(try await s.count(s.store.balance) == 3)
-        #expect(try await s.count(s.store.payment) == 1)
-        let source = try await s.store.payment.findOne([:])?["source"]?.documentValue
+        #expect(try await s.count(s.store.collection(of: .balance)) == 3)
+        #expect(try await s.count(s.store.collection(of: .payment)) == 1)
+        let source = try await s.store.collection(of: .payment).findOne([:])?["source"]?.documentValue
         #expect(source?["offset"]?.int64Value == 7, "history keeps the original position")
         let again = try await s.read(s.deadLetterTopic, count: 5).filter { $0.value == stillBroken.value }
         #expect(again.map { $0.header("x-attempts")?.stringValue }.sorted { ($0 ?? "") < ($1 ?? "") } == ["1", "2"])
@@ -165,7 +165,7 @@ struct ReplayTests {
         let group = "replay-\(s.id)"
         let dry = try await replayer(s, group: group).run(filter: .init(), dryRun: true, idleMs: 4_000)
         #expect(dry == Replayer.Summary(archived: 1, failed: 1, skipped: 0, dryRun: true))
-        #expect(try await s.count(s.store.balance) == 0)
+        #expect(try await s.count(s.store.collection(of: .balance)) == 0)
         #expect(try await s.read(s.deadLetterTopic, count: 3, seconds: 10).count == 2, "no new dead letter")
         let real = try await replayer(s, group: group).run(filter: .init(), dryRun: false, idleMs: 4_000)
         #expect(real.archived == 1 && real.failed == 1, "the dry run did not move the group")
@@ -184,7 +184,7 @@ struct ReplayTests {
         #expect(first.archived == 2)
         let second = try await replayer(s, group: group).run(filter: .init(), dryRun: false, idleMs: 4_000)
         #expect(second.archived == 3)
-        #expect(try await s.count(s.store.balance) == 5)
+        #expect(try await s.count(s.store.collection(of: .balance)) == 5)
         await s.drop()
     }
 
@@ -207,7 +207,7 @@ struct ReplayTests {
         #expect(byTime.archived == 1, "pay-3 only; pay-1 again is outside the window")
         let rest = try await replayer(s, group: group).run(filter: .init(), dryRun: false, idleMs: 4_000)
         #expect(rest.archived == 2, "pay-2 was skipped so far and pay-3 sits behind it: not committed past; re-archiving is idempotent")
-        #expect(try await s.count(s.store.balance) == 3)
+        #expect(try await s.count(s.store.collection(of: .balance)) == 3)
         await s.drop()
     }
 }

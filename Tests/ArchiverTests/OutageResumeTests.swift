@@ -25,14 +25,15 @@ struct OutageResumeTests {
         let port = adminPort()
         let p = try ArchiverProcess(arguments: s.runArguments(adminPort: port, mongoURI: proxy.uri), adminPort: port)
         #expect(try await eventually(60) { await p.isReady() }, "\(p.output)")
-        proxy.arm(.afterReply(command: "insert", collection: HistoryStore.balanceCollection))
+        proxy.arm(.afterReply(command: "insert", collection: HistoryKind.balance.collection))
         try await s.send([Make.deducted(s, saga: "pay-first")])
         #expect(try await eventually { proxy.cutCount == 1 }, "the write went through the proxy")
         #expect(try await eventually(30) { await p.readyz()?.contains("mongo=down") == true }, "the re-check met the outage: \(p.output)")
         try proxy.restore()
         #expect(try await eventually(30) { await p.isReady() }, "\(p.output)")
         try await s.send((0..<10).map { Make.deducted(s, saga: "pay-after-\($0)") })
-        #expect(try await eventually(45) { try await s.count(s.store.balance) == 11 }, "events after the outage archived: \(p.output)")
+        #expect(
+            try await eventually(45) { try await s.count(s.store.collection(of: .balance)) == 11 }, "events after the outage archived: \(p.output)")
         p.terminate()
         await p.waitForExit()
         #expect(p.process.terminationStatus == 0, "\(p.output)")
@@ -72,9 +73,9 @@ struct OutageResumeTests {
             // the re-check finds the record and takes the write back, a delete, which meets the outage.
             archiver.faults.withLock {
                 $0.beforeWritingHistory = { [store = s.store] plan in
-                    guard plan.balanceWrites.contains(where: { $0.sagaId == "pay-raced" }) else { return }
+                    guard plan.writes(of: .balance).contains(where: { $0.sagaId == "pay-raced" }) else { return }
                     try await store.compensations.insertOne(["_id": "pay-raced", "reason": "declined", "failedEvent": "elsewhere"])
-                    proxy.arm(.before(command: "delete", collection: HistoryStore.balanceCollection))
+                    proxy.arm(.before(command: "delete", collection: HistoryKind.balance.collection))
                 }
             }
             try await s.send([Make.deducted(s, saga: "pay-raced")])
@@ -96,7 +97,7 @@ struct OutageResumeTests {
         #expect(try await eventually(30) { archiver.status.snapshot.mongoReachable })
         try await s.send((0..<10).map { Make.deducted(s, saga: "pay-after-\($0)") })
         let expected = site.balanceDocumentsBeforeTheTen + 10
-        #expect(try await eventually(45) { try await s.count(s.store.balance) == expected }, "events after the outage archived")
+        #expect(try await eventually(45) { try await s.count(s.store.collection(of: .balance)) == expected }, "events after the outage archived")
         archiver.stop()
         try await task.value
         await s.drop()
@@ -116,7 +117,7 @@ struct StallVisibilityTests {
         #expect(try await eventually(60) { archiver.status.snapshot.ready })
         // One key: one partition, whose position is known once these are archived.
         try await s.send((0..<20).map { Make.deducted(s, saga: "pay-\($0)", user: 7) })
-        #expect(try await eventually { try await s.count(s.store.balance) == 20 })
+        #expect(try await eventually { try await s.count(s.store.collection(of: .balance)) == 20 })
         #expect(try await eventually { Self.lag(registry) == 0 })
 
         proxy.cutOff()
@@ -131,7 +132,7 @@ struct StallVisibilityTests {
         #expect(try await eventually(30) { Self.lag(registry) == 31 }, "lag \(Self.lag(registry))")
 
         try proxy.restore()
-        #expect(try await eventually(60) { try await s.count(s.store.balance) == 51 })
+        #expect(try await eventually(60) { try await s.count(s.store.collection(of: .balance)) == 51 })
         #expect(try await eventually(30) { Self.lag(registry) == 0 && Self.gauge("archiver_paused_partitions", registry) == 0 })
         #expect(try await eventually { archiver.status.snapshot.ready })
         archiver.stop()
@@ -198,7 +199,7 @@ struct KafkaOutageResumeTests {
             (0..<10).map { Make.deducted(s, saga: "pay-after-\($0)") }.map {
                 KafkaRecord(topic: $0.topic, key: $0.key, value: $0.value)
             })
-        #expect(try await eventually(45) { try await s.count(s.store.balance) == 10 }, "events after the outage archived")
+        #expect(try await eventually(45) { try await s.count(s.store.collection(of: .balance)) == 10 }, "events after the outage archived")
         archiver.stop()
         try await task.value
         await producer.close()

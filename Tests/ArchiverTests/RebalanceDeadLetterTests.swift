@@ -62,7 +62,7 @@ struct RebalanceDeadLetterTests {
         let letters = Set(try await s.readAll(s.deadLetterTopic).map { String(decoding: $0.value, as: UTF8.self) })
         let missing = (0..<sent).map { "poison \($0)" }.filter { !letters.contains($0) }
         #expect(missing.isEmpty, "\(missing.count) of \(sent) poison messages committed past without a dead letter: \(missing.prefix(10))")
-        #expect(try await s.count(s.store.balance) == sent)
+        #expect(try await s.count(s.store.collection(of: .balance)) == sent)
         await s.drop()
     }
 }

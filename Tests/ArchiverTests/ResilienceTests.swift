@@ -18,14 +18,14 @@ struct ResilienceTests {
         let archiver = try await Archiver(configuration: config, logger: .init(label: "outage-test"))
         let task = Task { try await archiver.run() }
         try await s.send((0..<200).map { i in Make.deducted(s, saga: "pay-\(i)", user: Int64(i % 9)) })
-        #expect(try await eventually { try await s.count(s.store.balance) == 200 })
+        #expect(try await eventually { try await s.count(s.store.collection(of: .balance)) == 200 })
 
         try await mongo.stop()
         try await s.send((200..<500).map { i in Make.deducted(s, saga: "pay-\(i)", user: Int64(i % 9)) })
         #expect(try await eventually(20) { !archiver.status.snapshot.mongoReachable }, "the outage is noticed and reported to /readyz")
         #expect(!archiver.status.snapshot.ready)
         try await mongo.start()
-        #expect(try await eventually(60) { try await s.count(s.store.balance) == 500 })
+        #expect(try await eventually(60) { try await s.count(s.store.collection(of: .balance)) == 500 })
         #expect(archiver.totals.deadLettered == 0)
         archiver.stop()
         try await task.value
@@ -40,11 +40,11 @@ struct ResilienceTests {
         var first = try ArchiverProcess(arguments: s.runArguments(adminPort: port) + ["--batch-size", "100"], adminPort: port)
         #expect(try await eventually { await first.isReady() }, "\(first.output)")
         try await s.send(events)
-        #expect(try await eventually { try await s.count(s.store.balance) > 300 })
+        #expect(try await eventually { try await s.count(s.store.collection(of: .balance)) > 300 })
         await first.kill9()
-        let atKill = try await s.count(s.store.balance)
+        let atKill = try await s.count(s.store.collection(of: .balance))
         first = try ArchiverProcess(arguments: s.runArguments(adminPort: port) + ["--batch-size", "100"], adminPort: port)
-        #expect(try await eventually(60) { try await s.count(s.store.balance) == 3_000 }, "\(first.output)")
+        #expect(try await eventually(60) { try await s.count(s.store.collection(of: .balance)) == 3_000 }, "\(first.output)")
         first.terminate()
         await first.waitForExit()
         #expect(atKill < 3_000, "the kill came mid-stream")
@@ -52,9 +52,9 @@ struct ResilienceTests {
         // show as a document of another id (an upsert without `_id` gets an ObjectId): every
         // document is counted, whatever its id, and every id must be a sent event's.
         let sent = Set(events.map { try! JSONValue.parse($0.value)["id"]!.stringValue! })
-        let documents = try await s.store.balance.find([:], options: FindOptions(projection: ["_id": 1]))
+        let documents = try await s.store.collection(of: .balance).find([:], options: FindOptions(projection: ["_id": 1]))
         let ids = documents.map { $0["_id"]?.stringValue ?? "not a string: \(String(describing: $0["_id"]))" }
-        #expect(try await s.count(s.store.balance) == sent.count)
+        #expect(try await s.count(s.store.collection(of: .balance)) == sent.count)
         #expect(sent.count == 3_000 && documents.count == sent.count && Set(ids) == sent, "\(Set(ids).subtracting(sent).prefix(3))")
         #expect(try await s.readAll(s.deadLetterTopic).isEmpty)
         await s.drop()
@@ -72,10 +72,10 @@ struct ResilienceTests {
                 return readyA && readyB
             }, "both own partitions: \(a.output) \(b.output)")
         try await s.send((0..<1_500).map { i in Make.deducted(s, saga: "pay-\(i)", user: Int64(i)) })
-        #expect(try await eventually { try await s.count(s.store.balance) > 100 })
+        #expect(try await eventually { try await s.count(s.store.collection(of: .balance)) > 100 })
         await a.kill9()
         try await s.send((1_500..<2_000).map { i in Make.deducted(s, saga: "pay-\(i)", user: Int64(i)) })
-        #expect(try await eventually(90) { try await s.count(s.store.balance) == 2_000 }, "\(b.output)")
+        #expect(try await eventually(90) { try await s.count(s.store.collection(of: .balance)) == 2_000 }, "\(b.output)")
         b.terminate()
         await b.waitForExit()
         await s.drop()
@@ -88,7 +88,7 @@ struct ResilienceTests {
         #expect(try await eventually { await p.isReady() })
         #expect(await ArchiverProcess.get("http://127.0.0.1:\(port)/healthz")?.0 == 200)
         try await s.send((0..<2_000).map { i in Make.deducted(s, saga: "pay-\(i)", user: Int64(i)) })
-        #expect(try await eventually { try await s.count(s.store.balance) > 0 })
+        #expect(try await eventually { try await s.count(s.store.collection(of: .balance)) > 0 })
         let signalled = Date()
         p.terminate()
         await p.waitForExit()
@@ -98,7 +98,7 @@ struct ResilienceTests {
         #expect(p.output.contains("archiver stopped"))
         // What it committed, it wrote: a restart archives the rest and nothing twice.
         let next = try ArchiverProcess(arguments: s.runArguments(adminPort: port), adminPort: port)
-        #expect(try await eventually(60) { try await s.count(s.store.balance) == 2_000 })
+        #expect(try await eventually(60) { try await s.count(s.store.collection(of: .balance)) == 2_000 })
         let metrics = await next.metrics() ?? ""
         next.terminate()
         await next.waitForExit()

@@ -34,7 +34,7 @@ struct TraceIdTests {
         try await task.value
 
         let traces = Dictionary(
-            uniqueKeysWithValues: try await (s.store.balance.find() + s.store.payment.find()).map {
+            uniqueKeysWithValues: try await (s.store.collection(of: .balance).find() + s.store.collection(of: .payment).find()).map {
                 ("\($0["sagaId"]?.stringValue ?? "") \($0["_id"]?.stringValue ?? "")", $0["traceId"])
             })
         #expect(traces.count == 4)
@@ -61,7 +61,7 @@ struct TraceIdTests {
         try await s.send([replay.letter(s, Make.deducted(s, saga: "pay-r", trace: Self.kept), kind: "schema")])
         let summary = try await replay.replayer(s, group: "replay-\(s.id)").run(filter: .init(), dryRun: false, idleMs: 4_000)
         #expect(summary.archived == 1)
-        #expect(try await s.store.balance.findOne(["sagaId": "pay-r"])?["traceId"] == .string(Self.kept.traceId.hex))
+        #expect(try await s.store.collection(of: .balance).findOne(["sagaId": "pay-r"])?["traceId"] == .string(Self.kept.traceId.hex))
         await s.drop()
     }
 }

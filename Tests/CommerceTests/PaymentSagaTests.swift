@@ -1,3 +1,4 @@
+import Archiver
 import Foundation
 import Mongo
 import TestSupport
@@ -16,13 +17,13 @@ struct PaymentSagaTests {
         #expect(try await s.settledPayment(payment) == "COMPLETED")
         #expect(try await s.string("/orders/\(order)", "status") == "PAID")
         #expect(try await s.int("/users/1/balance", "balance") == 6_000)
-        #expect(try await eventually { try await s.historyCount(s.store.payment, saga: "pay-\(payment)") == 1 })
+        #expect(try await eventually { try await s.historyCount(s.store.collection(of: .payment), saga: "pay-\(payment)") == 1 })
         #expect(
             try await eventually {
-                let deduct = try await s.store.balance.findOne(["sagaId": .string("pay-\(payment)")])
+                let deduct = try await s.store.collection(of: .balance).findOne(["sagaId": .string("pay-\(payment)")])
                 return deduct?["type"]?.stringValue == "DEDUCT" && deduct?["balanceAfter"]?.int64Value == 6_000
             })
-        #expect(try await eventually { try await s.store.balance.count(["type": "CHARGE", "userId": .int64(1)]) == 1 })
+        #expect(try await eventually { try await s.store.collection(of: .balance).count(["type": "CHARGE", "userId": .int64(1)]) == 1 })
         await s.finish()
     }
 
@@ -61,8 +62,8 @@ struct PaymentSagaTests {
                 let deleted = record?["deleted"]?.documentValue?["balance_history"]?.arrayValue?.count ?? 0
                 return deleted + (record?["suppressed"]?.arrayValue?.count ?? 0) == 1
             }, "the archiver took back the second payment's deduction")
-        #expect(try await eventually { try await s.historyCount(s.store.balance, saga: "pay-\(second)") == 0 })
-        #expect(try await eventually { try await s.historyCount(s.store.payment, saga: "pay-\(first)") == 1 })
+        #expect(try await eventually { try await s.historyCount(s.store.collection(of: .balance), saga: "pay-\(second)") == 0 })
+        #expect(try await eventually { try await s.historyCount(s.store.collection(of: .payment), saga: "pay-\(first)") == 1 })
         await s.finish()
     }
 
@@ -83,7 +84,7 @@ struct PaymentSagaTests {
                 return deleted + (record?["suppressed"]?.arrayValue?.count ?? 0) == 1
             }, "the deduction was archived and taken back, or suppressed")
         // The archiver writes its compensation record first, then deletes.
-        #expect(try await eventually { try await s.historyCount(s.store.balance, saga: "pay-1") == 0 })
+        #expect(try await eventually { try await s.historyCount(s.store.collection(of: .balance), saga: "pay-1") == 0 })
         // The payment never completed, so no payment history was ever archived, nor taken back.
         let record = try await s.store.compensations.findOne(["_id": "pay-1"])
         #expect(record?["deleted"]?.documentValue?["payment_history"]?.arrayValue == [], "\(String(describing: record))")

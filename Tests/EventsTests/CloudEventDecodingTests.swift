@@ -9,11 +9,11 @@ let deducted = """
      "data":{"userId":42,"amount":15000,"balanceBefore":50000,"balanceAfter":35000,"orderId":1001,"paymentId":3}}
     """
 
-func decode(_ text: String) throws -> CloudEvent { try CloudEvent.decode(Array(text.utf8)) }
+func decode(_ text: String) throws -> CloudEvent { try CloudEvent.decode(Array(text.utf8), schema: contract) }
 
 func kind(of text: String) -> EventDecodingError.Kind? {
     do {
-        _ = try CloudEvent.decode(Array(text.utf8)).archiveEvent(fallbackTimeMs: nil)
+        _ = try CloudEvent.decode(Array(text.utf8), schema: contract).archiveEvent(fallbackTimeMs: nil)
         return nil
     } catch { return error.kind }
 }
@@ -25,18 +25,17 @@ struct CloudEventDecodingTests {
         #expect(event.sagaId == "pay-1001-3")
         let archive = try event.archiveEvent(fallbackTimeMs: nil)
         #expect(
-            archive
-                == .balance(
-                    BalanceChange(
-                        eventId: "0f1e6a52-5b7e-4a43-9a8e-2c3d1b7f9e10", kind: .deduct, userId: 42, amount: 15000,
-                        balanceBefore: 50000, balanceAfter: 35000, orderId: 1001, paymentId: 3, sagaId: "pay-1001-3",
-                        occurredAtMs: Timestamp.parse("2026-11-24T10:00:00.123Z")!)))
+            BalanceChange(archive)
+                == BalanceChange(
+                    eventId: "0f1e6a52-5b7e-4a43-9a8e-2c3d1b7f9e10", kind: .deduct, userId: 42, amount: 15000,
+                    balanceBefore: 50000, balanceAfter: 35000, orderId: 1001, paymentId: 3, sagaId: "pay-1001-3",
+                    occurredAtMs: Timestamp.parse("2026-11-24T10:00:00.123Z")!))
     }
 
     @Test func unknownAttributesAndDataFieldsAreIgnored() throws {
         let text = deducted.replacingOccurrences(of: "\"subject\"", with: "\"extra\":{\"deep\":[1,2,{\"x\":null}]},\"subject\"")
             .replacingOccurrences(of: "\"userId\":42", with: "\"userId\":42,\"note\":\"hi\\u00e9\\n\",\"f\":1.5e3")
-        guard case .balance(let b) = try decode(text).archiveEvent(fallbackTimeMs: nil) else { Issue.record("not a balance"); return }
+        guard let b = BalanceChange(try decode(text).archiveEvent(fallbackTimeMs: nil)) else { Issue.record("not a balance"); return }
         #expect(b.userId == 42 && b.amount == 15000)
     }
 
@@ -45,7 +44,7 @@ struct CloudEventDecodingTests {
             {"specversion":"1.0","id":"c1","source":"/commerce/user","type":"commerce.balance.charged","sagaid":"charge-c1",
              "time":"2026-11-24T10:00:00+09:00","data":{"userId":7,"amount":100,"balanceBefore":0,"balanceAfter":100}}
             """
-        guard case .balance(let b) = try decode(text).archiveEvent(fallbackTimeMs: nil) else { Issue.record("not a balance"); return }
+        guard let b = BalanceChange(try decode(text).archiveEvent(fallbackTimeMs: nil)) else { Issue.record("not a balance"); return }
         #expect(b.kind == .charge && b.orderId == nil && b.paymentId == nil)
         #expect(b.occurredAtMs == Timestamp.parse("2026-11-24T01:00:00Z"))
     }
@@ -55,7 +54,7 @@ struct CloudEventDecodingTests {
             {"specversion":"1.0","id":"p1","source":"/commerce/payment","type":"commerce.payment.completed","sagaid":"pay-3",
              "time":"2026-11-24T10:00:00Z","data":{"paymentId":3,"orderId":1001,"userId":42,"amount":15000,"status":"COMPLETED"}}
             """
-        guard case .payment(let p) = try decode(payment).archiveEvent(fallbackTimeMs: nil) else { Issue.record("not a payment"); return }
+        guard let p = PaymentCompletion(try decode(payment).archiveEvent(fallbackTimeMs: nil)) else { Issue.record("not a payment"); return }
         #expect(p.status == "COMPLETED" && p.orderId == 1001)
         let failed = """
             {"specversion":"1.0","id":"f1","source":"/commerce/order","type":"commerce.order.status-change-failed","sagaid":"pay-3","data":{"reason":"order cancelled"}}
@@ -73,7 +72,7 @@ struct CloudEventDecodingTests {
 
     @Test func theKafkaTimestampStandsInForAMissingTime() throws {
         let text = deducted.replacingOccurrences(of: "\"time\":\"2026-11-24T10:00:00.123Z\",", with: "")
-        guard case .balance(let b) = try decode(text).archiveEvent(fallbackTimeMs: 1234) else { Issue.record("not a balance"); return }
+        guard let b = BalanceChange(try decode(text).archiveEvent(fallbackTimeMs: 1234)) else { Issue.record("not a balance"); return }
         #expect(b.occurredAtMs == 1234)
         #expect(throws: EventDecodingError.self) { try decode(text).archiveEvent(fallbackTimeMs: nil) }
     }
@@ -107,7 +106,7 @@ struct CloudEventDecodingTests {
     ])
     func wrongShapesAreSchemaErrorsThatNameTheField(_ text: String, _ mentions: String) {
         do {
-            _ = try CloudEvent.decode(Array(text.utf8)).archiveEvent(fallbackTimeMs: nil)
+            _ = try CloudEvent.decode(Array(text.utf8), schema: contract).archiveEvent(fallbackTimeMs: nil)
             Issue.record("accepted: \(text)")
         } catch {
             #expect(error.kind == .schema)
@@ -119,9 +118,10 @@ struct CloudEventDecodingTests {
         let out = OutgoingEvent(
             id: "e-\"1\"", source: "/archiver", type: EventType.historyDeleted, timeMs: 1_764_000_000_123,
             sagaId: "pay-9", data: ["sagaId": .string("pay-9"), "reason": .string("line\nbreak ✓")])
-        let event = try CloudEvent.decode(out.bytes)
+        // `data` is read for the types of a schema: here one whose only type is this one, with a reason.
+        let event = try CloudEvent.decode(out.bytes, schema: EventSchema(histories: [], failureTypes: [EventType.historyDeleted]))
         #expect(event.id == "e-\"1\"" && event.type == EventType.historyDeleted && event.timeMs == 1_764_000_000_123)
-        #expect(event.data.reason == "line\nbreak ✓")
+        #expect(event.data.values.text(EventSchema.reason) == "line\nbreak ✓")
         #expect(try JSONValue.parse(out.json)["data"]?["sagaId"] == .string("pay-9"))
     }
 

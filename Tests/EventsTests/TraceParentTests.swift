@@ -51,7 +51,7 @@ struct TraceParentTests {
     @Test func anEventsTraceparentIsReadAndAMalformedOneIgnored() throws {
         let traced = deducted.replacingOccurrences(of: #""sagaid""#, with: #""traceparent":"\#(Self.valid)","sagaid""#)
         #expect(try decode(traced).traceParent == TraceParent(Self.valid))
-        guard case .balance(let change) = try decode(traced).archiveEvent(fallbackTimeMs: nil) else { Issue.record("not a balance change"); return }
+        guard let change = BalanceChange(try decode(traced).archiveEvent(fallbackTimeMs: nil)) else { Issue.record("not a balance change"); return }
         #expect(change.traceParent == TraceParent(Self.valid))
         // Escapes are JSON's business: undone, this one is well formed.
         let escaped = deducted.replacingOccurrences(
