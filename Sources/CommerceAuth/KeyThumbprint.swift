@@ -10,7 +10,6 @@ enum KeyThumbprint {
         guard let point = key.parameters else { throw TokenVerifier.KeyFileError(description: "the key has no public point") }
         // The required members only, in lexicographic order, no whitespace (RFC 7638 §3.2).
         let canonical = #"{"crv":"P-256","kty":"EC","x":"\#(point.x)","y":"\#(point.y)"}"#
-        return Data(SHA256.hash(data: Data(canonical.utf8))).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        return Base64URL.encode(Data(SHA256.hash(data: Data(canonical.utf8))))
     }
 }

@@ -161,8 +161,13 @@ public struct TokenVerifier: Sendable {
     }
 }
 
-/// base64url without padding (RFC 7515 §2), as JWT segments are written.
+/// base64url without padding (RFC 7515 §2), as JWT segments and key thumbprints are written.
 enum Base64URL {
+    static func encode(_ data: Data) -> String {
+        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
     static func decode(_ text: Substring) -> Data? {
         var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)

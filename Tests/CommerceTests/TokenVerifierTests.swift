@@ -110,10 +110,7 @@ struct TokenVerifierTests {
         }
     }
 
-    static func base64URL(_ data: Data) -> String {
-        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
+    static func base64URL(_ data: Data) -> String { Base64URL.encode(data) }
 
     /// A JWK without `alg` gets the one its type implies, once, at load: a token naming another
     /// algorithm for it cannot pin it to that one (as the first token naming a key would in jwt-kit).
